@@ -1,0 +1,77 @@
+"""ALIF: LIF with an adaptive threshold ``theta_t = threshold + beta * a_{t-1}``."""
+
+from __future__ import annotations
+
+import torch
+
+from tether.functional import core
+from tether.reference import NeuronOutput
+
+
+class ALIFSubFunction(torch.autograd.Function):
+    """Multi-step ALIF over ``x_seq: (T, N)``.
+
+    ``apply(x_seq, v_init, a_init, decay_v, decay_a, threshold, beta, alpha,
+    surrogate_type=0, soft_reset=False, detach_reset=True, store_traces=True, group_size=1)``
+    returns ``(spikes, v_final, a_final, v_seq, a_seq)``: ``a_seq[t]`` is the adaptation
+    ``a_{t-1}`` used at step t; ``v_final``, ``a_final`` are float32. The spike feeding
+    ``a`` is differentiable; only the membrane reset is detached (``detach_reset``).
+    """
+
+    OP = "alif"
+
+    @staticmethod
+    def forward(
+        ctx,
+        x_seq: torch.Tensor,
+        v_init: torch.Tensor | None,
+        a_init: torch.Tensor | None,
+        decay_v: torch.Tensor | float,
+        decay_a: torch.Tensor | float,
+        threshold: torch.Tensor | float,
+        beta: torch.Tensor | float,
+        alpha: torch.Tensor | float = 2.0,
+        surrogate_type: int = 0,
+        soft_reset: bool = False,
+        detach_reset: bool = True,
+        store_traces: bool = True,
+        group_size: int = 1,
+    ):
+        spec = core.NeuronSpec(
+            ctx._forward_cls.OP,
+            adaptive=True,
+            surrogate_type=surrogate_type,
+            soft_reset=soft_reset,
+            detach_reset=detach_reset,
+            store_traces=store_traces,
+            group_size=group_size,
+        )
+        params = {"decay_v": decay_v, "threshold": threshold, "decay_a": decay_a, "beta": beta}
+        core.check_inputs(spec, x_seq, {"v_init": v_init, "a_init": a_init}, params, alpha)
+        names = ("x", "v_init", "a_init", "decay_v", "decay_a", "threshold", "beta", "alpha")
+        out = core.forward(
+            ctx, spec, x_seq, v_init, a_init, params, alpha, dict(zip(names, ctx.needs_input_grad))
+        )
+        return out.spikes, out.v_final, out.a_final, out.h_seq, out.a_seq
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_final, grad_a_final, grad_v_seq, grad_a_seq):
+        grads = core.backward(
+            ctx, NeuronOutput(grad_spikes, grad_v_final, grad_a_final, grad_v_seq, grad_a_seq)
+        )
+        p = grads.params
+        return (
+            grads.x,
+            grads.v_init,
+            grads.a_init,
+            p["decay_v"],
+            p["decay_a"],
+            p["threshold"],
+            p["beta"],
+            grads.alpha,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )

@@ -1,0 +1,440 @@
+"""What LIF, PLIF and ALIF share: input checks, kernel launchers and the autograd mechanics.
+
+``forward`` and ``backward`` are called by the thin ``autograd.Function`` classes in
+``lif.py``, ``plif.py`` and ``alif.py``. CUDA tensors (and CPU tensors under
+``TRITON_INTERPRET=1``) run the Triton kernels; other tensors, and float64 anywhere, run the
+eager reference inside the Function so that its gradients are autograd's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import triton
+
+from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
+from tether.reference import NeuronOutput, neuron_reference
+from tether.surrogates import check_surrogate_id
+from tether.tuning.space import PACK_DTYPES, KernelConfig
+from tether.tuning.table import select_config
+
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+STATE_PARAMS = ("decay_v", "threshold", "decay_a", "beta")
+Param = torch.Tensor | float
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """The static choices of one call (compile-time switches of the kernels)."""
+
+    op: str  # "lif" | "plif" | "alif": the winners-table key
+    adaptive: bool
+    surrogate_type: int = 0
+    soft_reset: bool = False
+    detach_reset: bool = True
+    store_traces: bool = True
+    group_size: int = 1
+
+
+class Saved(NamedTuple):
+    """What the training forward keeps for the backward."""
+
+    packed: torch.Tensor  # (ceil(T / pack_bits), N) int8|int16|int32
+    ckpt_v: torch.Tensor  # (ceil(T / chunk), N) float32
+    ckpt_a: torch.Tensor | None
+
+
+class Grads(NamedTuple):
+    x: torch.Tensor | None
+    v_init: torch.Tensor | None
+    a_init: torch.Tensor | None
+    params: dict[str, torch.Tensor | None]
+    alpha: torch.Tensor | None
+
+
+def uses_kernels(x: torch.Tensor) -> bool:
+    """CUDA tensors, or CPU tensors under the interpreter, in a kernel dtype."""
+    on_kernel_device = x.is_cuda or (INTERPRET and x.device.type == "cpu")
+    return on_kernel_device and x.dtype in KERNEL_DTYPES
+
+
+def _check_tensor(name: str, value: object, device: torch.device) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device != device:
+        raise ValueError(f"{name} is on {value.device}, expected x_seq's device {device}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    return value
+
+
+def check_inputs(
+    spec: NeuronSpec,
+    x: object,
+    states: dict[str, object],
+    params: dict[str, object],
+    alpha: object,
+) -> int:
+    """Validate a call; return P, the common length of the vector parameters (1 if none).
+
+    ``states`` and ``params`` map the caller's argument names to values, so errors name
+    what the user passed.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x_seq must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"x_seq must have shape (T, N), got shape {tuple(x.shape)}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"x_seq must have T >= 1 and N >= 1, got shape {tuple(x.shape)}")
+    if x.dtype not in KERNEL_DTYPES + (torch.float64,):
+        raise TypeError(f"x_seq must be float32, float16, bfloat16 or float64, got {x.dtype}")
+    n_neurons = x.shape[1]
+    for name, state in states.items():
+        if state is None:
+            continue
+        _check_tensor(name, state, x.device)
+        if tuple(state.shape) != (n_neurons,):
+            raise ValueError(
+                f"{name} must have shape (N,) = ({n_neurons},) to match x_seq, "
+                f"got {tuple(state.shape)}"
+            )
+    check_surrogate_id(spec.surrogate_type)
+    if not isinstance(spec.group_size, int) or spec.group_size < 1:
+        raise ValueError(f"group_size must be an int >= 1, got {spec.group_size!r}")
+    n_params = 1
+    for name, value in {**params, "alpha": alpha}.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            continue
+        _check_tensor(name, value, x.device)
+        if value.numel() == 1:
+            continue
+        if name == "alpha":
+            raise ValueError(f"alpha must be a float or a one-element tensor, got {value.shape}")
+        if value.ndim != 1:
+            raise ValueError(f"{name} must be a scalar or a 1-D vector, got shape {value.shape}")
+        if n_params not in (1, value.numel()):
+            raise ValueError(
+                f"{name} has {value.numel()} entries but another parameter has {n_params}: "
+                "vector parameters must have one common length"
+            )
+        n_params = value.numel()
+    if n_neurons % (n_params * spec.group_size):
+        raise ValueError(
+            f"x_seq has N={n_neurons} neurons, not a multiple of the parameter length "
+            f"({n_params}) times group_size ({spec.group_size})"
+        )
+    return n_params
+
+
+def _param_args(params: dict[str, Param]) -> tuple[list, list[int], list[bool]]:
+    """Kernel arguments for the four state parameters: values, strides, is-tensor flags."""
+    values, strides, is_tensor = [], [], []
+    for name in STATE_PARAMS:
+        value = params.get(name, 0.0)
+        if isinstance(value, torch.Tensor):
+            values.append(value.reshape(-1).contiguous())
+            strides.append(0 if value.numel() == 1 else 1)
+            is_tensor.append(True)
+        else:
+            values.append(float(value))
+            strides.append(0)
+            is_tensor.append(False)
+    return values, strides, is_tensor
+
+
+def launch_forward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    params: dict[str, Param],
+    n_params: int,
+    config: KernelConfig,
+    save_for_backward: bool,
+) -> tuple[NeuronOutput, Saved | None]:
+    """Run the forward kernel on ``x: (T, N)`` contiguous; ``config.chunk`` and
+    ``config.pack_bits`` fix the saved layout that the backward must be launched with."""
+    n_steps, n_neurons = x.shape
+    spikes = torch.empty_like(x)
+    h_seq = torch.empty_like(x) if spec.store_traces else None
+    a_seq = torch.empty_like(x) if spec.store_traces and spec.adaptive else None
+    v_final = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
+    a_final = torch.empty_like(v_final) if spec.adaptive else None
+    saved = None
+    if save_for_backward:
+        n_words = triton.cdiv(n_steps, config.pack_bits)
+        n_chunks = triton.cdiv(n_steps, config.chunk)
+        saved = Saved(
+            packed=torch.empty(n_words, n_neurons, device=x.device, dtype=PACK_DTYPES[config.pack_bits]),
+            ckpt_v=torch.empty(n_chunks, n_neurons, device=x.device, dtype=torch.float32),
+            ckpt_a=torch.empty(n_chunks, n_neurons, device=x.device, dtype=torch.float32)
+            if spec.adaptive
+            else None,
+        )
+    values, strides, is_tensor = _param_args(params)
+
+    def ptr(t: torch.Tensor | None) -> torch.Tensor:
+        return x if t is None else t  # unused pointers: any tensor, never read
+
+    grid = (triton.cdiv(n_neurons, config.block),)
+    neuron_fwd_kernel[grid](
+        x,
+        spikes,
+        ptr(h_seq),
+        ptr(a_seq),
+        ptr(v_init),
+        ptr(a_init),
+        v_final,
+        ptr(a_final),
+        ptr(saved and saved.packed),
+        ptr(saved and saved.ckpt_v),
+        ptr(saved and saved.ckpt_a),
+        *values,
+        *strides,
+        n_steps,
+        n_neurons,
+        spec.group_size,
+        n_params,
+        *is_tensor,
+        ADAPTIVE=spec.adaptive,
+        SOFT_RESET=spec.soft_reset,
+        HAS_V_INIT=v_init is not None,
+        HAS_A_INIT=a_init is not None,
+        STORE_H=spec.store_traces,
+        STORE_A=spec.store_traces and spec.adaptive,
+        SAVE_FOR_BACKWARD=save_for_backward,
+        BLOCK=config.block,
+        CHUNK=config.chunk,
+        PACK_BITS=config.pack_bits,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
+    return NeuronOutput(spikes, v_final, a_final, h_seq, a_seq), saved
+
+
+def launch_backward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    saved: Saved,
+    params: dict[str, Param],
+    alpha: Param,
+    n_params: int,
+    needs_param_grad: dict[str, bool],
+    grad_out: NeuronOutput,
+    config: KernelConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """Run the backward kernel. ``grad_out`` holds the gradients of the forward's outputs
+    (None where unused). Returns grad_x, grad_v_init, grad_a_init and, for each parameter in
+    ``needs_param_grad``, its per-neuron gradient summed over time: (N,) float32."""
+    n_steps, n_neurons = x.shape
+    grad_x = torch.empty_like(x)
+    grad_v_init = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
+    grad_a_init = torch.empty_like(grad_v_init) if spec.adaptive else None
+    grad_names = [name for name in (*STATE_PARAMS, "alpha") if needs_param_grad.get(name)]
+    rows = {name: i for i, name in enumerate(grad_names)}
+    grad_params = torch.empty(max(len(grad_names), 1), n_neurons, device=x.device, dtype=torch.float32)
+    values, strides, is_tensor = _param_args(params)
+    alpha_is_tensor = isinstance(alpha, torch.Tensor)
+    alpha_value = alpha.reshape(-1) if alpha_is_tensor else float(alpha)
+
+    def ptr(t: torch.Tensor | None) -> torch.Tensor:
+        return x if t is None else t.contiguous()
+
+    grid = (triton.cdiv(n_neurons, config.block),)
+    neuron_bwd_kernel[grid](
+        x,
+        saved.packed,
+        saved.ckpt_v,
+        ptr(saved.ckpt_a),
+        ptr(grad_out.spikes),
+        ptr(grad_out.h_seq),
+        ptr(grad_out.a_seq),
+        ptr(grad_out.v_final),
+        ptr(grad_out.a_final),
+        grad_x,
+        grad_v_init,
+        ptr(grad_a_init),
+        grad_params,
+        *values,
+        alpha_value,
+        *strides,
+        n_steps,
+        n_neurons,
+        spec.group_size,
+        n_params,
+        *is_tensor,
+        alpha_is_tensor,
+        ADAPTIVE=spec.adaptive,
+        SOFT_RESET=spec.soft_reset,
+        DETACH_RESET=spec.detach_reset,
+        SURROGATE=spec.surrogate_type,
+        HAS_GRAD_SPIKES=grad_out.spikes is not None,
+        HAS_GRAD_H=grad_out.h_seq is not None,
+        HAS_GRAD_A_SEQ=grad_out.a_seq is not None,
+        HAS_GRAD_V_FINAL=grad_out.v_final is not None,
+        HAS_GRAD_A_FINAL=grad_out.a_final is not None,
+        DECAY_V_GRAD_ROW=rows.get("decay_v", -1),
+        THRESHOLD_GRAD_ROW=rows.get("threshold", -1),
+        DECAY_A_GRAD_ROW=rows.get("decay_a", -1),
+        BETA_GRAD_ROW=rows.get("beta", -1),
+        ALPHA_GRAD_ROW=rows.get("alpha", -1),
+        BLOCK=config.block,
+        CHUNK=config.chunk,
+        PACK_BITS=config.pack_bits,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+    )
+    return grad_x, grad_v_init, grad_a_init, {name: grad_params[rows[name]] for name in grad_names}
+
+
+def reduce_param_grad(per_neuron: torch.Tensor, param: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Sum a (N,) per-neuron gradient into the parameter's shape, deterministically."""
+    if param.numel() == 1:
+        total = per_neuron.sum()
+    else:
+        total = per_neuron.view(-1, param.numel(), group_size).sum(dim=(0, 2))
+    return total.reshape(param.shape).to(param.dtype)
+
+
+def forward(
+    ctx,
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    params: dict[str, Param],
+    alpha: Param,
+    needs_grad: dict[str, bool],
+) -> NeuronOutput:
+    """The forward of every neuron Function. ``params`` uses the kernel's names
+    (``decay_v, threshold, decay_a, beta``); ``needs_grad`` says which inputs need a
+    gradient (keys ``x, v_init, a_init``, the parameter names and ``alpha``)."""
+    ctx.set_materialize_grads(False)
+    ctx.spec = spec
+    if not uses_kernels(x):
+        return _reference_forward(ctx, spec, x, v_init, a_init, params, alpha, needs_grad)
+    x = x.contiguous()
+    v_init = None if v_init is None else v_init.contiguous()
+    a_init = None if a_init is None else a_init.contiguous()
+    n_params = _n_params(params)
+    n_steps, n_neurons = x.shape
+    training = any(needs_grad.values())
+    config = select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
+    if training:
+        bwd_config = select_config(spec.op, "bwd", x.dtype, n_steps, n_neurons, x.device)
+        config = KernelConfig(
+            block=config.block,
+            num_warps=config.num_warps,
+            num_stages=config.num_stages,
+            chunk=bwd_config.chunk,
+            pack_bits=bwd_config.pack_bits,
+        )
+        ctx.bwd_config = bwd_config
+    out, saved = launch_forward(spec, x, v_init, a_init, params, n_params, config, training)
+    if training:
+        tensor_params = [params[name] for name in STATE_PARAMS if isinstance(params.get(name), torch.Tensor)]
+        tensor_alpha = [alpha] if isinstance(alpha, torch.Tensor) else []
+        ctx.save_for_backward(x, *saved, *tensor_params, *tensor_alpha)
+        ctx.param_kinds = {name: isinstance(params.get(name), torch.Tensor) for name in STATE_PARAMS}
+        ctx.float_params = {n: v for n, v in params.items() if not isinstance(v, torch.Tensor)}
+        ctx.float_alpha = None if tensor_alpha else alpha
+        ctx.n_params = n_params
+        ctx.needs_grad = needs_grad
+        ctx.state_dtypes = (
+            None if v_init is None else v_init.dtype,
+            None if a_init is None else a_init.dtype,
+        )
+    return out
+
+
+def _n_params(params: dict[str, Param]) -> int:
+    sizes = [p.numel() for p in params.values() if isinstance(p, torch.Tensor)]
+    return max(sizes, default=1)
+
+
+def backward(ctx, grad_out: NeuronOutput) -> Grads:
+    """The backward of every neuron Function: gradients for all inputs that need one."""
+    spec: NeuronSpec = ctx.spec
+    if hasattr(ctx, "reference"):
+        return _reference_backward(ctx, grad_out)
+    x, packed, ckpt_v, ckpt_a, *rest = ctx.saved_tensors
+    params: dict[str, Param] = dict(ctx.float_params)
+    for name in STATE_PARAMS:
+        if ctx.param_kinds[name]:
+            params[name] = rest.pop(0)
+    alpha = ctx.float_alpha if ctx.float_alpha is not None else rest.pop(0)
+    needs = ctx.needs_grad
+    grad_x, grad_v_init, grad_a_init, per_neuron = launch_backward(
+        spec,
+        x,
+        Saved(packed, ckpt_v, ckpt_a),
+        params,
+        alpha,
+        ctx.n_params,
+        {name: needs.get(name, False) for name in (*STATE_PARAMS, "alpha")},
+        grad_out,
+        ctx.bwd_config,
+    )
+    grads = {
+        name: reduce_param_grad(g, params[name] if name != "alpha" else alpha, spec.group_size)
+        for name, g in per_neuron.items()
+    }
+    v_dtype, a_dtype = ctx.state_dtypes
+    return Grads(
+        x=grad_x if needs["x"] else None,
+        v_init=grad_v_init.to(v_dtype) if needs.get("v_init") else None,
+        a_init=grad_a_init.to(a_dtype) if needs.get("a_init") else None,
+        params={name: grads.get(name) for name in STATE_PARAMS},
+        alpha=grads.get("alpha"),
+    )
+
+
+def _reference_forward(ctx, spec, x, v_init, a_init, params, alpha, needs_grad) -> NeuronOutput:
+    """Run the eager reference, keeping its graph for ``_reference_backward``."""
+    inputs = {"x": x, "v_init": v_init, "a_init": a_init, **params, "alpha": alpha}
+    leaves = {
+        name: value.detach().requires_grad_(needs_grad.get(name, False))
+        for name, value in inputs.items()
+        if isinstance(value, torch.Tensor)
+    }
+    inputs.update(leaves)
+    with torch.enable_grad():
+        out = neuron_reference(
+            inputs["x"],
+            inputs["v_init"],
+            inputs["decay_v"],
+            inputs["threshold"],
+            inputs["alpha"],
+            spec.surrogate_type,
+            spec.soft_reset,
+            spec.detach_reset,
+            spec.group_size,
+            adaptive=spec.adaptive,
+            a_init=inputs["a_init"],
+            decay_a=inputs.get("decay_a", 0.0),
+            beta=inputs.get("beta", 0.0),
+        )
+    if not spec.store_traces:
+        out = out._replace(h_seq=None, a_seq=None)
+    ctx.reference = (leaves, out)
+    return NeuronOutput(*(None if t is None else t.detach() for t in out))
+
+
+def _reference_backward(ctx, grad_out: NeuronOutput) -> Grads:
+    leaves, out = ctx.reference
+    pairs = [(o, g) for o, g in zip(out, grad_out) if o is not None and g is not None and o.requires_grad]
+    wanted = {name: leaf for name, leaf in leaves.items() if leaf.requires_grad}
+    grads = dict.fromkeys(wanted)
+    if pairs and wanted:
+        outputs, grad_outputs = zip(*pairs)
+        computed = torch.autograd.grad(outputs, list(wanted.values()), grad_outputs, allow_unused=True)
+        grads = dict(zip(wanted, computed))
+    return Grads(
+        x=grads.get("x"),
+        v_init=grads.get("v_init"),
+        a_init=grads.get("a_init"),
+        params={name: grads.get(name) for name in STATE_PARAMS},
+        alpha=grads.get("alpha"),
+    )

@@ -1,0 +1,366 @@
+"""One Triton template per direction for every neuron: LIF, PLIF and ALIF.
+
+Constexpr switches compile away what a neuron does not use: ``ADAPTIVE`` (ALIF's threshold
+state ``a``), ``SOFT_RESET``, ``DETACH_RESET``, ``SURROGATE`` and, per parameter,
+``*_IS_TENSOR`` (a pointer read at ``(n // group_size) % n_params``, stride 0 for a
+one-element tensor) versus a plain float argument. The equations are those of
+``tether/reference.py``.
+
+Layout: sequences are ``(T, N)`` row-major, so step ``t`` of neuron ``n`` is at ``t*N + n``
+(computed in int64). Each program owns ``BLOCK`` neurons and walks time in chunks of
+``CHUNK`` steps: a chunk of input is loaded as one ``(CHUNK, BLOCK)`` tile so that ``CHUNK``
+loads are in flight, and a step's row is taken from the tile with a constant-index select
+(free when a thread holds whole columns of the tile: ``BLOCK >= 32*num_warps*vector width``).
+
+Bytes per element (fp32; ``W = PACK_BITS``, ``K = CHUNK``):
+
+- forward, inference: read x (4), write spikes (4) = 8.
+- forward, training: + packed spikes (1/8 = 4/32) + a float32 checkpoint of ``v``
+  (and ``a``) at the start of every chunk (4/K each).
+- backward: read x (4), grad_spikes (4), packed spikes (1/8), checkpoints (4/K);
+  write grad_x (4). The membrane is recomputed from the checkpoint and x, not saved.
+"""
+
+import triton
+import triton.language as tl
+
+PI = 3.141592653589793
+
+
+@triton.jit
+def _param(value, index, stride, IS_TENSOR: tl.constexpr):
+    """A parameter per neuron: ``value[index * stride]`` if a tensor, else the float itself."""
+    if IS_TENSOR:
+        out = tl.load(value + index * stride).to(tl.float32)
+    else:
+        out = value
+    return out
+
+
+@triton.jit
+def _row(tile, rows, k: tl.constexpr):
+    """Row ``k`` of a ``(CHUNK, BLOCK)`` tile as a ``(BLOCK,)`` vector."""
+    return tl.sum(tl.where(rows == k, tile, 0.0), axis=0)
+
+
+@triton.jit
+def _set_row(tile, rows, k: tl.constexpr, row):
+    """The tile with row ``k`` replaced by ``row: (BLOCK,)``."""
+    return tl.where(rows == k, row[None, :], tile)
+
+
+@triton.jit
+def _surrogate(u, alpha, SURROGATE: tl.constexpr):
+    """``(sigma'(u), dPhi/dalpha)`` for surrogate id 0 Arctan, 1 Sigmoid, 2 FastSigmoid."""
+    if SURROGATE == 0:
+        scaled = alpha * PI * u
+        inv = 1.0 / (1.0 + scaled * scaled)
+        dsdu = alpha * inv
+        dphi_dalpha = u * inv
+    elif SURROGATE == 1:
+        sig = 1.0 / (1.0 + tl.exp(-alpha * u))
+        slope = sig * (1.0 - sig)
+        dsdu = alpha * slope
+        dphi_dalpha = u * slope
+    else:
+        inv = 1.0 / (1.0 + tl.abs(alpha * u))
+        dsdu = inv * inv
+        inv_primitive = 1.0 / (1.0 + alpha * tl.abs(u))
+        dphi_dalpha = -u * tl.abs(u) * inv_primitive * inv_primitive
+    return dsdu, dphi_dalpha
+
+
+@triton.jit
+def neuron_fwd_kernel(
+    x_ptr,  # (T, N) input dtype, read
+    spikes_ptr,  # (T, N) input dtype, written
+    h_seq_ptr,  # (T, N) input dtype, written if STORE_H
+    a_seq_ptr,  # (T, N) input dtype, written if STORE_A (ALIF: a_{t-1})
+    v_init_ptr,  # (N,) read if HAS_V_INIT, else v starts at 0
+    a_init_ptr,  # (N,) read if HAS_A_INIT
+    v_final_ptr,  # (N,) float32, written
+    a_final_ptr,  # (N,) float32, written if ADAPTIVE
+    packed_ptr,  # (ceil(T / PACK_BITS), N) int8|int16|int32, written if SAVE_FOR_BACKWARD
+    ckpt_v_ptr,  # (ceil(T / CHUNK), N) float32: v at each chunk start, if SAVE_FOR_BACKWARD
+    ckpt_a_ptr,  # same for a, if SAVE_FOR_BACKWARD and ADAPTIVE
+    decay_v,
+    threshold,
+    decay_a,
+    beta,
+    decay_v_stride,
+    threshold_stride,
+    decay_a_stride,
+    beta_stride,
+    n_steps,
+    n_neurons,
+    group_size,
+    n_params,
+    DECAY_V_IS_TENSOR: tl.constexpr,
+    THRESHOLD_IS_TENSOR: tl.constexpr,
+    DECAY_A_IS_TENSOR: tl.constexpr,
+    BETA_IS_TENSOR: tl.constexpr,
+    ADAPTIVE: tl.constexpr,
+    SOFT_RESET: tl.constexpr,
+    HAS_V_INIT: tl.constexpr,
+    HAS_A_INIT: tl.constexpr,
+    STORE_H: tl.constexpr,
+    STORE_A: tl.constexpr,
+    SAVE_FOR_BACKWARD: tl.constexpr,
+    BLOCK: tl.constexpr,
+    CHUNK: tl.constexpr,
+    PACK_BITS: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    n_mask = n < n_neurons
+    p_index = (n // group_size) % n_params
+    dv = _param(decay_v, p_index, decay_v_stride, DECAY_V_IS_TENSOR)
+    thr = _param(threshold, p_index, threshold_stride, THRESHOLD_IS_TENSOR)
+    if HAS_V_INIT:
+        v = tl.load(v_init_ptr + n, mask=n_mask, other=0.0).to(tl.float32)
+    else:
+        v = tl.zeros([BLOCK], dtype=tl.float32)
+    if ADAPTIVE:
+        da = _param(decay_a, p_index, decay_a_stride, DECAY_A_IS_TENSOR)
+        b = _param(beta, p_index, beta_stride, BETA_IS_TENSOR)
+        if HAS_A_INIT:
+            a = tl.load(a_init_ptr + n, mask=n_mask, other=0.0).to(tl.float32)
+        else:
+            a = tl.zeros([BLOCK], dtype=tl.float32)
+    rows = tl.arange(0, CHUNK)[:, None]
+    out_dtype = spikes_ptr.dtype.element_ty
+    word = tl.zeros([BLOCK], dtype=tl.int32)
+    for t0 in range(0, n_steps, CHUNK):
+        tile_offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
+        x_tile = tl.load(
+            x_ptr + tile_offsets, mask=(t0 + rows < n_steps) & n_mask[None, :], other=0.0
+        ).to(tl.float32)
+        if SAVE_FOR_BACKWARD:
+            ckpt_offsets = tl.cast(t0 // CHUNK, tl.int64) * n_neurons + n
+            tl.store(ckpt_v_ptr + ckpt_offsets, v, mask=n_mask)
+            if ADAPTIVE:
+                tl.store(ckpt_a_ptr + ckpt_offsets, a, mask=n_mask)
+        for k in tl.static_range(CHUNK):
+            valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps  # vector: the interpreter mistypes bool scalar & vector
+            offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n
+            step_mask = n_mask & valid
+            h = dv * v + _row(x_tile, rows, k)
+            if ADAPTIVE:
+                theta = thr + b * a
+            else:
+                theta = thr
+            spike = (h >= theta) & valid
+            if SOFT_RESET:
+                v = tl.where(valid, tl.where(spike, h - theta, h), v)
+            else:
+                v = tl.where(valid, tl.where(spike, 0.0, h), v)
+            spike_f = tl.where(spike, 1.0, 0.0)
+            tl.store(spikes_ptr + offsets, spike_f.to(out_dtype), mask=step_mask)
+            if STORE_H:
+                tl.store(h_seq_ptr + offsets, h.to(out_dtype), mask=step_mask)
+            if ADAPTIVE:
+                if STORE_A:
+                    tl.store(a_seq_ptr + offsets, a.to(out_dtype), mask=step_mask)
+                a = tl.where(valid, da * a + spike_f, a)
+            if SAVE_FOR_BACKWARD:
+                word = word | (spike.to(tl.int32) << ((t0 % PACK_BITS) + k))
+        if SAVE_FOR_BACKWARD:
+            t_end = tl.full([BLOCK], t0 + CHUNK, tl.int32)
+            word_done = (t_end % PACK_BITS == 0) | (t_end >= n_steps)
+            word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
+            packed_dtype = packed_ptr.dtype.element_ty
+            tl.store(packed_ptr + word_offsets, word.to(packed_dtype), mask=n_mask & word_done)
+            word = tl.where(word_done, 0, word)
+    tl.store(v_final_ptr + n, v, mask=n_mask)
+    if ADAPTIVE:
+        tl.store(a_final_ptr + n, a, mask=n_mask)
+
+
+@triton.jit
+def neuron_bwd_kernel(
+    x_ptr,  # (T, N) input dtype, read
+    packed_ptr,  # (ceil(T / PACK_BITS), N) spikes, 1 bit each, read
+    ckpt_v_ptr,  # (ceil(T / CHUNK), N) float32, read
+    ckpt_a_ptr,  # (ceil(T / CHUNK), N) float32, read if ADAPTIVE
+    grad_spikes_ptr,  # (T, N) read if HAS_GRAD_SPIKES
+    grad_h_ptr,  # (T, N) read if HAS_GRAD_H (gradient of v_seq)
+    grad_a_seq_ptr,  # (T, N) read if HAS_GRAD_A_SEQ
+    grad_v_final_ptr,  # (N,) read if HAS_GRAD_V_FINAL
+    grad_a_final_ptr,  # (N,) read if HAS_GRAD_A_FINAL
+    grad_x_ptr,  # (T, N) input dtype, written
+    grad_v_init_ptr,  # (N,) float32, written
+    grad_a_init_ptr,  # (N,) float32, written if ADAPTIVE
+    grad_params_ptr,  # (rows, N) float32: per-neuron sums over time, one row per parameter
+    decay_v,
+    threshold,
+    decay_a,
+    beta,
+    alpha,
+    decay_v_stride,
+    threshold_stride,
+    decay_a_stride,
+    beta_stride,
+    n_steps,
+    n_neurons,
+    group_size,
+    n_params,
+    DECAY_V_IS_TENSOR: tl.constexpr,
+    THRESHOLD_IS_TENSOR: tl.constexpr,
+    DECAY_A_IS_TENSOR: tl.constexpr,
+    BETA_IS_TENSOR: tl.constexpr,
+    ALPHA_IS_TENSOR: tl.constexpr,
+    ADAPTIVE: tl.constexpr,
+    SOFT_RESET: tl.constexpr,
+    DETACH_RESET: tl.constexpr,
+    SURROGATE: tl.constexpr,
+    HAS_GRAD_SPIKES: tl.constexpr,
+    HAS_GRAD_H: tl.constexpr,
+    HAS_GRAD_A_SEQ: tl.constexpr,
+    HAS_GRAD_V_FINAL: tl.constexpr,
+    HAS_GRAD_A_FINAL: tl.constexpr,
+    DECAY_V_GRAD_ROW: tl.constexpr,  # row of grad_params_ptr, or -1 for no gradient
+    THRESHOLD_GRAD_ROW: tl.constexpr,
+    DECAY_A_GRAD_ROW: tl.constexpr,
+    BETA_GRAD_ROW: tl.constexpr,
+    ALPHA_GRAD_ROW: tl.constexpr,
+    BLOCK: tl.constexpr,
+    CHUNK: tl.constexpr,
+    PACK_BITS: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    n_mask = n < n_neurons
+    p_index = (n // group_size) % n_params
+    dv = _param(decay_v, p_index, decay_v_stride, DECAY_V_IS_TENSOR)
+    thr = _param(threshold, p_index, threshold_stride, THRESHOLD_IS_TENSOR)
+    alpha = _param(alpha, 0, 0, ALPHA_IS_TENSOR)
+    zeros = tl.zeros([BLOCK], dtype=tl.float32)
+    zero_tile = tl.zeros([CHUNK, BLOCK], dtype=tl.float32)
+    # Adjoints of the state after the current step: dL/dv_t and dL/da_t.
+    if HAS_GRAD_V_FINAL:
+        grad_v = tl.load(grad_v_final_ptr + n, mask=n_mask, other=0.0).to(tl.float32)
+    else:
+        grad_v = zeros
+    grad_a = zeros
+    if ADAPTIVE:
+        da = _param(decay_a, p_index, decay_a_stride, DECAY_A_IS_TENSOR)
+        b = _param(beta, p_index, beta_stride, BETA_IS_TENSOR)
+        if HAS_GRAD_A_FINAL:
+            grad_a = tl.load(grad_a_final_ptr + n, mask=n_mask, other=0.0).to(tl.float32)
+    acc_decay_v = zeros
+    acc_threshold = zeros
+    acc_decay_a = zeros
+    acc_beta = zeros
+    acc_alpha = zeros
+    rows = tl.arange(0, CHUNK)[:, None]
+    out_dtype = grad_x_ptr.dtype.element_ty
+    n_chunks = tl.cdiv(n_steps, CHUNK)
+    for i in range(0, n_chunks):
+        chunk = n_chunks - 1 - i
+        t0 = chunk * CHUNK
+        tile_offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
+        tile_mask = (t0 + rows < n_steps) & n_mask[None, :]
+        x_tile = tl.load(x_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32)
+        if HAS_GRAD_SPIKES:
+            gs_tile = tl.load(grad_spikes_ptr + tile_offsets, mask=tile_mask, other=0.0)
+            gs_tile = gs_tile.to(tl.float32)
+        if HAS_GRAD_H:
+            gh_tile = tl.load(grad_h_ptr + tile_offsets, mask=tile_mask, other=0.0)
+            gh_tile = gh_tile.to(tl.float32)
+        if HAS_GRAD_A_SEQ:
+            ga_tile = tl.load(grad_a_seq_ptr + tile_offsets, mask=tile_mask, other=0.0)
+            ga_tile = ga_tile.to(tl.float32)
+        word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
+        word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
+        bit0 = t0 % PACK_BITS
+        ckpt_offsets = tl.cast(chunk, tl.int64) * n_neurons + n
+        # Recompute the chunk forward from its checkpoint, keeping the state before each step.
+        v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0)
+        v_prev_tile = zero_tile
+        if ADAPTIVE:
+            a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0)
+            a_prev_tile = zero_tile
+        for k in tl.static_range(CHUNK):
+            v_prev_tile = _set_row(v_prev_tile, rows, k, v)
+            spike = ((word >> (bit0 + k)) & 1) != 0
+            h = dv * v + _row(x_tile, rows, k)
+            if ADAPTIVE:
+                a_prev_tile = _set_row(a_prev_tile, rows, k, a)
+                theta = thr + b * a
+                a = da * a + tl.where(spike, 1.0, 0.0)
+            else:
+                theta = thr
+            if SOFT_RESET:
+                v = tl.where(spike, h - theta, h)
+            else:
+                v = tl.where(spike, 0.0, h)
+        # Walk the chunk backwards.
+        for kk in tl.static_range(CHUNK):
+            k: tl.constexpr = CHUNK - 1 - kk
+            valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps  # vector: the interpreter mistypes bool scalar & vector
+            spike = ((word >> (bit0 + k)) & 1) != 0
+            spike_f = tl.where(spike, 1.0, 0.0)
+            v_prev = _row(v_prev_tile, rows, k)
+            h = dv * v_prev + _row(x_tile, rows, k)
+            if ADAPTIVE:
+                a_prev = _row(a_prev_tile, rows, k)
+                theta = thr + b * a_prev
+            else:
+                theta = thr
+            u = h - theta
+            dsdu, dphi_dalpha = _surrogate(u, alpha, SURROGATE)
+            grad_s = zeros
+            if HAS_GRAD_SPIKES:
+                grad_s = _row(gs_tile, rows, k)
+            if ADAPTIVE:
+                grad_s = grad_s + grad_a
+            if not DETACH_RESET:
+                if SOFT_RESET:
+                    grad_s = grad_s - grad_v * theta
+                else:
+                    grad_s = grad_s - grad_v * h
+            grad_u = grad_s * dsdu
+            if SOFT_RESET:
+                grad_h = grad_u + grad_v
+                grad_theta = -grad_u - grad_v * spike_f
+            else:
+                grad_h = grad_u + grad_v * (1.0 - spike_f)
+                grad_theta = -grad_u
+            if HAS_GRAD_H:
+                grad_h = grad_h + _row(gh_tile, rows, k)
+            grad_h = tl.where(valid, grad_h, 0.0)
+            grad_theta = tl.where(valid, grad_theta, 0.0)
+            tl.store(
+                grad_x_ptr + tl.cast(t0 + k, tl.int64) * n_neurons + n,
+                grad_h.to(out_dtype),
+                mask=n_mask & valid,
+            )
+            if DECAY_V_GRAD_ROW >= 0:
+                acc_decay_v += grad_h * v_prev
+            if THRESHOLD_GRAD_ROW >= 0:
+                acc_threshold += grad_theta
+            if ALPHA_GRAD_ROW >= 0:
+                acc_alpha += tl.where(valid, grad_s * dphi_dalpha, 0.0)
+            if ADAPTIVE:
+                if BETA_GRAD_ROW >= 0:
+                    acc_beta += grad_theta * a_prev
+                if DECAY_A_GRAD_ROW >= 0:
+                    acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
+                grad_a_prev = grad_a * da + grad_theta * b
+                if HAS_GRAD_A_SEQ:
+                    grad_a_prev += _row(ga_tile, rows, k)
+                grad_a = tl.where(valid, grad_a_prev, grad_a)
+            grad_v = tl.where(valid, grad_h * dv, grad_v)
+    tl.store(grad_v_init_ptr + n, grad_v, mask=n_mask)
+    if ADAPTIVE:
+        tl.store(grad_a_init_ptr + n, grad_a, mask=n_mask)
+    if DECAY_V_GRAD_ROW >= 0:
+        tl.store(grad_params_ptr + DECAY_V_GRAD_ROW * n_neurons + n, acc_decay_v, mask=n_mask)
+    if THRESHOLD_GRAD_ROW >= 0:
+        tl.store(grad_params_ptr + THRESHOLD_GRAD_ROW * n_neurons + n, acc_threshold, mask=n_mask)
+    if DECAY_A_GRAD_ROW >= 0:
+        tl.store(grad_params_ptr + DECAY_A_GRAD_ROW * n_neurons + n, acc_decay_a, mask=n_mask)
+    if BETA_GRAD_ROW >= 0:
+        tl.store(grad_params_ptr + BETA_GRAD_ROW * n_neurons + n, acc_beta, mask=n_mask)
+    if ALPHA_GRAD_ROW >= 0:
+        tl.store(grad_params_ptr + ALPHA_GRAD_ROW * n_neurons + n, acc_alpha, mask=n_mask)

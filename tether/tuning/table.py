@@ -1,0 +1,178 @@
+"""The winners table: tuned launch configs per GPU, op, direction, dtype and shape bucket.
+
+The table is ``winners.json`` beside this file (or the file named by ``TETHER_WINNERS``)::
+
+    {"schema": 1, "entries": [{"gpu": "NVIDIA H100 80GB HBM3", "capability": "9.0",
+      "op": "lif", "direction": "fwd", "dtype": "float32", "t_bucket": 32,
+      "n_bucket": 8388608, "kernel_hash": "...", "config": {...}, "ms": ..., ...}]}
+
+Buckets are the next power of two of T (1..1024) and N (2**10..2**26). A lookup takes the
+entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
+entries whose ``kernel_hash`` differs from the current kernel source are ignored. With no
+entry the heuristic ``default_config`` is used. Lookups are cached per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tether.kernels import neuron as neuron_kernels
+from tether.tuning.space import DIRECTIONS, KernelConfig, default_config
+
+SCHEMA = 1
+TABLE_PATH = Path(__file__).with_name("winners.json")
+T_RANGE = (1, 1024)
+N_RANGE = (2**10, 2**26)
+OPS = ("lif", "plif", "alif")
+DTYPES = ("float32", "float16", "bfloat16")
+REQUIRED = {
+    "gpu": str,
+    "capability": str,
+    "op": str,
+    "direction": str,
+    "dtype": str,
+    "t_bucket": int,
+    "n_bucket": int,
+    "kernel_hash": str,
+    "config": dict,
+}
+
+
+class WinnersTableError(ValueError):
+    """The winners table file is malformed."""
+
+
+def kernel_hash() -> str:
+    """A hash of the kernel template source: table entries for other sources are stale."""
+    source = Path(neuron_kernels.__file__).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
+def bucket(value: int, lo: int, hi: int) -> int:
+    """The next power of two of ``value``, clamped to ``[lo, hi]``."""
+    return min(max(1 << max(int(value) - 1, 0).bit_length(), lo), hi)
+
+
+def t_bucket(n_steps: int) -> int:
+    return bucket(n_steps, *T_RANGE)
+
+
+def n_bucket(n_neurons: int) -> int:
+    return bucket(n_neurons, *N_RANGE)
+
+
+def validate_table(table: Any, source: str = "winners table") -> list[dict]:
+    """Return the entries of a parsed table, or raise ``WinnersTableError`` saying what is wrong."""
+    if not isinstance(table, dict) or table.get("schema") != SCHEMA:
+        raise WinnersTableError(f"{source}: expected an object with 'schema': {SCHEMA}")
+    entries = table.get("entries")
+    if not isinstance(entries, list):
+        raise WinnersTableError(f"{source}: 'entries' must be a list")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise WinnersTableError(f"{source}: entry {i} is not an object")
+        for key, kind in REQUIRED.items():
+            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                raise WinnersTableError(
+                    f"{source}: entry {i} needs '{key}' of type {kind.__name__}, "
+                    f"got {entry.get(key)!r}"
+                )
+        checks = (
+            ("op", OPS),
+            ("direction", DIRECTIONS),
+            ("dtype", DTYPES),
+        )
+        for key, allowed in checks:
+            if entry[key] not in allowed:
+                raise WinnersTableError(
+                    f"{source}: entry {i} has {key}={entry[key]!r}, expected one of {allowed}"
+                )
+        try:
+            KernelConfig(**entry["config"])
+        except (TypeError, ValueError) as err:
+            raise WinnersTableError(f"{source}: entry {i} has a bad config: {err}") from None
+    return entries
+
+
+def load_table(path: Path | str | None = None) -> list[dict]:
+    """Read and validate a winners file; a missing file is an empty table."""
+    path = Path(path or os.environ.get("TETHER_WINNERS") or TABLE_PATH)
+    if not path.exists():
+        return []
+    try:
+        table = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise WinnersTableError(f"{path}: not valid JSON: {err}") from None
+    return validate_table(table, str(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _current_entries() -> tuple[dict, ...]:
+    current = kernel_hash()
+    return tuple(e for e in load_table() if e["kernel_hash"] == current)
+
+
+def lookup(
+    entries: tuple[dict, ...] | list[dict],
+    gpu: str,
+    op: str,
+    direction: str,
+    dtype: str,
+    n_steps: int,
+    n_neurons: int,
+) -> KernelConfig | None:
+    """The config of the entry nearest to (T, N) for this GPU, op, direction and dtype."""
+    t_log, n_log = math.log2(t_bucket(n_steps)), math.log2(n_bucket(n_neurons))
+    best, best_distance = None, math.inf
+    for entry in entries:
+        if (entry["gpu"], entry["op"], entry["direction"], entry["dtype"]) != (
+            gpu,
+            op,
+            direction,
+            dtype,
+        ):
+            continue
+        distance = abs(math.log2(entry["t_bucket"]) - t_log) + abs(
+            math.log2(entry["n_bucket"]) - n_log
+        )
+        if distance < best_distance:
+            best, best_distance = entry, distance
+    return None if best is None else KernelConfig(**best["config"])
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_key(device_index: int) -> str:
+    """``"<name>|<major>.<minor>"``: the GPU's name and compute capability."""
+    major, minor = torch.cuda.get_device_capability(device_index)
+    return f"{torch.cuda.get_device_name(device_index)}|{major}.{minor}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _select(
+    gpu: str | None, op: str, direction: str, dtype: torch.dtype, t_b: int, n_b: int
+) -> KernelConfig:
+    if gpu is not None:
+        name, capability = gpu.split("|")
+        entries = [e for e in _current_entries() if e["capability"] == capability]
+        config = lookup(entries, name, op, direction, str(dtype).removeprefix("torch."), t_b, n_b)
+        if config is not None:
+            return config
+    return default_config(direction, dtype)
+
+
+def select_config(
+    op: str, direction: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
+) -> KernelConfig:
+    """The launch config for one call: the nearest tuned entry, else the default (cached)."""
+    gpu = None
+    if device.type == "cuda":
+        gpu = gpu_key(device.index if device.index is not None else torch.cuda.current_device())
+    return _select(gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
