@@ -24,7 +24,7 @@ Bytes per element (fp32; ``W = PACK_BITS``, ``K = CHUNK``):
 import triton
 import triton.language as tl
 
-PI = 3.141592653589793
+PI = tl.constexpr(3.141592653589793)
 
 
 @triton.jit
@@ -296,14 +296,14 @@ def neuron_bwd_kernel(
                 v = tl.where(spike, 0.0, h)
         # Walk the chunk backwards.
         for kk in tl.static_range(CHUNK):
-            k: tl.constexpr = CHUNK - 1 - kk
-            valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps  # vector: the interpreter mistypes bool scalar & vector
-            spike = ((word >> (bit0 + k)) & 1) != 0
+            j = CHUNK - 1 - kk  # step within the chunk, a constexpr
+            valid = tl.full([BLOCK], t0 + j, tl.int32) < n_steps  # vector: the interpreter mistypes bool scalar & vector
+            spike = ((word >> (bit0 + j)) & 1) != 0
             spike_f = tl.where(spike, 1.0, 0.0)
-            v_prev = _row(v_prev_tile, rows, k)
-            h = dv * v_prev + _row(x_tile, rows, k)
+            v_prev = _row(v_prev_tile, rows, j)
+            h = dv * v_prev + _row(x_tile, rows, j)
             if ADAPTIVE:
-                a_prev = _row(a_prev_tile, rows, k)
+                a_prev = _row(a_prev_tile, rows, j)
                 theta = thr + b * a_prev
             else:
                 theta = thr
@@ -311,7 +311,7 @@ def neuron_bwd_kernel(
             dsdu, dphi_dalpha = _surrogate(u, alpha, SURROGATE)
             grad_s = zeros
             if HAS_GRAD_SPIKES:
-                grad_s = _row(gs_tile, rows, k)
+                grad_s = _row(gs_tile, rows, j)
             if ADAPTIVE:
                 grad_s = grad_s + grad_a
             if not DETACH_RESET:
@@ -327,11 +327,11 @@ def neuron_bwd_kernel(
                 grad_h = grad_u + grad_v * (1.0 - spike_f)
                 grad_theta = -grad_u
             if HAS_GRAD_H:
-                grad_h = grad_h + _row(gh_tile, rows, k)
+                grad_h = grad_h + _row(gh_tile, rows, j)
             grad_h = tl.where(valid, grad_h, 0.0)
             grad_theta = tl.where(valid, grad_theta, 0.0)
             tl.store(
-                grad_x_ptr + tl.cast(t0 + k, tl.int64) * n_neurons + n,
+                grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
                 grad_h.to(out_dtype),
                 mask=n_mask & valid,
             )
@@ -348,7 +348,7 @@ def neuron_bwd_kernel(
                     acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
                 grad_a_prev = grad_a * da + grad_theta * b
                 if HAS_GRAD_A_SEQ:
-                    grad_a_prev += _row(ga_tile, rows, k)
+                    grad_a_prev += _row(ga_tile, rows, j)
                 grad_a = tl.where(valid, grad_a_prev, grad_a)
             grad_v = tl.where(valid, grad_h * dv, grad_v)
     tl.store(grad_v_init_ptr + n, grad_v, mask=n_mask)
