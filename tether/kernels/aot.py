@@ -1,10 +1,19 @@
 """Ahead-of-time compilation of the neuron kernels for a GPU target, without a GPU.
 
 The interpreter accepts code the compiler rejects, so CI compiles every kernel variant
-(and every config of the tuning space) for ``GPUTarget("cuda", 90, 32)`` with this helper.
+(and every config of the tuning space) for ``GPUTarget("cuda", 90, 32)``. Compiling needs
+real ``JITFunction``s, so it must run in a process without ``TRITON_INTERPRET``:
+``python -m tether.kernels.aot [--space]`` compiles the switch variants (or the tuning
+space) and prints one JSON object ``{variant id: "ok" | error}``.
 """
 
 from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Iterator
 
 import torch
 import triton
@@ -12,7 +21,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
-from tether.tuning.space import KernelConfig
+from tether.tuning.space import KernelConfig, config_space, default_config
 
 HOPPER = GPUTarget("cuda", 90, 32)
 _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16"}
@@ -69,3 +78,106 @@ def compile_kernel(
     source = ASTSource(kernel, _signature(kernel, dtype, config, constexprs), constexprs)
     options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
     return triton.compile(source, target=target, options=options)
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def fwd_switches(adaptive: bool, soft_reset: bool, save: bool, i: int) -> dict:
+    """Forward constexprs; ``i`` varies the remaining flags across variants."""
+    tensors = i % 2 == 0
+    return dict(
+        DECAY_V_IS_TENSOR=tensors,
+        THRESHOLD_IS_TENSOR=tensors,
+        DECAY_A_IS_TENSOR=tensors and adaptive,
+        BETA_IS_TENSOR=tensors and adaptive,
+        ADAPTIVE=adaptive,
+        SOFT_RESET=soft_reset,
+        HAS_V_INIT=i % 3 != 0,
+        HAS_A_INIT=adaptive and i % 3 != 0,
+        STORE_H=i % 2 == 1,
+        STORE_A=adaptive and i % 2 == 1,
+        SAVE_FOR_BACKWARD=save,
+    )
+
+
+def bwd_switches(adaptive: bool, soft_reset: bool, detach: bool, surrogate: int, i: int) -> dict:
+    """Backward constexprs; ``i`` varies the remaining flags across variants."""
+    tensors = i % 2 == 0
+    rows = iter(range(5))
+    return dict(
+        DECAY_V_IS_TENSOR=tensors,
+        THRESHOLD_IS_TENSOR=tensors,
+        DECAY_A_IS_TENSOR=tensors and adaptive,
+        BETA_IS_TENSOR=tensors and adaptive,
+        ALPHA_IS_TENSOR=tensors,
+        ADAPTIVE=adaptive,
+        SOFT_RESET=soft_reset,
+        DETACH_RESET=detach,
+        SURROGATE=surrogate,
+        HAS_GRAD_SPIKES=True,
+        HAS_GRAD_H=i % 3 == 0,
+        HAS_GRAD_A_SEQ=adaptive and i % 3 == 0,
+        HAS_GRAD_V_FINAL=i % 2 == 1,
+        HAS_GRAD_A_FINAL=adaptive and i % 2 == 1,
+        DECAY_V_GRAD_ROW=next(rows) if tensors else -1,
+        THRESHOLD_GRAD_ROW=next(rows) if tensors else -1,
+        DECAY_A_GRAD_ROW=next(rows) if tensors and adaptive else -1,
+        BETA_GRAD_ROW=next(rows) if tensors and adaptive else -1,
+        ALPHA_GRAD_ROW=next(rows) if tensors else -1,
+    )
+
+
+Variant = tuple[str, str, torch.dtype, KernelConfig, dict]
+
+
+def switch_variants() -> Iterator[Variant]:
+    """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied."""
+    names = list(DTYPES)
+    fwd_cases = itertools.product((False, True), (False, True), (False, True))
+    for i, case in enumerate(fwd_cases):
+        dtype = DTYPES[names[i % 3]]
+        yield f"fwd-{names[i % 3]}-{case}", "fwd", dtype, default_config("fwd", dtype), (
+            fwd_switches(*case, i)
+        )
+    bwd_cases = itertools.product((False, True), (False, True), (False, True), (0, 1, 2))
+    for i, case in enumerate(bwd_cases):
+        dtype = DTYPES[names[i % 3]]
+        yield f"bwd-{names[i % 3]}-{case}", "bwd", dtype, default_config("bwd", dtype), (
+            bwd_switches(*case, i)
+        )
+
+
+def space_variants() -> Iterator[Variant]:
+    """Every config of the tuning space, on the ALIF variant (the superset of switches)."""
+    for direction in ("fwd", "bwd"):
+        for dtype_name, dtype in DTYPES.items():
+            if dtype_name == "float16":
+                continue  # tuned dtypes: float32 and bfloat16
+            for config in config_space(direction, dtype):
+                switches = (
+                    fwd_switches(True, False, True, 0)
+                    if direction == "fwd"
+                    else bwd_switches(True, False, True, 0, 0)
+                )
+                yield f"{direction}-{dtype_name}-{config}", direction, dtype, config, switches
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--space", action="store_true", help="compile the tuning space")
+    args = parser.parse_args(argv)
+    variants = space_variants() if args.space else switch_variants()
+    results = {}
+    for name, direction, dtype, config, switches in variants:
+        try:
+            compile_kernel(direction, dtype, config, switches)
+            results[name] = "ok"
+        except Exception as err:  # report every failure, not just the first
+            results[name] = f"{type(err).__name__}: {str(err)[-400:]}"
+    json.dump(results, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

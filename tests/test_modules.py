@@ -1,0 +1,85 @@
+"""Modules: shapes, streaming state, reset, parameters, statistics."""
+
+import pytest
+import torch
+
+import tether
+from tests.conftest import DEVICE
+
+
+def make(neuron: str, n_neurons: int, **kwargs):
+    cls = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}[neuron]
+    return cls(n_neurons, **kwargs).to(DEVICE)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
+def test_chunked_equals_whole(device, neuron):
+    """Spikes, final state and all gradients agree when a sequence is fed in chunks."""
+    torch.manual_seed(0)
+    x = (torch.randn(20, 3, 2, 5, device=device) * 0.6 + 0.4).requires_grad_()
+    whole, chunked = make(neuron, 10), make(neuron, 10)
+    chunked.load_state_dict(whole.state_dict())
+    out_whole = whole(x)
+    out_chunked = torch.cat([chunked(x[:7]), chunked(x[7:16]), chunked(x[16:])])
+    assert torch.equal(out_whole, out_chunked)
+    torch.testing.assert_close(whole.v, chunked.v)
+    g = torch.randn_like(out_whole)
+    loss_whole = (out_whole * g).sum() + whole.v.sum()
+    loss_chunked = (out_chunked * g).sum() + chunked.v.sum()
+    grads_whole = torch.autograd.grad(loss_whole, [x, *whole.parameters()])
+    grads_chunked = torch.autograd.grad(loss_chunked, [x, *chunked.parameters()])
+    for a, b in zip(grads_whole, grads_chunked):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_per_channel_plif_on_conv_maps(device):
+    plif = make("plif", 4, per_channel=True)
+    x = torch.randn(6, 2, 4, 3, 3, device=device) + 0.5
+    out = plif(x)
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert plif.decay.grad.shape == (4,) and plif.decay.grad.abs().sum() > 0
+
+
+def test_reset_and_state_shape(device):
+    lif = make("lif", 8)
+    lif(torch.randn(4, 2, 8, device=device))
+    assert lif.v.shape == (16,)
+    with pytest.raises(ValueError, match="reset"):
+        lif(torch.randn(4, 3, 8, device=device))
+    lif.reset()
+    assert lif(torch.randn(4, 3, 8, device=device)).shape == (4, 3, 8)
+
+
+def test_traces_and_firing_rate(device):
+    alif = make("alif", 5, store_traces=True, track_firing_rate=True)
+    out = alif(torch.randn(7, 2, 5, device=device) + 1.0)
+    assert alif.v_seq.shape == out.shape and alif.a_seq.shape == out.shape
+    assert alif.firing_rate.ndim == 0 and torch.isclose(alif.firing_rate, out.mean())
+
+
+def test_trainable_surrogate_alpha_gets_gradient(device):
+    lif = make("lif", 6, surrogate=tether.Sigmoid(alpha=3.0, trainable=True))
+    lif(torch.randn(5, 2, 6, device=device) + 0.8).sum().backward()
+    assert lif.surrogate.alpha.grad is not None and lif.surrogate.alpha.grad != 0
+
+
+def test_non_contiguous_input(device):
+    x = torch.randn(6, 8, 2, device=device).transpose(1, 2)  # (6, 2, 8) non-contiguous
+    lif = make("lif", 8)
+    out = lif(x)
+    lif.reset()
+    assert torch.equal(out, lif(x.contiguous()))
+
+
+def test_bad_inputs_name_the_argument():
+    with pytest.raises(ValueError, match="n_neurons"):
+        tether.LIF(0)
+    with pytest.raises(ValueError, match="n_neurons=4"):
+        tether.LIF(4)(torch.randn(3, 2, 5))
+    with pytest.raises(ValueError, match="C = n_neurons"):
+        tether.PLIF(3, per_channel=True)(torch.randn(3, 2, 4, 2, 2))
+    with pytest.raises(TypeError, match="surrogate"):
+        tether.LIF(4, surrogate="arctan")
+    with pytest.raises(ValueError, match=r"\(T, B, \.\.\.\)"):
+        tether.LIF(4)(torch.randn(4))
