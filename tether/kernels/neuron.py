@@ -70,7 +70,7 @@ def _surrogate(u, alpha, SURROGATE: tl.constexpr):
     return dsdu, dphi_dalpha
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_steps", "group_size", "n_params"])
 def neuron_fwd_kernel(
     x_ptr,  # (T, N) input dtype, read
     spikes_ptr,  # (T, N) input dtype, written
@@ -176,7 +176,7 @@ def neuron_fwd_kernel(
         tl.store(a_final_ptr + n, a, mask=n_mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_steps", "group_size", "n_params"])
 def neuron_bwd_kernel(
     x_ptr,  # (T, N) input dtype, read
     packed_ptr,  # (ceil(T / PACK_BITS), N) spikes, 1 bit each, read

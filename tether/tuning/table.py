@@ -155,24 +155,35 @@ def gpu_key(device_index: int) -> str:
     return f"{torch.cuda.get_device_name(device_index)}|{major}.{minor}"
 
 
-@functools.lru_cache(maxsize=4096)
-def _select(
-    gpu: str | None, op: str, direction: str, dtype: torch.dtype, t_b: int, n_b: int
-) -> KernelConfig:
-    if gpu is not None:
-        name, capability = gpu.split("|")
-        entries = [e for e in _current_entries() if e["capability"] == capability]
-        config = lookup(entries, name, op, direction, str(dtype).removeprefix("torch."), t_b, n_b)
-        if config is not None:
-            return config
-    return default_config(direction, dtype)
+_CHOSEN: dict[tuple, KernelConfig] = {}
 
 
 def select_config(
     op: str, direction: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> KernelConfig:
-    """The launch config for one call: the nearest tuned entry, else the default (cached)."""
+    """The launch config for one call, cached per (GPU, op, direction, dtype, bucket): the
+    nearest tuned entry; else, with ``TETHER_AUTOTUNE=1``, a config timed once at this shape
+    (``tuning.sweep.autotune_online``); else the default."""
     gpu = None
     if device.type == "cuda":
         gpu = gpu_key(device.index if device.index is not None else torch.cuda.current_device())
-    return _select(gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
+    key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
+    config = _CHOSEN.get(key)
+    if config is None:
+        config = _CHOSEN[key] = _choose(gpu, op, direction, dtype, n_steps, n_neurons, device)
+    return config
+
+
+def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> KernelConfig:
+    if gpu is not None:
+        name, capability = gpu.split("|")
+        entries = [e for e in _current_entries() if e["capability"] == capability]
+        dtype_name = str(dtype).removeprefix("torch.")
+        config = lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons)
+        if config is not None:
+            return config
+        if os.environ.get("TETHER_AUTOTUNE", "0") not in ("", "0"):
+            from tether.tuning.sweep import autotune_online  # the harness, only when asked
+
+            return autotune_online(op, direction, dtype, n_steps, n_neurons, device)
+    return default_config(direction, dtype)

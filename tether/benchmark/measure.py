@@ -1,0 +1,101 @@
+"""Timing, the minimal-bytes model, copy bandwidth and the facts every result row carries."""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import triton
+
+from tether.tuning.table import kernel_hash
+
+# Minimal bytes per (step, neuron) element, in units of the I/O dtype's size:
+#   fwd    read x, write spikes                                                  = 2
+#   fwdbwd fwd (2) + backward reads grad_spikes and writes grad_x (2) + the
+#          membrane the surrogate needs, recomputed from x (re-read x: 1)          = 5
+# (fp32: 8 and 20 bytes, the model of ../shared/anchors.md). GB/s = this / time.
+BYTES_PER_ELEMENT = {"fwd": 2, "fwdbwd": 5}
+
+
+def minimal_bytes(mode: str, n_steps: int, n_neurons: int, dtype: torch.dtype) -> int:
+    return BYTES_PER_ELEMENT[mode] * torch.finfo(dtype).bits // 8 * n_steps * n_neurons
+
+
+def time_ms(fn: Callable[[], object], device: torch.device, quick: bool = False) -> float:
+    """Median milliseconds of ``fn``: ``triton.testing.do_bench`` on GPU (warm-up included),
+    a wall-clock timer with warm-up and repeats on CPU."""
+    if device.type == "cuda":
+        warmup, rep = (10, 30) if quick else (25, 100)
+        return triton.testing.do_bench(fn, warmup=warmup, rep=rep, return_mode="median")
+    fn()  # warm-up: first-call work (allocations, compilation) is not timed
+    times = []
+    budget = time.perf_counter() + (0.3 if quick else 1.0)
+    while len(times) < 3 or (time.perf_counter() < budget and len(times) < 50):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbps(device: torch.device, quick: bool = False) -> float:
+    """Device-to-device copy bandwidth, bytes read + written per second (GB/s)."""
+    n_bytes = (64 if device.type == "cpu" or quick else 1024) * 2**20
+    src = torch.empty(n_bytes // 4, device=device).uniform_()
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src), device, quick)
+    return 2 * n_bytes / ms / 1e6
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_facts(device: torch.device) -> dict[str, str]:
+    """Device, versions, commit, kernel-source hash and time: columns of every result row."""
+    return {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "commit": git_commit(),
+        "kernel_hash": kernel_hash(),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak GPU memory allocated during one call, in MiB (NaN on CPU)."""
+    if device.type != "cuda":
+        return float("nan")
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20

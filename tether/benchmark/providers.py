@@ -1,0 +1,183 @@
+"""Implementations a benchmark compares, declared once: tether, eager, torch.compile and,
+when installed, SpikingJelly and snnTorch (LIF only).
+
+Every provider turns a ``Problem`` into a callable that runs one forward (``fwd``, under
+``no_grad``) or one forward plus ``torch.autograd.grad`` of the spikes (``fwdbwd``) and
+returns ``(spikes, grad_x or None)``, so that each is checked against the reference before
+it is timed. Gradients are taken with ``autograd.grad`` (no accumulation into ``.grad``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from tether.functional import ALIFSubFunction, LIFSubFunction, PLIFSubFunction
+from tether.reference import alif_reference, lif_reference
+
+OPS = ("lif", "plif", "alif")
+MODES = ("fwd", "fwdbwd")
+CORE_IMPLS = ("tether", "eager", "compile")
+PEER_IMPLS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
+ALPHA = 2.0  # Arctan alpha; SpikingJelly's ATan and snnTorch's atan take 2 * ALPHA
+MAX_COMPILE_STEPS = 64  # compiling the unrolled loop beyond this takes minutes
+
+Run = Callable[[], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass
+class Problem:
+    """Inputs of one benchmark point: ``x, grad: (T, N)`` and the op's parameters."""
+
+    op: str
+    mode: str
+    x: torch.Tensor
+    grad: torch.Tensor
+    params: dict[str, torch.Tensor | float]
+
+    @classmethod
+    def make(
+        cls, op: str, mode: str, n_steps: int, n_neurons: int, dtype: torch.dtype, device
+    ) -> Problem:
+        g = torch.Generator(device=device).manual_seed(n_steps * 7919 + n_neurons)
+        x = torch.randn(n_steps, n_neurons, device=device, generator=g, dtype=torch.float32)
+        x = (x * 0.6 + 0.3).to(dtype)
+        grad = torch.randn(n_steps, n_neurons, device=device, generator=g).to(dtype)
+        train = mode == "fwdbwd"
+
+        def vector(lo: float, hi: float) -> torch.Tensor:
+            v = torch.rand(n_neurons, device=device, generator=g) * (hi - lo) + lo
+            return v.requires_grad_(train)
+
+        if op == "lif":
+            params = {"decay_v": 0.9, "threshold": 1.0}
+        elif op == "plif":
+            params = {"decay_v": vector(0.85, 0.95), "threshold": vector(0.9, 1.1)}
+        else:
+            params = {
+                "decay_v": vector(0.85, 0.95),
+                "threshold": vector(0.9, 1.1),
+                "decay_a": vector(0.8, 0.95),
+                "beta": vector(0.1, 0.3),
+            }
+        return cls(op, mode, x.requires_grad_(train), grad, params)
+
+    @property
+    def grad_inputs(self) -> list[torch.Tensor]:
+        """x and every parameter that takes a gradient."""
+        tensors = [p for p in self.params.values() if isinstance(p, torch.Tensor)]
+        return [self.x, *tensors]
+
+
+def _wrap(problem: Problem, spikes_of: Callable[[], torch.Tensor]) -> Run:
+    """fwd: spikes under no_grad; fwdbwd: spikes and autograd.grad w.r.t. x and params."""
+    if problem.mode == "fwd":
+
+        def run_fwd():
+            with torch.no_grad():
+                return spikes_of(), None
+
+        return run_fwd
+
+    def run_fwdbwd():
+        spikes = spikes_of()
+        grads = torch.autograd.grad(spikes, problem.grad_inputs, problem.grad)
+        return spikes, grads[0]
+
+    return run_fwdbwd
+
+
+def _reference_call(problem: Problem):
+    p = problem.params
+    if problem.op == "alif":
+        return lambda x: alif_reference(
+            x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA
+        ).spikes
+    return lambda x: lif_reference(x, None, p["decay_v"], p["threshold"], ALPHA).spikes
+
+
+def eager(problem: Problem) -> Run:
+    reference = _reference_call(problem)
+    return _wrap(problem, lambda: reference(problem.x))
+
+
+def compiled(problem: Problem) -> Run:
+    reference = torch.compile(_reference_call(problem))
+    return _wrap(problem, lambda: reference(problem.x))
+
+
+def tether_impl(problem: Problem) -> Run:
+    p, x = problem.params, problem.x
+    switches = (0, False, True, False)  # Arctan, hard reset, detached reset, no traces
+    if problem.op == "alif":
+        args = (x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA)
+        return _wrap(problem, lambda: ALIFSubFunction.apply(*args, *switches)[0])
+    function = PLIFSubFunction if problem.op == "plif" else LIFSubFunction
+    args = (x, None, p["decay_v"], p["threshold"], ALPHA)
+    return _wrap(problem, lambda: function.apply(*args, *switches)[0])
+
+
+def spikingjelly(problem: Problem) -> Run:
+    from spikingjelly.activation_based import neuron, surrogate
+
+    node = neuron.LIFNode(
+        tau=1.0 / (1.0 - problem.params["decay_v"]),
+        decay_input=False,
+        v_threshold=problem.params["threshold"],
+        v_reset=0.0,
+        surrogate_function=surrogate.ATan(alpha=2 * ALPHA),
+        detach_reset=True,
+        step_mode="m",
+    ).to(problem.x.device)
+
+    def spikes():
+        node.reset()
+        return node(problem.x)
+
+    return _wrap(problem, spikes)
+
+
+def snntorch(problem: Problem) -> Run:
+    import snntorch as snn
+    from snntorch import surrogate
+
+    leaky = snn.Leaky(
+        beta=problem.params["decay_v"],
+        threshold=problem.params["threshold"],
+        spike_grad=surrogate.atan(alpha=2 * ALPHA),
+        reset_mechanism="zero",
+    ).to(problem.x.device)
+
+    def spikes():
+        mem = torch.zeros_like(problem.x[0])
+        out = []
+        for x_t in problem.x:
+            spike, mem = leaky(x_t, mem)
+            out.append(spike)
+        return torch.stack(out)
+
+    return _wrap(problem, spikes)
+
+
+PROVIDERS: dict[str, Callable[[Problem], Run]] = {
+    "tether": tether_impl,
+    "eager": eager,
+    "compile": compiled,
+    "spikingjelly": spikingjelly,
+    "snntorch": snntorch,
+}
+
+
+def skip_reason(impl: str, op: str, n_steps: int) -> str | None:
+    """Why an implementation does not run at this point, or None."""
+    if impl in PEER_IMPLS:
+        if importlib.util.find_spec(PEER_IMPLS[impl]) is None:
+            return f"{impl} is not installed (pip install '.[compare]')"
+        if op != "lif":
+            return f"{impl} has no {op}"
+    if impl == "compile" and n_steps > MAX_COMPILE_STEPS:
+        return f"torch.compile of a {n_steps}-step loop takes minutes"
+    return None
