@@ -163,19 +163,24 @@ def space_variants() -> Iterator[Variant]:
                 yield f"{direction}-{dtype_name}-{config}", direction, dtype, config, switches
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--space", action="store_true", help="compile the tuning space")
-    args = parser.parse_args(argv)
-    variants = space_variants() if args.space else switch_variants()
+def compile_variants(variants: list[Variant]) -> dict[str, str]:
+    """Compile each variant; ``{id: "ok" | the error}`` (every failure, not just the first)."""
     results = {}
     for name, direction, dtype, config, switches in variants:
         try:
             compile_kernel(direction, dtype, config, switches)
             results[name] = "ok"
-        except Exception as err:  # report every failure, not just the first
+        except Exception as err:
             results[name] = f"{type(err).__name__}: {str(err)[-400:]}"
-    json.dump(results, sys.stdout)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--space", action="store_true", help="compile the tuning space")
+    args = parser.parse_args(argv)
+    variants = space_variants() if args.space else switch_variants()
+    json.dump(compile_variants(list(variants)), sys.stdout)
     return 0
 
 

@@ -1,0 +1,104 @@
+"""The bench CLI through typer's test runner."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bench import app
+from tether.benchmark.runner import COLUMNS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def quick_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "quick.csv"
+    result = runner.invoke(
+        app,
+        ["run", "--quick", "--impls", "tether,eager", "--ops", "lif,alif",
+         "--shapes", "3x256,5x1000", "--out", str(path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_run_quick_writes_every_column_with_sane_values(quick_csv):
+    frame = pd.read_csv(quick_csv)
+    assert list(frame.columns) == COLUMNS
+    assert len(frame) == 2 * 2 * 2 * 2  # ops x modes x shapes x impls
+    assert (frame["ms"] > 0).all() and (frame["gbps"] > 0).all()
+    assert (frame["max_error"] <= frame["error_bound"]).all()
+    assert (frame[frame["impl"] == "eager"]["speedup_vs_eager"] == 1).all()
+    assert frame["commit"].notna().all() and frame["kernel_hash"].str.len().eq(16).all()
+
+
+def test_run_upserts_rows(quick_csv, tmp_path):
+    copy = tmp_path / "again.csv"
+    copy.write_text(quick_csv.read_text())
+    result = runner.invoke(
+        app, ["run", "--impls", "eager", "--ops", "lif", "--modes", "fwd",
+              "--shapes", "3x256", "--out", str(copy)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(copy)) == len(pd.read_csv(quick_csv))
+
+
+def test_plot_writes_pngs(quick_csv, tmp_path):
+    result = runner.invoke(app, ["plot", str(quick_csv), "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(pngs) == 6 and all(p.stat().st_size > 10_000 for p in tmp_path.glob("*.png"))
+
+
+def test_gate_passes_on_identical_files(quick_csv):
+    result = runner.invoke(app, ["gate", "--baseline", str(quick_csv), "--current", str(quick_csv)])
+    assert result.exit_code == 0, result.output
+    assert "gate passed" in result.output
+
+
+def test_gate_fails_on_a_slower_tether_row(quick_csv, tmp_path):
+    frame = pd.read_csv(quick_csv)
+    row = frame.index[frame["impl"] == "tether"][0]
+    frame.loc[row, "ms"] *= 1.2
+    slower = tmp_path / "slower.csv"
+    frame.to_csv(slower, index=False)
+    result = runner.invoke(app, ["gate", "--baseline", str(quick_csv), "--current", str(slower)])
+    assert result.exit_code == 1, result.output
+    assert "Regressions" in result.output and "+20.0%" in result.output
+
+
+def test_gate_reports_missing_rows_and_errors(quick_csv, tmp_path):
+    frame = pd.read_csv(quick_csv)
+    frame.loc[frame.index[frame["impl"] == "tether"][0], "max_error"] = 0.5
+    changed = tmp_path / "changed.csv"
+    frame.iloc[1:].to_csv(changed, index=False)
+    result = runner.invoke(app, ["gate", "--baseline", str(quick_csv), "--current", str(changed)])
+    assert "only in baseline" in result.output
+    first = pd.read_csv(quick_csv).iloc[0]
+    if first["impl"] != "tether" or first["max_error"] <= first["error_bound"]:
+        assert result.exit_code == 1 and "error over bound" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "--ops", "lstm"], "--ops: unknown"),
+        (["run", "--shapes", "32by8"], "--shapes"),
+        (["run", "--impls", "tether", "--device", "tpu"], "--device"),
+        (["plot", "missing.csv"], "no such file"),
+        (["gate", "--baseline", "missing.csv", "--current", "missing.csv"], "no such file"),
+        (["tune"], "GPU"),
+    ],
+)
+def test_bad_arguments_exit_with_a_reason(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_malformed_csv_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("op,impl\nlif\x00,\n")
+    result = runner.invoke(app, ["gate", "--baseline", str(bad), "--current", str(bad)])
+    assert result.exit_code == 2 and "missing columns" in result.output

@@ -1,0 +1,148 @@
+"""The winners table loader, bucket lookup, stale hashes, defaults and the config space."""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from tether.functional import core
+from tether.kernels import aot
+from tether.tuning import table
+from tether.tuning.space import KernelConfig, config_space, default_config
+from tests.helpers import Case, check_against_reference
+
+CONFIG = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 16}
+
+
+def entry(**overrides):
+    base = {
+        "gpu": "NVIDIA H100 80GB HBM3", "capability": "9.0", "op": "lif", "direction": "fwd",
+        "dtype": "float32", "t_bucket": 32, "n_bucket": 2**23,
+        "kernel_hash": table.kernel_hash(), "config": dict(CONFIG),
+    }  # fmt: skip
+    return {**base, **overrides}
+
+
+def test_shipped_table_is_valid():
+    assert isinstance(table.load_table(table.TABLE_PATH), list)
+
+
+@pytest.mark.parametrize(
+    "broken,message",
+    [
+        ({"schema": 2, "entries": []}, "'schema': 1"),
+        ({"schema": 1, "entries": {}}, "'entries' must be a list"),
+        ({"schema": 1, "entries": [entry(op="gru")]}, "op='gru'"),
+        ({"schema": 1, "entries": [entry(t_bucket="32")]}, "'t_bucket' of type int"),
+        ({"schema": 1, "entries": [entry(config={**CONFIG, "chunk": 3})]}, "bad config"),
+        ({"schema": 1, "entries": [entry(config={**CONFIG, "pack_bits": 4})]}, "pack_bits"),
+    ],
+)
+def test_malformed_tables_are_rejected_with_a_reason(tmp_path, broken, message):
+    path = tmp_path / "winners.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(table.WinnersTableError, match=message):
+        table.load_table(path)
+
+
+def test_invalid_json_is_rejected(tmp_path):
+    path = tmp_path / "winners.json"
+    path.write_text("{not json")
+    with pytest.raises(table.WinnersTableError, match="not valid JSON"):
+        table.load_table(path)
+
+
+def test_buckets_are_clamped_powers_of_two():
+    assert [table.t_bucket(t) for t in (1, 5, 32, 33, 5000)] == [1, 8, 32, 64, 1024]
+    assert table.n_bucket(3) == 2**10 and table.n_bucket(2**23 + 1) == 2**24
+    assert table.n_bucket(2**30) == 2**26
+
+
+def test_lookup_takes_the_nearest_bucket_of_the_same_key():
+    near = entry(t_bucket=32, n_bucket=2**20, config={**CONFIG, "block": 256, "num_warps": 2})
+    far = entry(t_bucket=1024, n_bucket=2**10, config={**CONFIG, "block": 2048, "num_warps": 8})
+    other_op = entry(op="alif", t_bucket=32, n_bucket=2**23)
+    entries = [far, near, other_op]
+    found = table.lookup(entries, near["gpu"], "lif", "fwd", "float32", 40, 2**21)
+    assert found == KernelConfig(**near["config"])
+    assert table.lookup(entries, near["gpu"], "plif", "fwd", "float32", 40, 2**21) is None
+    assert table.lookup(entries, "NVIDIA A100", "lif", "fwd", "float32", 40, 2**21) is None
+
+
+def test_stale_entries_are_ignored(tmp_path, monkeypatch):
+    path = tmp_path / "winners.json"
+    stale = entry(kernel_hash="0" * 16)
+    path.write_text(json.dumps({"schema": 1, "entries": [stale]}))
+    monkeypatch.setenv("TETHER_WINNERS", str(path))
+    table._current_entries.cache_clear()
+    try:
+        assert table._current_entries() == ()
+        path.write_text(json.dumps({"schema": 1, "entries": [entry()]}))
+        table._current_entries.cache_clear()
+        assert len(table._current_entries()) == 1
+    finally:
+        table._current_entries.cache_clear()
+
+
+def test_unknown_gpu_and_cpu_fall_back_to_the_default():
+    cpu = torch.device("cpu")
+    for direction in ("fwd", "bwd"):
+        config = table.select_config("lif", direction, torch.float32, 32, 2**20, cpu)
+        assert config == default_config(direction, torch.float32)
+    assert table._choose("NVIDIA Z9|12.0", "lif", "fwd", torch.float32, 32, 2**20, cpu) == (
+        default_config("fwd", torch.float32)
+    )
+
+
+def test_kernel_config_checks_its_fields():
+    with pytest.raises(ValueError, match="block must be a power of two"):
+        KernelConfig(300, 4, 1, 8, 32)
+    with pytest.raises(ValueError, match="chunk .* must divide pack_bits"):
+        KernelConfig(512, 4, 1, 16, 8)
+
+
+def test_space_contains_the_defaults():
+    for direction in ("fwd", "bwd"):
+        for dtype in (torch.float32, torch.bfloat16):
+            assert default_config(direction, dtype) in config_space(direction, dtype)
+
+
+SAMPLE = [config_space("bwd", torch.float32)[i] for i in (0, 7, 19, 33, 47, 59)]
+
+
+@pytest.mark.parametrize("config", SAMPLE, ids=str)
+def test_sampled_configs_match_the_reference(device, monkeypatch, config):
+    """A sample of the space, forced as both the forward and the backward config."""
+    monkeypatch.setattr(core, "select_config", lambda *args: config)
+    check_against_reference(Case(neuron="alif", n_steps=21, features=(300,)), device)
+
+
+def _compile_share(index: int, shares: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    code = (
+        "import json, sys; from tether.kernels import aot; v = list(aot.space_variants());"
+        f"r = {{}}; [r.update(aot.compile_variants(v[{index}::{shares}]))];"
+        "json.dump(r, sys.stdout)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def compiled_space() -> dict:
+    shares = 2  # two processes: CI has two cores
+    with ThreadPoolExecutor(shares) as pool:
+        results = list(pool.map(lambda i: _compile_share(i, shares), range(shares)))
+    return {k: v for r in results for k, v in r.items()}
+
+
+@pytest.mark.parametrize("name", [v[0] for v in aot.space_variants()])
+def test_every_config_in_the_space_compiles_for_sm90(compiled_space, name):
+    assert compiled_space[name] == "ok"

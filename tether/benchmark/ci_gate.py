@@ -1,0 +1,54 @@
+"""CI's performance gate: ``python -m tether.benchmark.ci_gate [results/]``.
+
+For every GPU folder under ``results/`` holding ``baseline.csv`` and ``latest.csv``, run the
+gate (tolerance 5%); fail when any fails. Print a loud notice when the kernel source changed
+after the latest GPU results were recorded (their ``kernel_hash`` differs from the code's).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tether.benchmark.runner import read_results
+from tether.tuning.table import kernel_hash
+
+TOLERANCE = "0.05"
+
+
+def main(results: Path) -> int:
+    from bench import app
+
+    folders = sorted(p.parent for p in results.glob("*/latest.csv"))
+    if not folders:
+        print(f"ci_gate: no results/<gpu>/latest.csv under {results}: nothing to gate")
+        return 0
+    failed = False
+    current = kernel_hash()
+    for folder in folders:
+        latest, baseline = folder / "latest.csv", folder / "baseline.csv"
+        hashes = set(read_results(latest).get("kernel_hash", []))
+        if current not in hashes:
+            print("!" * 78)
+            print(f"NOTICE: the kernels changed after {latest} was measured")
+            print(f"  (its kernel_hash {sorted(hashes)} != current {current}):")
+            print("  re-run the benchmark on a GPU and commit the new results.")
+            print("!" * 78)
+        if not baseline.exists():
+            print(f"ci_gate: {folder.name}: no baseline.csv, gate skipped")
+            continue
+        result = CliRunner().invoke(
+            app,
+            ["gate", "--baseline", str(baseline), "--current", str(latest),
+             "--tolerance", TOLERANCE],
+        )  # fmt: skip
+        print(f"ci_gate: {folder.name}:\n{result.output}")
+        failed |= result.exit_code != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "results"
+    sys.exit(main(root))
