@@ -154,7 +154,7 @@ def tune(
     dtypes: Annotated[str, typer.Option(help="float32, bfloat16, float16")] = "float32",
     grid: Annotated[str, typer.Option(help="quick, standard or full shape grid")] = "standard",
     shapes: Annotated[str | None, typer.Option(help="TxN list instead of --grid")] = None,
-    space: Annotated[str, typer.Option(help="config space: full or quick")] = "full",
+    space: Annotated[str, typer.Option(help="config space: full, quick or micro")] = "full",
     baselines: Annotated[bool, typer.Option(help="also time eager and torch.compile")] = True,
     export: Annotated[bool, typer.Option(help="merge winners into the shipped table")] = True,
     out: Annotated[Path | None, typer.Option(help="sweep CSV (default results/<gpu>/)")] = None,
@@ -173,8 +173,8 @@ def tune(
 
     if not torch.cuda.is_available():
         fail("tune needs a GPU: it times kernels on the GPU at hand")
-    if space not in ("full", "quick"):
-        fail(f"--space: expected full or quick, got {space!r}")
+    if space not in ("full", "quick", "micro"):
+        fail(f"--space: expected full, quick or micro, got {space!r}")
     if grid not in GRIDS:
         fail(f"--grid: expected one of {', '.join(GRIDS)}, got {grid!r}")
     shape_list = parse_shapes(shapes) if shapes else GRIDS[grid]

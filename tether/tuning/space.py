@@ -80,24 +80,27 @@ BLOCK_WARPS = [
 
 
 QUICK_BLOCK_WARPS = [(256, 2), (512, 4), (1024, 4), (1024, 8), (2048, 8)]
+MICRO_BLOCK_WARPS = [(256, 2), (512, 4), (1024, 4)]
+SPACE_SIZES = ("full", "quick", "micro")
 
 
 def config_space(direction: str, dtype: torch.dtype, size: str = "full") -> list[KernelConfig]:
-    """Every config the tuner tries for one direction and dtype (``size="quick"``: a slice
-    of it, one stage, chunks 8 and 16, for tuning runs with little GPU time).
+    """Every config the tuner tries for one direction and dtype. ``size="quick"``: a slice
+    (one stage, chunks 8 and 16); ``"micro"``: the three (block, warps) pairs that won on an
+    H100, chunks 8 and 16, 32-step words — for tuning runs with little GPU time.
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word (in training it
     takes chunk and pack_bits from the backward's config); the backward sweeps the packing
     width and runs one stage (its loop carries no loads across iterations to pipeline).
     """
-    if size not in ("full", "quick"):
-        raise ValueError(f"size must be 'full' or 'quick', got {size!r}")
-    quick = size == "quick"
+    if size not in SPACE_SIZES:
+        raise ValueError(f"size must be one of {SPACE_SIZES}, got {size!r}")
+    full = size == "full"
     configs = []
-    stages = (1, 2) if direction == "fwd" and not quick else (1,)
-    packs = (32,) if direction == "fwd" else (8, 16, 32)
-    chunks = (8, 16) if quick else (4, 8, 16)
-    pairs = QUICK_BLOCK_WARPS if quick else BLOCK_WARPS
+    stages = (1, 2) if direction == "fwd" and full else (1,)
+    packs = (32,) if direction == "fwd" or size == "micro" else (8, 16, 32)
+    chunks = (4, 8, 16) if full else (8, 16)
+    pairs = {"full": BLOCK_WARPS, "quick": QUICK_BLOCK_WARPS, "micro": MICRO_BLOCK_WARPS}[size]
     for (block, num_warps), num_stages, chunk, pack_bits in itertools.product(
         pairs, stages, chunks, packs
     ):
