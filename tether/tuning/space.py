@@ -66,7 +66,11 @@ def default_config(direction: str, dtype: torch.dtype) -> KernelConfig:
     """
     if direction == "fwd":
         return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
-    return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=16, pack_bits=32)
+    if dtype == torch.float32:
+        return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=16, pack_bits=32)
+    # 16-bit I/O: 8 values per 16-byte vector, so 4 warps need 1024 neurons; chunk 16 at
+    # this width ran 6x slower (the bf16 sweep in results/).
+    return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
 
 
 # (block, num_warps) with 4 to 16 neurons per thread: the range where the tile's time axis
