@@ -1,10 +1,10 @@
 """tether-bench: benchmark CSVs, plots, tuning and the performance-regression gate.
 
-    tether-bench run --quick                 # small sizes; works on a CPU-only machine
-    tether-bench run --ops lif --impls tether,eager,compile,spikingjelly,snntorch
-    tether-bench plot results/<gpu>/latest.csv
-    tether-bench tune --ops lif --dtypes float32 --grid standard
-    tether-bench gate --baseline A.csv --current B.csv --tolerance 0.05
+tether-bench run --quick                 # small sizes; works on a CPU-only machine
+tether-bench run --ops lif --impls tether,eager,compile,spikingjelly,snntorch
+tether-bench plot results/<gpu>/latest.csv
+tether-bench tune --ops lif --dtypes float32 --grid standard
+tether-bench gate --baseline A.csv --current B.csv --tolerance 0.05
 """
 
 from __future__ import annotations
@@ -191,7 +191,12 @@ def tune(
                               on_step=lambda s: progress.update(task, description=s))
                     )  # fmt: skip
     frame = pd.concat(frames, ignore_index=True)
-    path = out or RESULTS / slug(device_name(dev)) / f"sweep_{ops.replace(',', '-')}_{dtypes.replace(',', '-')}.csv"
+    path = (
+        out
+        or RESULTS
+        / slug(device_name(dev))
+        / f"sweep_{ops.replace(',', '-')}_{dtypes.replace(',', '-')}.csv"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, float_format="%.6g")
     best = winners(frame)

@@ -60,9 +60,7 @@ class Case:
         g = torch.Generator().manual_seed(seed)
 
         def rand(*shape, lo=0.0, hi=1.0):
-            return (torch.rand(shape, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(
-                device
-            )
+            return (torch.rand(shape, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(device)
 
         n_params = {
             "float": None,
@@ -199,5 +197,7 @@ def check_against_reference(case: Case, device: torch.device) -> None:
             assert a is None or not a.abs().any(), f"grad {name} should be zero"
             continue
         assert a is not None, f"grad {name} missing"
-        tol = ELEMENT_TOL[case.dtype] if name in ("x", "v_init", "a_init") else PARAM_TOL[case.dtype]
+        tol = (
+            ELEMENT_TOL[case.dtype] if name in ("x", "v_init", "a_init") else PARAM_TOL[case.dtype]
+        )
         assert_close(a, b, tol, f"grad {name}")

@@ -45,7 +45,9 @@ def _inputs(seed: int, n_steps: int = 6, n: int = 5):
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape, lo=0.0, hi=1.0):
-        return (torch.rand(shape, generator=g, dtype=torch.float64) * (hi - lo) + lo).requires_grad_()
+        return (
+            torch.rand(shape, generator=g, dtype=torch.float64) * (hi - lo) + lo
+        ).requires_grad_()
 
     x = (torch.randn(n_steps, n, generator=g, dtype=torch.float64) * 0.6 + 0.4).requires_grad_()
     params = [rand(n, lo=0.6, hi=0.9) for _ in range(2)] + [rand(n, lo=0.8, hi=1.2), rand(n)]
@@ -58,7 +60,9 @@ def test_surrogate_is_the_derivative_of_its_primitive(surrogate_type):
     u = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
     alpha = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
     du, dalpha = torch.autograd.grad(_smooth_primitive(u, alpha, surrogate_type).sum(), [u, alpha])
-    sdu, sdalpha = torch.autograd.grad(SpikeFunction.apply(u, alpha, surrogate_type).sum(), [u, alpha])
+    sdu, sdalpha = torch.autograd.grad(
+        SpikeFunction.apply(u, alpha, surrogate_type).sum(), [u, alpha]
+    )
     torch.testing.assert_close(sdu, du)
     torch.testing.assert_close(sdalpha, dalpha)
 

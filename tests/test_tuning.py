@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
+from tests.helpers import Case, check_against_reference
 from tether.functional import core
 from tether.kernels import aot
 from tether.tuning import table
 from tether.tuning.space import KernelConfig, config_space, default_config
-from tests.helpers import Case, check_against_reference
 
 CONFIG = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 16}
 

@@ -39,7 +39,9 @@ def check_surrogate_id(surrogate_type: object) -> int:
     return surrogate_type
 
 
-def surrogate_grad(u: torch.Tensor, alpha: torch.Tensor | float, surrogate_type: int) -> torch.Tensor:
+def surrogate_grad(
+    u: torch.Tensor, alpha: torch.Tensor | float, surrogate_type: int
+) -> torch.Tensor:
     """``sigma'(u; alpha)``: the surrogate of ``ds/du``, elementwise."""
     if surrogate_type == ARCTAN:
         return alpha / (1 + (alpha * math.pi * u) ** 2)

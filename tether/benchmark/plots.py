@@ -71,7 +71,11 @@ def _bars(frame, path, op, dtype, column, ylabel, title, reference_line, log):
         for k, impl in enumerate(impls):
             values = []
             for _, shape in shapes.iterrows():
-                hit = panel[(panel["impl"] == impl) & (panel["T"] == shape["T"]) & (panel["N"] == shape["N"])]
+                hit = panel[
+                    (panel["impl"] == impl)
+                    & (panel["T"] == shape["T"])
+                    & (panel["N"] == shape["N"])
+                ]
                 values.append(hit[column].iloc[0] if len(hit) else np.nan)
             ax.bar(x + k * width - 0.4 + width / 2, values, width, label=impl, color=COLORS[impl])
         ax.axhline(reference_line, color="k", lw=1, ls="--")

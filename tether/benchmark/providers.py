@@ -93,9 +93,11 @@ def _wrap(problem: Problem, spikes_of: Callable[[], torch.Tensor]) -> Run:
 def _reference_call(problem: Problem):
     p = problem.params
     if problem.op == "alif":
-        return lambda x: alif_reference(
-            x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA
-        ).spikes
+        return lambda x: (
+            alif_reference(
+                x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA
+            ).spikes
+        )
     return lambda x: lif_reference(x, None, p["decay_v"], p["threshold"], ALPHA).spikes
 
 

@@ -110,7 +110,9 @@ def run_benchmarks(
             if on_point:
                 on_point(label)
         del problem, truth
-    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("speedup_vs_eager", "speedup_vs_compile")])
+    frame = pd.DataFrame(
+        rows, columns=[c for c in COLUMNS if c not in ("speedup_vs_eager", "speedup_vs_compile")]
+    )
     return add_speedups(frame)
 
 
@@ -147,6 +149,6 @@ def upsert(path: Path, new: pd.DataFrame) -> pd.DataFrame:
         old = read_results(path)
         keys = set(map(tuple, new[KEY].astype(str).to_numpy()))
         keep = [tuple(row) not in keys for row in old[KEY].astype(str).to_numpy()]
-        new = pd.concat([old[keep], new], ignore_index=True)
+        new = add_speedups(pd.concat([old[keep], new], ignore_index=True))
     new.to_csv(path, index=False, float_format="%.6g")
     return new

@@ -167,7 +167,9 @@ def launch_forward(
         n_words = triton.cdiv(n_steps, config.pack_bits)
         n_chunks = triton.cdiv(n_steps, config.chunk)
         saved = Saved(
-            packed=torch.empty(n_words, n_neurons, device=x.device, dtype=PACK_DTYPES[config.pack_bits]),
+            packed=torch.empty(
+                n_words, n_neurons, device=x.device, dtype=PACK_DTYPES[config.pack_bits]
+            ),
             ckpt_v=torch.empty(n_chunks, n_neurons, device=x.device, dtype=torch.float32),
             ckpt_a=torch.empty(n_chunks, n_neurons, device=x.device, dtype=torch.float32)
             if spec.adaptive
@@ -234,7 +236,9 @@ def launch_backward(
     grad_a_init = torch.empty_like(grad_v_init) if spec.adaptive else None
     grad_names = [name for name in (*STATE_PARAMS, "alpha") if needs_param_grad.get(name)]
     rows = {name: i for i, name in enumerate(grad_names)}
-    grad_params = torch.empty(max(len(grad_names), 1), n_neurons, device=x.device, dtype=torch.float32)
+    grad_params = torch.empty(
+        max(len(grad_names), 1), n_neurons, device=x.device, dtype=torch.float32
+    )
     values, strides, is_tensor = _param_args(params)
     alpha_is_tensor = isinstance(alpha, torch.Tensor)
     alpha_value = alpha.reshape(-1) if alpha_is_tensor else float(alpha)
@@ -289,7 +293,9 @@ def launch_backward(
     return grad_x, grad_v_init, grad_a_init, {name: grad_params[rows[name]] for name in grad_names}
 
 
-def reduce_param_grad(per_neuron: torch.Tensor, param: torch.Tensor, group_size: int) -> torch.Tensor:
+def reduce_param_grad(
+    per_neuron: torch.Tensor, param: torch.Tensor, group_size: int
+) -> torch.Tensor:
     """Sum a (N,) per-neuron gradient into the parameter's shape, deterministically."""
     if param.numel() == 1:
         total = per_neuron.sum()
@@ -334,10 +340,14 @@ def forward(
         ctx.bwd_config = bwd_config
     out, saved = launch_forward(spec, x, v_init, a_init, params, n_params, config, training)
     if training:
-        tensor_params = [params[name] for name in STATE_PARAMS if isinstance(params.get(name), torch.Tensor)]
+        tensor_params = [
+            params[name] for name in STATE_PARAMS if isinstance(params.get(name), torch.Tensor)
+        ]
         tensor_alpha = [alpha] if isinstance(alpha, torch.Tensor) else []
         ctx.save_for_backward(x, *saved, *tensor_params, *tensor_alpha)
-        ctx.param_kinds = {name: isinstance(params.get(name), torch.Tensor) for name in STATE_PARAMS}
+        ctx.param_kinds = {
+            name: isinstance(params.get(name), torch.Tensor) for name in STATE_PARAMS
+        }
         ctx.float_params = {n: v for n, v in params.items() if not isinstance(v, torch.Tensor)}
         ctx.float_alpha = None if tensor_alpha else alpha
         ctx.n_params = n_params
@@ -424,12 +434,16 @@ def _reference_forward(ctx, spec, x, v_init, a_init, params, alpha, needs_grad) 
 
 def _reference_backward(ctx, grad_out: NeuronOutput) -> Grads:
     leaves, out = ctx.reference
-    pairs = [(o, g) for o, g in zip(out, grad_out) if o is not None and g is not None and o.requires_grad]
+    pairs = [
+        (o, g) for o, g in zip(out, grad_out) if o is not None and g is not None and o.requires_grad
+    ]
     wanted = {name: leaf for name, leaf in leaves.items() if leaf.requires_grad}
     grads = dict.fromkeys(wanted)
     if pairs and wanted:
         outputs, grad_outputs = zip(*pairs)
-        computed = torch.autograd.grad(outputs, list(wanted.values()), grad_outputs, allow_unused=True)
+        computed = torch.autograd.grad(
+            outputs, list(wanted.values()), grad_outputs, allow_unused=True
+        )
         grads = dict(zip(wanted, computed))
     return Grads(
         x=grads.get("x"),

@@ -60,9 +60,7 @@ class LIFSubFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
-        grads = core.backward(
-            ctx, NeuronOutput(grad_spikes, grad_v_final, None, grad_v_seq, None)
-        )
+        grads = core.backward(ctx, NeuronOutput(grad_spikes, grad_v_final, None, grad_v_seq, None))
         return (
             grads.x,
             grads.v_init,

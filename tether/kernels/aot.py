@@ -137,14 +137,22 @@ def switch_variants() -> Iterator[Variant]:
     fwd_cases = itertools.product((False, True), (False, True), (False, True))
     for i, case in enumerate(fwd_cases):
         dtype = DTYPES[names[i % 3]]
-        yield f"fwd-{names[i % 3]}-{case}", "fwd", dtype, default_config("fwd", dtype), (
-            fwd_switches(*case, i)
+        yield (
+            f"fwd-{names[i % 3]}-{case}",
+            "fwd",
+            dtype,
+            default_config("fwd", dtype),
+            (fwd_switches(*case, i)),
         )
     bwd_cases = itertools.product((False, True), (False, True), (False, True), (0, 1, 2))
     for i, case in enumerate(bwd_cases):
         dtype = DTYPES[names[i % 3]]
-        yield f"bwd-{names[i % 3]}-{case}", "bwd", dtype, default_config("bwd", dtype), (
-            bwd_switches(*case, i)
+        yield (
+            f"bwd-{names[i % 3]}-{case}",
+            "bwd",
+            dtype,
+            default_config("bwd", dtype),
+            (bwd_switches(*case, i)),
         )
 
 

@@ -141,7 +141,9 @@ def neuron_fwd_kernel(
             if ADAPTIVE:
                 tl.store(ckpt_a_ptr + ckpt_offsets, a, mask=n_mask)
         for k in tl.static_range(CHUNK):
-            valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps  # vector: the interpreter mistypes bool scalar & vector
+            valid = (
+                tl.full([BLOCK], t0 + k, tl.int32) < n_steps
+            )  # vector: the interpreter mistypes bool scalar & vector
             offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n
             step_mask = n_mask & valid
             h = dv * v + _row(x_tile, rows, k)
@@ -297,7 +299,9 @@ def neuron_bwd_kernel(
         # Walk the chunk backwards.
         for kk in tl.static_range(CHUNK):
             j = CHUNK - 1 - kk  # step within the chunk, a constexpr
-            valid = tl.full([BLOCK], t0 + j, tl.int32) < n_steps  # vector: the interpreter mistypes bool scalar & vector
+            valid = (
+                tl.full([BLOCK], t0 + j, tl.int32) < n_steps
+            )  # vector: the interpreter mistypes bool scalar & vector
             spike = ((word >> (bit0 + j)) & 1) != 0
             spike_f = tl.where(spike, 1.0, 0.0)
             v_prev = _row(v_prev_tile, rows, j)

@@ -99,7 +99,12 @@ class _Neuron(nn.Module):
 
     @property
     def _switches(self) -> tuple:
-        return (self.surrogate.surrogate_type, self.soft_reset, self.detach_reset, self.store_traces)
+        return (
+            self.surrogate.surrogate_type,
+            self.soft_reset,
+            self.detach_reset,
+            self.store_traces,
+        )
 
 
 class LIF(_Neuron):

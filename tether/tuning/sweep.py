@@ -61,7 +61,9 @@ def _launchers(problem: Problem, config: KernelConfig, direction: str):
     """(kernel call to time, its training-forward call or None, outputs for the check)."""
     spec = op_spec(problem.op)
     x = problem.x.detach()
-    params = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in problem.params.items()}
+    params = {
+        k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in problem.params.items()
+    }
     n_params = _n_params(params)
     if direction == "fwd":
 
@@ -71,7 +73,11 @@ def _launchers(problem: Problem, config: KernelConfig, direction: str):
         return forward, None, lambda: (forward()[0].spikes, None)
     fwd_config = default_config("fwd", x.dtype)
     train_config = KernelConfig(
-        fwd_config.block, fwd_config.num_warps, fwd_config.num_stages, config.chunk, config.pack_bits
+        fwd_config.block,
+        fwd_config.num_warps,
+        fwd_config.num_stages,
+        config.chunk,
+        config.pack_bits,
     )
 
     def train_forward():

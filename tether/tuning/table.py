@@ -14,6 +14,7 @@ entry the heuristic ``default_config`` is used. Lookups are cached per process.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -51,9 +52,12 @@ class WinnersTableError(ValueError):
 
 
 def kernel_hash() -> str:
-    """A hash of the kernel template source: table entries for other sources are stale."""
-    source = Path(neuron_kernels.__file__).read_bytes()
-    return hashlib.sha256(source).hexdigest()[:16]
+    """A hash of the kernel template's syntax tree: table entries for other code are stale.
+
+    Hashing the AST rather than the bytes keeps entries valid across comment and formatting
+    changes, and invalidates them on any change to the code itself."""
+    tree = ast.parse(Path(neuron_kernels.__file__).read_text())
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
 def bucket(value: int, lo: int, hi: int) -> int:
@@ -114,7 +118,7 @@ def load_table(path: Path | str | None = None) -> list[dict]:
     return validate_table(table, str(path))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _current_entries() -> tuple[dict, ...]:
     current = kernel_hash()
     return tuple(e for e in load_table() if e["kernel_hash"] == current)
@@ -148,7 +152,7 @@ def lookup(
     return None if best is None else KernelConfig(**best["config"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gpu_key(device_index: int) -> str:
     """``"<name>|<major>.<minor>"``: the GPU's name and compute capability."""
     major, minor = torch.cuda.get_device_capability(device_index)
