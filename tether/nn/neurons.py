@@ -107,7 +107,28 @@ class _Neuron(nn.Module):
         )
 
 
-class LIF(_Neuron):
+class _LIFFamily(_Neuron):
+    """LIF and PLIF: one forward, their Function and parameters differ."""
+
+    FUNCTION: type[LIFSubFunction] = LIFSubFunction
+    decay: torch.Tensor | float
+    threshold: torch.Tensor | float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_2d, group_size = self._flatten(x)
+        spikes, self.v, v_seq = self.FUNCTION.apply(
+            x_2d,
+            self._initial(self.v, x_2d),
+            self.decay,
+            self.threshold,
+            self._alpha,
+            *self._switches,
+            group_size,
+        )
+        return self._finish(x, spikes, v_seq)
+
+
+class LIF(_LIFFamily):
     """Leaky integrate-and-fire with fixed ``decay`` and ``threshold`` (see the README)."""
 
     def __init__(
@@ -128,27 +149,16 @@ class LIF(_Neuron):
         self.decay = float(decay)
         self.threshold = float(threshold)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_2d, group_size = self._flatten(x)
-        spikes, self.v, v_seq = LIFSubFunction.apply(
-            x_2d,
-            self._initial(self.v, x_2d),
-            self.decay,
-            self.threshold,
-            self._alpha,
-            *self._switches,
-            group_size,
-        )
-        return self._finish(x, spikes, v_seq)
-
     def extra_repr(self) -> str:
         return f"{self.n_neurons}, decay={self.decay}, threshold={self.threshold}"
 
 
-class PLIF(_Neuron):
+class PLIF(_LIFFamily):
     """LIF with learnable ``decay`` and ``threshold``: one per neuron (input features hold
     ``n_neurons`` values), or with ``per_channel=True`` one per channel of ``(T, B, C, ...)``
     input (``n_neurons = C``), broadcast over the batch and the trailing dims."""
+
+    FUNCTION = PLIFSubFunction
 
     def __init__(
         self,
@@ -179,19 +189,6 @@ class PLIF(_Neuron):
                 f"{self.n_neurons}, got features {features}"
             )
         return math.prod(features[1:])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_2d, group_size = self._flatten(x)
-        spikes, self.v, v_seq = PLIFSubFunction.apply(
-            x_2d,
-            self._initial(self.v, x_2d),
-            self.decay,
-            self.threshold,
-            self._alpha,
-            *self._switches,
-            group_size,
-        )
-        return self._finish(x, spikes, v_seq)
 
     def extra_repr(self) -> str:
         return f"{self.n_neurons}, per_channel={self.per_channel}"
