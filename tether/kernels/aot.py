@@ -28,20 +28,22 @@ _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16
 _PACK_TYPES = {8: "*i8", 16: "*i16", 32: "*i32"}
 
 
+# Pointers in the input dtype; every other pointer but the packed spikes is float32.
+_IO_POINTERS = {
+    "x_ptr", "spikes_ptr", "h_seq_ptr", "a_seq_ptr", "grad_x_ptr",
+    "grad_spikes_ptr", "grad_h_ptr", "grad_a_seq_ptr",
+}  # fmt: skip
+
+
 def _signature(kernel, dtype: torch.dtype, config: KernelConfig, constexprs: dict) -> dict:
-    io_type = _POINTER_TYPES[dtype]
     signature = {}
     for name in kernel.arg_names:
         if name in constexprs:
             signature[name] = "constexpr"
         elif name == "packed_ptr":
             signature[name] = _PACK_TYPES[config.pack_bits]
-        elif name in ("x_ptr", "spikes_ptr", "h_seq_ptr", "a_seq_ptr", "grad_x_ptr") or (
-            name.startswith("grad_") and name.endswith("seq_ptr")
-        ):
-            signature[name] = io_type
-        elif name == "grad_spikes_ptr" or name == "grad_h_ptr":
-            signature[name] = io_type
+        elif name in _IO_POINTERS:
+            signature[name] = _POINTER_TYPES[dtype]
         elif name.endswith("_ptr"):
             signature[name] = "*fp32"
         elif name.endswith("_stride") or name.startswith("n_") or name == "group_size":
