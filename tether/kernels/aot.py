@@ -136,26 +136,16 @@ Variant = tuple[str, str, torch.dtype, KernelConfig, dict]
 def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied."""
     names = list(DTYPES)
-    fwd_cases = itertools.product((False, True), (False, True), (False, True))
-    for i, case in enumerate(fwd_cases):
-        dtype = DTYPES[names[i % 3]]
-        yield (
-            f"fwd-{names[i % 3]}-{case}",
-            "fwd",
-            dtype,
-            default_config("fwd", dtype),
-            (fwd_switches(*case, i)),
-        )
-    bwd_cases = itertools.product((False, True), (False, True), (False, True), (0, 1, 2))
-    for i, case in enumerate(bwd_cases):
-        dtype = DTYPES[names[i % 3]]
-        yield (
-            f"bwd-{names[i % 3]}-{case}",
-            "bwd",
-            dtype,
-            default_config("bwd", dtype),
-            (bwd_switches(*case, i)),
-        )
+    families = (
+        ("fwd", itertools.product((False, True), repeat=3), fwd_switches),
+        ("bwd", itertools.product((False, True), (False, True), (False, True), (0, 1, 2)),
+         bwd_switches),
+    )  # fmt: skip
+    for direction, cases, switches in families:
+        for i, case in enumerate(cases):
+            dtype = DTYPES[names[i % 3]]
+            config = default_config(direction, dtype)
+            yield f"{direction}-{names[i % 3]}-{case}", direction, dtype, config, switches(*case, i)
 
 
 def space_variants() -> Iterator[Variant]:
