@@ -146,3 +146,30 @@ def compiled_space() -> dict:
 @pytest.mark.parametrize("name", [v[0] for v in aot.space_variants()])
 def test_every_config_in_the_space_compiles_for_sm90(compiled_space, name):
     assert compiled_space[name] == "ok"
+
+
+def test_autotune_env_var_tunes_unknown_gpus_once(monkeypatch):
+    from tether.tuning import sweep
+
+    calls = []
+
+    def fake_autotune(op, direction, dtype, n_steps, n_neurons, device):
+        calls.append((op, direction, n_steps, n_neurons))
+        return KernelConfig(256, 2, 1, 8, 32)
+
+    monkeypatch.setattr(sweep, "autotune_online", fake_autotune)
+    monkeypatch.setenv("TETHER_AUTOTUNE", "1")
+    cpu = torch.device("cpu")
+    chosen = table._choose("NVIDIA Z9|12.0", "lif", "bwd", torch.float32, 32, 2**20, cpu)
+    assert chosen == KernelConfig(256, 2, 1, 8, 32) and calls == [("lif", "bwd", 32, 2**20)]
+    monkeypatch.delenv("TETHER_AUTOTUNE")
+    assert table._choose("NVIDIA Z9|12.0", "lif", "bwd", torch.float32, 32, 2**20, cpu) == (
+        default_config("bwd", torch.float32)
+    )
+
+
+def test_online_autotune_returns_a_config_of_the_space(device):
+    from tether.tuning.sweep import autotune_online
+
+    config = autotune_online("alif", "bwd", torch.float32, 5, 300, device)
+    assert config in config_space("bwd", torch.float32)
