@@ -114,7 +114,9 @@ def train(config: Config, first_grads_path: Path | None = None) -> dict:
         order = torch.randperm(len(x_train), generator=shuffler)
         batches = order.split(config.batch_size)
         total_loss = 0.0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=config.quiet or rank > 0)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=config.quiet or rank > 0
+        )
         for step, batch in enumerate(bar):
             # Every rank encodes the whole global batch (same generator), then keeps its share:
             # the global batch and its encoding do not depend on the number of ranks.
@@ -129,13 +131,20 @@ def train(config: Config, first_grads_path: Path | None = None) -> dict:
             optimizer.step()
             total_loss += loss.item()
         accuracy = evaluate(model, x_test, y_test, config)
-        curve.append({"epoch": epoch + 1, "loss": total_loss / len(batches), "test_accuracy": accuracy})
+        curve.append(
+            {"epoch": epoch + 1, "loss": total_loss / len(batches), "test_accuracy": accuracy}
+        )
         if not config.quiet and rank == 0:
             print(f"epoch {epoch + 1}: loss {curve[-1]['loss']:.4f}  test accuracy {accuracy:.4f}")
     seconds = time.perf_counter() - start
     if distributed:
         dist.destroy_process_group()
-    return {"test_accuracy": curve[-1]["test_accuracy"], "seconds": seconds, "curve": curve, "rank": rank}
+    return {
+        "test_accuracy": curve[-1]["test_accuracy"],
+        "seconds": seconds,
+        "curve": curve,
+        "rank": rank,
+    }
 
 
 def write_curve(result: dict, config: Config, stem: str) -> None:
@@ -154,7 +163,11 @@ def write_curve(result: dict, config: Config, stem: str) -> None:
     ax1.plot(epochs, [r["loss"] for r in result["curve"]], "o-")
     ax1.set(xlabel="epoch", ylabel="training loss", title=f"{config.neuron}, T={config.n_steps}")
     ax2.plot(epochs, [100 * r["test_accuracy"] for r in result["curve"]], "o-", color="C3")
-    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"final {100 * result['test_accuracy']:.1f}%")
+    ax2.set(
+        xlabel="epoch",
+        ylabel="test accuracy (%)",
+        title=f"final {100 * result['test_accuracy']:.1f}%",
+    )
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -163,7 +176,9 @@ def write_curve(result: dict, config: Config, stem: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     defaults = Config()
     parser.add_argument("--neuron", choices=["lif", "plif", "alif"], default=defaults.neuron)
     parser.add_argument("--surrogate", choices=sorted(SURROGATES), default=defaults.surrogate)
