@@ -84,7 +84,8 @@ def run(
     from rich.table import Table
 
     from tether.benchmark.providers import CORE_IMPLS, MODES, OPS, PEER_IMPLS
-    from tether.benchmark.runner import DTYPES, run_benchmarks, upsert
+    from tether.benchmark.runner import run_benchmarks, upsert
+    from tether.tuning.space import DTYPES
 
     op_list = parse_list(ops, OPS, "ops")
     mode_list = parse_list(modes, MODES, "modes")
@@ -167,8 +168,7 @@ def tune(
 
     from tether.benchmark.measure import device_name
     from tether.benchmark.providers import OPS
-    from tether.benchmark.runner import DTYPES
-    from tether.tuning.space import DIRECTIONS
+    from tether.tuning.space import DIRECTIONS, DTYPES
     from tether.tuning.sweep import GRIDS, export_winners, sweep, winners
 
     if not torch.cuda.is_available():

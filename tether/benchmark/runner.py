@@ -17,6 +17,7 @@ from tether.benchmark.measure import (
     time_ms,
 )
 from tether.benchmark.providers import PROVIDERS, Problem, eager, skip_reason
+from tether.tuning.space import DTYPES
 
 KEY = ["op", "impl", "mode", "dtype", "T", "N", "device"]
 COLUMNS = KEY[:-1] + [
@@ -42,8 +43,6 @@ GRAD_TOL = {torch.float32: 1e-4, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 # the reference beyond GRAD_TOL. Not zero in general: a membrane within rounding of the
 # threshold may fire in one implementation and not in another.
 ERROR_BOUND = 1e-3
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def error_fraction(out, truth, dtype: torch.dtype) -> float:

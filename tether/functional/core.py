@@ -324,7 +324,7 @@ def forward(
     x = x.contiguous()
     v_init = None if v_init is None else v_init.contiguous()
     a_init = None if a_init is None else a_init.contiguous()
-    n_params = _n_params(params)
+    n_params = vector_length(params)
     n_steps, n_neurons = x.shape
     training = any(needs_grad.values())
     config = select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
@@ -359,7 +359,8 @@ def forward(
     return out
 
 
-def _n_params(params: dict[str, Param]) -> int:
+def vector_length(params: dict[str, Param]) -> int:
+    """P: the length of the vector parameters (1 when all are scalars)."""
     sizes = [p.numel() for p in params.values() if isinstance(p, torch.Tensor)]
     return max(sizes, default=1)
 

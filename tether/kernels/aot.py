@@ -21,7 +21,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
-from tether.tuning.space import KernelConfig, config_space, default_config
+from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
 
 HOPPER = GPUTarget("cuda", 90, 32)
 _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16"}
@@ -80,9 +80,6 @@ def compile_kernel(
     source = ASTSource(kernel, _signature(kernel, dtype, config, constexprs), constexprs)
     options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
     return triton.compile(source, target=target, options=options)
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def fwd_switches(adaptive: bool, soft_reset: bool, save: bool, i: int) -> dict:

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 PACK_DTYPES = {8: torch.int8, 16: torch.int16, 32: torch.int32}
+# The I/O dtypes of the kernels, by the names tables, CSVs and the CLI use.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DIRECTIONS = ("fwd", "bwd")
 
 

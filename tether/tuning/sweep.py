@@ -21,9 +21,9 @@ import triton
 
 from tether.benchmark.measure import copy_bandwidth_gbps, run_facts, time_ms
 from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
-from tether.benchmark.runner import DTYPES, error_fraction
+from tether.benchmark.runner import error_fraction
 from tether.functional import core
-from tether.tuning.space import KernelConfig, config_space, default_config
+from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
 from tether.tuning.table import (
     SCHEMA,
     TABLE_PATH,
@@ -53,10 +53,6 @@ def op_spec(op: str) -> core.NeuronSpec:
     return core.NeuronSpec(op, adaptive=op == "alif", store_traces=False)
 
 
-def _n_params(params: dict) -> int:
-    return max((p.numel() for p in params.values() if isinstance(p, torch.Tensor)), default=1)
-
-
 def _launchers(problem: Problem, config: KernelConfig, direction: str):
     """(kernel call to time, its training-forward call or None, outputs for the check)."""
     spec = op_spec(problem.op)
@@ -64,7 +60,7 @@ def _launchers(problem: Problem, config: KernelConfig, direction: str):
     params = {
         k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in problem.params.items()
     }
-    n_params = _n_params(params)
+    n_params = core.vector_length(params)
     if direction == "fwd":
 
         def forward():

@@ -26,14 +26,13 @@ from typing import Any
 import torch
 
 from tether.kernels import neuron as neuron_kernels
-from tether.tuning.space import DIRECTIONS, KernelConfig, default_config
+from tether.tuning.space import DIRECTIONS, DTYPES, KernelConfig, default_config
 
 SCHEMA = 1
 TABLE_PATH = Path(__file__).with_name("winners.json")
 T_RANGE = (1, 1024)
 N_RANGE = (2**10, 2**26)
 OPS = ("lif", "plif", "alif")
-DTYPES = ("float32", "float16", "bfloat16")
 REQUIRED = {
     "gpu": str,
     "capability": str,
@@ -92,7 +91,7 @@ def validate_table(table: Any, source: str = "winners table") -> list[dict]:
         checks = (
             ("op", OPS),
             ("direction", DIRECTIONS),
-            ("dtype", DTYPES),
+            ("dtype", tuple(DTYPES)),
         )
         for key, allowed in checks:
             if entry[key] not in allowed:
