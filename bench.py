@@ -1,7 +1,7 @@
 """tether-bench: benchmark CSVs, plots, tuning and the performance-regression gate.
 
 tether-bench run --quick                 # small sizes; works on a CPU-only machine
-tether-bench run --ops lif --impls tether,eager,compile,spikingjelly,snntorch
+tether-bench run --ops lif --impls tether,untuned,eager,compile,spikingjelly,snntorch
 tether-bench plot results/<gpu>/latest.csv
 tether-bench tune --ops lif --dtypes float32 --grid standard
 tether-bench gate --baseline A.csv --current B.csv --tolerance 0.05
@@ -70,7 +70,7 @@ def run(
     shapes: Annotated[str, typer.Option(help="comma list of TxN")] = STANDARD,
     impls: Annotated[
         str, typer.Option(help="tether, eager, compile, spikingjelly, snntorch")
-    ] = "tether,eager,compile,spikingjelly,snntorch",
+    ] = "tether,untuned,eager,compile,spikingjelly,snntorch",
     quick: Annotated[bool, typer.Option(help=f"small shapes ({QUICK}), short timing")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     out: Annotated[

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # One visit to the GPU machine: `bash scripts/device_suite.sh STAGE...`, outputs under $OUT.
-# Stages: tests | bench-lif | bench-compile | tune-lif | tune-rest | bench-tuned
-# The machine has torch and Triton; peers travel as wheels in .whl (see the README).
+# Stages:
+#   tests        the whole test suite on the GPU (8 processes: compiling dominates)
+#   bench        LIF at the six standard shapes: tuned, untuned, eager, compile, peers
+#   bench-ops    PLIF and ALIF: tuned, untuned, eager
+#   overhead     host time per call (N=1024: the GPU work is negligible)
+#   tune-fwd     LIF fp32 forward over the full space at the standard shapes
+#   tune-lif     LIF fp32 forward and backward, full space, standard shapes
+#   tune-grid    LIF fp32 over the full T x N grid, micro space
+#   tune-rest    PLIF/ALIF fp32 and LIF/PLIF/ALIF bf16, quick grid, quick space
+# The machine has torch and Triton; peers and pytest-xdist travel as wheels in .whl (carried).
+# Set TETHER_COMMIT to the commit of the tree: the copy has no .git.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -11,26 +20,36 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH=$PWD
 fi
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 status=0
+tune() {  # tune NAME ARGS...: one sweep CSV per call, winners merged into the table
+  local name=$1; shift
+  python3 bench.py tune "$@" --out "$OUT/sweep_$name.csv" || status=1
+  cp tether/tuning/winners.json "$OUT/"
+}
 for stage in "$@"; do
-  echo "=== $stage"
+  echo "=== $stage $(date +%T)"
   case $stage in
     tests)
-      python3 -m pytest tests -q -p no:cacheprovider -k "not compile" 2>&1 | tee "$OUT/pytest_gpu.log" | tail -4 || status=1 ;;
-    bench-lif)
-      python3 bench.py run --ops lif --impls tether,eager,spikingjelly,snntorch --out "$OUT/bench.csv" || status=1 ;;
-    bench-compile)
-      python3 bench.py run --ops lif --impls compile --shapes 8x1048576,32x1048576,8x8388608,32x8388608 --out "$OUT/bench.csv" || status=1 ;;
+      python3 -m pytest tests -q -p no:cacheprovider -n 8 2>&1 | tee "$OUT/pytest_gpu.log" | tail -15 || status=1 ;;
+    bench)
+      python3 bench.py run --ops lif --impls tether,untuned,eager,spikingjelly,snntorch --out "$OUT/bench.csv" || status=1
+      timeout 300 python3 bench.py run --ops lif --impls compile --shapes 8x1048576,32x1048576,8x8388608,32x8388608 --out "$OUT/bench.csv" || status=1 ;;
     bench-ops)
-      python3 bench.py run --ops plif,alif --impls tether,eager --out "$OUT/bench.csv" || status=1 ;;
+      python3 bench.py run --ops plif,alif --impls tether,untuned,eager --out "$OUT/bench.csv" || status=1 ;;
+    overhead)
+      python3 bench.py run --ops lif,plif,alif --impls tether,compile --shapes 8x1024 --out "$OUT/overhead.csv" || status=1 ;;
+    tune-fwd)
+      tune lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid standard --no-baselines ;;
     tune-lif)
-      python3 bench.py tune --ops lif --dtypes float32 --grid standard --no-baselines --out "$OUT/sweep_lif_float32.csv" || status=1
-      cp tether/tuning/winners.json "$OUT/" ;;
+      tune lif_float32 --ops lif --dtypes float32 --grid standard --no-baselines ;;
+    tune-grid)
+      tune grid_lif_float32 --ops lif --dtypes float32 --grid full --space micro --no-baselines ;;
     tune-rest)
-      python3 bench.py tune --ops lif,plif,alif --dtypes bfloat16 --grid quick --space quick --no-baselines --out "$OUT/sweep_bf16.csv" || status=1
-      python3 bench.py tune --ops plif,alif --dtypes float32 --grid quick --space quick --no-baselines --out "$OUT/sweep_ops_fp32.csv" || status=1
-      cp tether/tuning/winners.json "$OUT/" ;;
+      tune bf16 --ops lif,plif,alif --dtypes bfloat16 --grid quick --space quick --no-baselines
+      tune ops_fp32 --ops plif,alif --dtypes float32 --grid quick --space quick --no-baselines ;;
     *) echo "unknown stage $stage"; status=1 ;;
   esac
 done
+echo "=== done $(date +%T)"
 exit $status

@@ -16,7 +16,7 @@ def quick_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "quick.csv"
     result = runner.invoke(
         app,
-        ["run", "--quick", "--impls", "tether,eager", "--ops", "lif,alif",
+        ["run", "--quick", "--impls", "tether,untuned,eager", "--ops", "lif,alif",
          "--shapes", "3x256,5x1000", "--out", str(path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -26,7 +26,7 @@ def quick_csv(tmp_path_factory):
 def test_run_quick_writes_every_column_with_sane_values(quick_csv):
     frame = pd.read_csv(quick_csv)
     assert list(frame.columns) == COLUMNS
-    assert len(frame) == 2 * 2 * 2 * 2  # ops x modes x shapes x impls
+    assert len(frame) == 2 * 2 * 2 * 3  # ops x modes x shapes x impls
     assert (frame["ms"] > 0).all() and (frame["gbps"] > 0).all()
     assert (frame["max_error"] <= frame["error_bound"]).all()
     assert (frame[frame["impl"] == "eager"]["speedup_vs_eager"] == 1).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import statistics
 import subprocess
 import time
@@ -58,6 +59,8 @@ def device_name(device: torch.device) -> str:
 
 
 def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with local changes); outside a git checkout (a copy
+    of the tree on a GPU machine) the ``TETHER_COMMIT`` environment variable, else "unknown"."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -74,7 +77,7 @@ def git_commit() -> str:
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("TETHER_COMMIT", "unknown")
 
 
 def run_facts(device: torch.device) -> dict[str, str]:

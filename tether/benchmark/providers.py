@@ -1,4 +1,5 @@
-"""Implementations a benchmark compares, declared once: tether, eager, torch.compile and,
+"""Implementations a benchmark compares, declared once: tether (tuned), tether untuned (the
+default config), eager, torch.compile and,
 when installed, SpikingJelly and snnTorch (LIF only).
 
 Every provider turns a ``Problem`` into a callable that runs one forward (``fwd``, under
@@ -17,10 +18,11 @@ import torch
 
 from tether.functional import ALIFSubFunction, LIFSubFunction, PLIFSubFunction
 from tether.reference import alif_reference, lif_reference
+from tether.tuning.table import untuned
 
 OPS = ("lif", "plif", "alif")
 MODES = ("fwd", "fwdbwd")
-CORE_IMPLS = ("tether", "eager", "compile")
+CORE_IMPLS = ("tether", "untuned", "eager", "compile")
 PEER_IMPLS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
 ALPHA = 2.0  # Arctan alpha; SpikingJelly's ATan and snnTorch's atan take 2 * ALPHA
 MAX_COMPILE_STEPS = 64  # compiling the unrolled loop beyond this takes minutes
@@ -122,6 +124,17 @@ def tether_impl(problem: Problem) -> Run:
     return _wrap(problem, lambda: function.apply(*args, *switches)[0])
 
 
+def untuned_impl(problem: Problem) -> Run:
+    """tether with the default config instead of the winners table (``table.untuned``)."""
+    tuned = tether_impl(problem)
+
+    def run():
+        with untuned():
+            return tuned()
+
+    return run
+
+
 def spikingjelly(problem: Problem) -> Run:
     from spikingjelly.activation_based import neuron, surrogate
 
@@ -166,6 +179,7 @@ def snntorch(problem: Problem) -> Run:
 
 PROVIDERS: dict[str, Callable[[Problem], Run]] = {
     "tether": tether_impl,
+    "untuned": untuned_impl,
     "eager": eager,
     "compile": compiled,
     "spikingjelly": spikingjelly,

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import triton
 
 from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
+from tether.kernels.launch import Launcher
 from tether.reference import NeuronOutput, neuron_reference
 from tether.surrogates import check_surrogate_id
 from tether.tuning.space import PACK_DTYPES, KernelConfig
-from tether.tuning.table import select_config
+from tether.tuning.table import select_config, select_training_configs
 
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 STATE_PARAMS = ("decay_v", "threshold", "decay_a", "beta")
@@ -128,20 +128,30 @@ def check_inputs(
     return n_params
 
 
-def _param_args(params: dict[str, Param]) -> tuple[list, list[int], list[bool]]:
-    """Kernel arguments for the four state parameters: values, strides, is-tensor flags."""
-    values, strides, is_tensor = [], [], []
+def _param_args(params: dict[str, Param]) -> tuple[list, list[int], dict[str, bool]]:
+    """Kernel arguments for the four state parameters: values, strides and the
+    ``*_IS_TENSOR`` constexprs."""
+    values, strides, is_tensor = [], [], {}
     for name in STATE_PARAMS:
         value = params.get(name, 0.0)
+        flag = f"{name.upper()}_IS_TENSOR"
         if isinstance(value, torch.Tensor):
             values.append(value.reshape(-1).contiguous())
             strides.append(0 if value.numel() == 1 else 1)
-            is_tensor.append(True)
+            is_tensor[flag] = True
         else:
             values.append(float(value))
             strides.append(0)
-            is_tensor.append(False)
+            is_tensor[flag] = False
     return values, strides, is_tensor
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+_launch_fwd = Launcher(neuron_fwd_kernel)
+_launch_bwd = Launcher(neuron_bwd_kernel)
 
 
 def launch_forward(
@@ -164,11 +174,13 @@ def launch_forward(
     a_final = torch.empty_like(v_final) if spec.adaptive else None
     saved = None
     if save_for_backward:
-        n_words = triton.cdiv(n_steps, config.pack_bits)
-        n_chunks = triton.cdiv(n_steps, config.chunk)
+        n_chunks = _cdiv(n_steps, config.chunk)
         saved = Saved(
             packed=torch.empty(
-                n_words, n_neurons, device=x.device, dtype=PACK_DTYPES[config.pack_bits]
+                _cdiv(n_steps, config.pack_bits),
+                n_neurons,
+                device=x.device,
+                dtype=PACK_DTYPES[config.pack_bits],
             ),
             ckpt_v=torch.empty(n_chunks, n_neurons, device=x.device, dtype=torch.float32),
             ckpt_a=torch.empty(n_chunks, n_neurons, device=x.device, dtype=torch.float32)
@@ -180,8 +192,7 @@ def launch_forward(
     def ptr(t: torch.Tensor | None) -> torch.Tensor:
         return x if t is None else t  # unused pointers: any tensor, never read
 
-    grid = (triton.cdiv(n_neurons, config.block),)
-    neuron_fwd_kernel[grid](
+    args = (
         x,
         spikes,
         ptr(h_seq),
@@ -199,20 +210,22 @@ def launch_forward(
         n_neurons,
         spec.group_size,
         n_params,
-        *is_tensor,
-        ADAPTIVE=spec.adaptive,
-        SOFT_RESET=spec.soft_reset,
-        HAS_V_INIT=v_init is not None,
-        HAS_A_INIT=a_init is not None,
-        STORE_H=spec.store_traces,
-        STORE_A=spec.store_traces and spec.adaptive,
-        SAVE_FOR_BACKWARD=save_for_backward,
-        BLOCK=config.block,
-        CHUNK=config.chunk,
-        PACK_BITS=config.pack_bits,
-        num_warps=config.num_warps,
-        num_stages=config.num_stages,
     )
+    constexprs = {
+        **is_tensor,
+        "ADAPTIVE": spec.adaptive,
+        "SOFT_RESET": spec.soft_reset,
+        "HAS_V_INIT": v_init is not None,
+        "HAS_A_INIT": a_init is not None,
+        "STORE_H": spec.store_traces,
+        "STORE_A": spec.store_traces and spec.adaptive,
+        "SAVE_FOR_BACKWARD": save_for_backward,
+        "BLOCK": config.block,
+        "CHUNK": config.chunk,
+        "PACK_BITS": config.pack_bits,
+    }
+    grid = _cdiv(n_neurons, config.block)
+    _launch_fwd(grid, args, constexprs, config.num_warps, config.num_stages)
     return NeuronOutput(spikes, v_final, a_final, h_seq, a_seq), saved
 
 
@@ -246,8 +259,7 @@ def launch_backward(
     def ptr(t: torch.Tensor | None) -> torch.Tensor:
         return x if t is None else t.contiguous()
 
-    grid = (triton.cdiv(n_neurons, config.block),)
-    neuron_bwd_kernel[grid](
+    args = (
         x,
         saved.packed,
         saved.ckpt_v,
@@ -268,28 +280,30 @@ def launch_backward(
         n_neurons,
         spec.group_size,
         n_params,
-        *is_tensor,
-        alpha_is_tensor,
-        ADAPTIVE=spec.adaptive,
-        SOFT_RESET=spec.soft_reset,
-        DETACH_RESET=spec.detach_reset,
-        SURROGATE=spec.surrogate_type,
-        HAS_GRAD_SPIKES=grad_out.spikes is not None,
-        HAS_GRAD_H=grad_out.h_seq is not None,
-        HAS_GRAD_A_SEQ=grad_out.a_seq is not None,
-        HAS_GRAD_V_FINAL=grad_out.v_final is not None,
-        HAS_GRAD_A_FINAL=grad_out.a_final is not None,
-        DECAY_V_GRAD_ROW=rows.get("decay_v", -1),
-        THRESHOLD_GRAD_ROW=rows.get("threshold", -1),
-        DECAY_A_GRAD_ROW=rows.get("decay_a", -1),
-        BETA_GRAD_ROW=rows.get("beta", -1),
-        ALPHA_GRAD_ROW=rows.get("alpha", -1),
-        BLOCK=config.block,
-        CHUNK=config.chunk,
-        PACK_BITS=config.pack_bits,
-        num_warps=config.num_warps,
-        num_stages=config.num_stages,
     )
+    constexprs = {
+        **is_tensor,
+        "ALPHA_IS_TENSOR": alpha_is_tensor,
+        "ADAPTIVE": spec.adaptive,
+        "SOFT_RESET": spec.soft_reset,
+        "DETACH_RESET": spec.detach_reset,
+        "SURROGATE": spec.surrogate_type,
+        "HAS_GRAD_SPIKES": grad_out.spikes is not None,
+        "HAS_GRAD_H": grad_out.h_seq is not None,
+        "HAS_GRAD_A_SEQ": grad_out.a_seq is not None,
+        "HAS_GRAD_V_FINAL": grad_out.v_final is not None,
+        "HAS_GRAD_A_FINAL": grad_out.a_final is not None,
+        "DECAY_V_GRAD_ROW": rows.get("decay_v", -1),
+        "THRESHOLD_GRAD_ROW": rows.get("threshold", -1),
+        "DECAY_A_GRAD_ROW": rows.get("decay_a", -1),
+        "BETA_GRAD_ROW": rows.get("beta", -1),
+        "ALPHA_GRAD_ROW": rows.get("alpha", -1),
+        "BLOCK": config.block,
+        "CHUNK": config.chunk,
+        "PACK_BITS": config.pack_bits,
+    }
+    grid = _cdiv(n_neurons, config.block)
+    _launch_bwd(grid, args, constexprs, config.num_warps, config.num_stages)
     return grad_x, grad_v_init, grad_a_init, {name: grad_params[rows[name]] for name in grad_names}
 
 
@@ -326,18 +340,14 @@ def forward(
     a_init = None if a_init is None else a_init.contiguous()
     n_params = vector_length(params)
     n_steps, n_neurons = x.shape
-    training = any(needs_grad.values())
-    config = select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
+    # Under no_grad autograd records no graph (no next_functions): nothing to save.
+    training = len(ctx.next_functions) > 0 and any(needs_grad.values())
     if training:
-        bwd_config = select_config(spec.op, "bwd", x.dtype, n_steps, n_neurons, x.device)
-        config = KernelConfig(
-            block=config.block,
-            num_warps=config.num_warps,
-            num_stages=config.num_stages,
-            chunk=bwd_config.chunk,
-            pack_bits=bwd_config.pack_bits,
+        config, ctx.bwd_config = select_training_configs(
+            spec.op, x.dtype, n_steps, n_neurons, x.device
         )
-        ctx.bwd_config = bwd_config
+    else:
+        config = select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
     out, saved = launch_forward(spec, x, v_init, a_init, params, n_params, config, training)
     if training:
         tensor_params = [

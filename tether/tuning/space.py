@@ -106,6 +106,8 @@ def config_space(direction: str, dtype: torch.dtype, size: str = "full") -> list
     stages = (1, 2) if direction == "fwd" and full else (1,)
     packs = (32,) if direction == "fwd" or size == "micro" else (8, 16, 32)
     chunks = (4, 8, 16) if full else (8, 16)
+    if full and direction == "fwd":
+        chunks += (32,)  # a whole 32-step word of loads in flight (small blocks only)
     pairs = {"full": BLOCK_WARPS, "quick": QUICK_BLOCK_WARPS, "micro": MICRO_BLOCK_WARPS}[size]
     for (block, num_warps), num_stages, chunk, pack_bits in itertools.product(
         pairs, stages, chunks, packs

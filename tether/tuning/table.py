@@ -15,11 +15,14 @@ entry the heuristic ``default_config`` is used. Lookups are cached per process.
 from __future__ import annotations
 
 import ast
+import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,23 +161,65 @@ def gpu_key(device_index: int) -> str:
     return f"{torch.cuda.get_device_name(device_index)}|{major}.{minor}"
 
 
-_CHOSEN: dict[tuple, KernelConfig] = {}
+_BY_SHAPE: dict[tuple, KernelConfig] = {}  # exact (untuned, device, op, direction, dtype, T, N)
+_BY_BUCKET: dict[tuple, KernelConfig] = {}  # (GPU, op, direction, dtype, T and N buckets)
+_TRAINING: dict[tuple, tuple[KernelConfig, KernelConfig]] = {}
+_untuned = False
+
+
+@contextlib.contextmanager
+def untuned() -> Iterator[None]:
+    """Within the block every call runs the default config: how benchmarks time the
+    untuned kernel beside the tuned one."""
+    global _untuned
+    previous, _untuned = _untuned, True
+    try:
+        yield
+    finally:
+        _untuned = previous
 
 
 def select_config(
     op: str, direction: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> KernelConfig:
-    """The launch config for one call, cached per (GPU, op, direction, dtype, bucket): the
-    nearest tuned entry; else, with ``TETHER_AUTOTUNE=1``, a config timed once at this shape
-    (``tuning.sweep.autotune_online``); else the default."""
-    gpu = None
-    if device.type == "cuda":
-        gpu = gpu_key(device.index if device.index is not None else torch.cuda.current_device())
-    key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
-    config = _CHOSEN.get(key)
-    if config is None:
-        config = _CHOSEN[key] = _choose(gpu, op, direction, dtype, n_steps, n_neurons, device)
+    """The launch config for one call: the nearest tuned entry; else, with
+    ``TETHER_AUTOTUNE=1``, a config timed once at this shape
+    (``tuning.sweep.autotune_online``); else the default. Cached per exact shape (one dict
+    lookup per call) and per (GPU, op, direction, dtype, bucket)."""
+    shape_key = (_untuned, device, op, direction, dtype, n_steps, n_neurons)
+    config = _BY_SHAPE.get(shape_key)
+    if config is not None:
+        return config
+    if _untuned:
+        config = default_config(direction, dtype)
+    else:
+        gpu = None
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            gpu = gpu_key(index)
+        key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
+        config = _BY_BUCKET.get(key)
+        if config is None:
+            config = _BY_BUCKET[key] = _choose(
+                gpu, op, direction, dtype, n_steps, n_neurons, device
+            )
+    _BY_SHAPE[shape_key] = config
     return config
+
+
+def select_training_configs(
+    op: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
+) -> tuple[KernelConfig, KernelConfig]:
+    """(forward, backward) configs of a training call: the forward keeps its own launch
+    shape but saves spikes and checkpoints in the layout the backward config reads."""
+    key = (_untuned, device, op, dtype, n_steps, n_neurons)
+    configs = _TRAINING.get(key)
+    if configs is None:
+        fwd = select_config(op, "fwd", dtype, n_steps, n_neurons, device)
+        bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
+        fwd = dataclasses.replace(fwd, chunk=bwd.chunk, pack_bits=bwd.pack_bits)
+        configs = _TRAINING[key] = (fwd, bwd)
+    return configs
 
 
 def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> KernelConfig:

@@ -1,0 +1,110 @@
+"""Host-side launch path: the compiled-kernel cache, no saving under no_grad, the untuned
+switch. (The cached launch itself runs on the GPU, where every kernel test goes through it.)"""
+
+import pytest
+import torch
+
+from tether.functional import core
+from tether.functional.lif import LIFSubFunction
+from tether.kernels import launch
+from tether.tuning import table
+from tether.tuning.space import KernelConfig, default_config
+
+
+class FakeKernel:
+    """Records launches through ``kernel[grid]`` and through the compiled binary."""
+
+    arg_names = ["x_ptr", "n", "scale", "BLOCK", "FLAG"]
+
+    def __init__(self):
+        self.jit_calls, self.binary_calls = [], []
+
+    def __getitem__(self, grid):
+        def run(*args, **kwargs):
+            self.jit_calls.append((grid, args, kwargs))
+            compiled = self.Compiled()
+            compiled.owner = self
+            return compiled
+
+        return run
+
+    class Compiled:
+        def __getitem__(self, grid):
+            return lambda *args: self.owner.binary_calls.append((grid, args))
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setattr(launch, "INTERPRET", False)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    kernel = FakeKernel()
+    return kernel, launch.Launcher(kernel)
+
+
+def test_launcher_compiles_once_per_specialization(fake):
+    kernel, launcher = fake
+    x = torch.zeros(64)
+    constexprs = {"BLOCK": 128, "FLAG": True}
+    launcher(4, (x, 64, 0.5), constexprs, 4, 1)
+    launcher(5, (x, 32, 0.25), constexprs, 4, 1)  # same classes: the cached binary
+    assert len(kernel.jit_calls) == 1
+    assert kernel.binary_calls == [((5, 1, 1), (x, 32, 0.25, 128, True))]
+    # Each of these differs in something Triton specializes on: a new jit launch.
+    launcher(5, (x[1:], 32, 0.25), constexprs, 4, 1)  # pointer not 16-byte aligned
+    launcher(5, (x, 33, 0.25), constexprs, 4, 1)  # int not divisible by 16
+    launcher(5, (x, 1, 0.25), constexprs, 4, 1)  # int equal to 1
+    launcher(5, (x.double(), 32, 0.25), constexprs, 4, 1)  # dtype
+    launcher(5, (x, 32, 0.25), {"BLOCK": 256, "FLAG": True}, 4, 1)  # constexpr
+    launcher(5, (x, 32, 0.25), constexprs, 8, 1)  # num_warps
+    assert len(kernel.jit_calls) == 7
+    assert len(kernel.binary_calls) == 1
+
+
+def test_launcher_rejects_constexprs_out_of_signature_order(fake):
+    _, launcher = fake
+    with pytest.raises(ValueError, match="signature order"):
+        launcher(1, (torch.zeros(4), 4, 1.0), {"FLAG": True, "BLOCK": 128}, 4, 1)
+
+
+def test_no_grad_forward_saves_nothing(device, monkeypatch):
+    """Inputs that require grad under no_grad: no spike words or checkpoints are written."""
+    saves = []
+    original = core.launch_forward
+
+    def spy(*args):
+        saves.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(core, "launch_forward", spy)
+    x = torch.randn(5, 64, device=device, requires_grad=True)
+    with torch.no_grad():
+        spikes, _, _ = LIFSubFunction.apply(x, None, 0.9, 1.0)
+    assert saves == [False] and spikes.grad_fn is None
+    LIFSubFunction.apply(x, None, 0.9, 1.0)
+    assert saves == [False, True]
+
+
+@pytest.fixture
+def empty_caches():
+    caches = (table._BY_SHAPE, table._BY_BUCKET, table._TRAINING)
+    saved = [dict(c) for c in caches]
+    for c in caches:
+        c.clear()
+    yield
+    for c, old in zip(caches, saved):
+        c.clear()
+        c.update(old)
+
+
+def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
+    tuned = KernelConfig(256, 2, 1, 4, 8)
+    monkeypatch.setattr(table, "_choose", lambda *args: tuned)
+    cpu = torch.device("cpu")
+    default_bwd = default_config("bwd", torch.float32)
+    assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == tuned
+    with table.untuned():
+        assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == default_bwd
+        fwd, bwd = table.select_training_configs("lif", torch.float32, 7, 100, cpu)
+        assert bwd == default_bwd and (fwd.chunk, fwd.pack_bits) == (bwd.chunk, bwd.pack_bits)
+    fwd, bwd = table.select_training_configs("lif", torch.float32, 7, 100, cpu)
+    assert bwd == tuned and (fwd.block, fwd.chunk) == (tuned.block, tuned.chunk)

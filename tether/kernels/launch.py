@@ -1,0 +1,76 @@
+"""Launch a ``@triton.jit`` kernel with little host time per call.
+
+``kernel[grid](*args, **constexprs)`` binds and specializes every argument on each call
+(~50 for the neuron kernels), which costs more host time than a small neuron layer takes on
+the GPU. ``Launcher`` keeps the compiled binary of each specialization and launches it
+directly; the first call of a specialization goes through ``kernel[grid]`` (compiling if
+needed) and returns what Triton built, so the binary is the one Triton would have picked.
+
+The cache key holds everything Triton specializes on, and more: every constexpr, the
+launch options, each tensor's dtype and 16-byte alignment, each int's class (== 1,
+divisible by 16, fits in 32 bits) and the type of every other argument. A finer key only
+costs an extra first call; it can never pick a binary built for other arguments.
+Under ``TRITON_INTERPRET=1`` there is no binary: every call goes through ``kernel[grid]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from tether.kernels import INTERPRET
+
+
+def _arg_class(arg: object) -> object:
+    """What Triton can specialize on in one runtime argument."""
+    if isinstance(arg, torch.Tensor):
+        return arg.dtype, arg.data_ptr() % 16 == 0
+    if isinstance(arg, bool):
+        return bool
+    if isinstance(arg, int):
+        return arg == 1, arg % 16 == 0, arg.bit_length() < 32, arg < 0
+    return type(arg)
+
+
+class Launcher:
+    """``Launcher(kernel)(grid, args, constexprs, num_warps, num_stages)``.
+
+    ``args``: the kernel's runtime arguments in signature order; ``constexprs``: name ->
+    value for every constexpr parameter, in signature order (checked on the first call).
+    ``grid``: the number of programs (a 1-D grid).
+    """
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+        self.compiled: dict[tuple, object] = {}
+
+    def __call__(
+        self,
+        grid: int,
+        args: Sequence,
+        constexprs: dict[str, object],
+        num_warps: int,
+        num_stages: int,
+    ) -> None:
+        if INTERPRET:
+            self.kernel[(grid,)](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
+            return
+        values = tuple(constexprs.values())
+        key = (
+            torch.cuda.current_device(),
+            num_warps,
+            num_stages,
+            values,
+            tuple(map(_arg_class, args)),
+        )
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            names = self.kernel.arg_names[len(args) :]
+            if list(constexprs) != names:
+                raise ValueError(f"constexprs must be given in signature order {names}")
+            self.compiled[key] = self.kernel[(grid,)](
+                *args, **constexprs, num_warps=num_warps, num_stages=num_stages
+            )
+            return
+        compiled[(grid, 1, 1)](*args, *values)
