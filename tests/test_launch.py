@@ -107,4 +107,6 @@ def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
         fwd, bwd = table.select_training_configs("lif", torch.float32, 7, 100, cpu)
         assert bwd == default_bwd and (fwd.chunk, fwd.pack_bits) == (bwd.chunk, bwd.pack_bits)
     fwd, bwd = table.select_training_configs("lif", torch.float32, 7, 100, cpu)
-    assert bwd == tuned and (fwd.block, fwd.chunk) == (tuned.block, tuned.chunk)
+    assert bwd == tuned and (fwd.chunk, fwd.pack_bits) == (tuned.chunk, tuned.pack_bits)
+    # the training forward runs the launch shape the tuner paired with each backward config
+    assert fwd.block == default_config("fwd", torch.float32).block

@@ -32,6 +32,7 @@ from tether.tuning.table import (
     load_table,
     n_bucket,
     t_bucket,
+    training_forward_config,
 )
 
 STANDARD_SHAPES = [(8, 2**20), (32, 2**20), (128, 2**20), (8, 2**23), (32, 2**23), (128, 2**22)]
@@ -67,14 +68,7 @@ def _launchers(problem: Problem, config: KernelConfig, direction: str):
             return core.launch_forward(spec, x, None, None, params, n_params, config, False)
 
         return forward, None, lambda: (forward()[0].spikes, None)
-    fwd_config = default_config("fwd", x.dtype)
-    train_config = KernelConfig(
-        fwd_config.block,
-        fwd_config.num_warps,
-        fwd_config.num_stages,
-        config.chunk,
-        config.pack_bits,
-    )
+    train_config = training_forward_config(config, x.dtype)
 
     def train_forward():
         return core.launch_forward(spec, x, None, None, params, n_params, train_config, True)
