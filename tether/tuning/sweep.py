@@ -74,10 +74,15 @@ def _launchers(problem: Problem, config: KernelConfig, direction: str):
         return core.launch_forward(spec, x, None, None, params, n_params, train_config, True)
 
     out, saved = train_forward()
+    # as in training: a gradient for every tensor parameter (PLIF's and ALIF's are learned);
+    # each one adds a per-neuron sum that the backward keeps in registers
+    param_grads = {name: isinstance(value, torch.Tensor) for name, value in params.items()}
     grads = core.NeuronOutput(problem.grad, None, None, None, None)
 
     def backward():
-        return core.launch_backward(spec, x, saved, params, 2.0, n_params, {}, grads, config)
+        return core.launch_backward(
+            spec, x, saved, params, 2.0, n_params, param_grads, grads, config
+        )
 
     return backward, train_forward, lambda: (out.spikes, backward()[0])
 
