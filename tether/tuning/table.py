@@ -53,13 +53,28 @@ class WinnersTableError(ValueError):
     """The winners table file is malformed."""
 
 
+def _canonical(node: object) -> str:
+    """A syntax tree as text, leaving out empty fields: the same text on every Python
+    version (``ast.dump`` lists fields that newer versions added, such as ``type_params``)."""
+    if isinstance(node, ast.AST):
+        fields = (
+            f"{name}={_canonical(value)}"
+            for name, value in ast.iter_fields(node)
+            if value is not None and value != []
+        )
+        return f"{type(node).__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return f"[{', '.join(map(_canonical, node))}]"
+    return repr(node)
+
+
 def kernel_hash() -> str:
     """A hash of the kernel template's syntax tree: table entries for other code are stale.
 
-    Hashing the AST rather than the bytes keeps entries valid across comment and formatting
+    Hashing the tree rather than the bytes keeps entries valid across comment and formatting
     changes, and invalidates them on any change to the code itself."""
     tree = ast.parse(Path(neuron_kernels.__file__).read_text())
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical(tree).encode()).hexdigest()[:16]
 
 
 def bucket(value: int, lo: int, hi: int) -> int:
