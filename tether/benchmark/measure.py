@@ -59,8 +59,10 @@ def device_name(device: torch.device) -> str:
 
 
 def git_commit() -> str:
-    """The checkout's commit (``-dirty`` with local changes); outside a git checkout (a copy
-    of the tree on a GPU machine) the ``TETHER_COMMIT`` environment variable, else "unknown"."""
+    """``TETHER_COMMIT`` if set (a copy of the tree on a GPU machine may carry a stale
+    ``.git``), else the checkout's commit (``-dirty`` with local changes), else "unknown"."""
+    if os.environ.get("TETHER_COMMIT"):
+        return os.environ["TETHER_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -77,7 +79,7 @@ def git_commit() -> str:
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("TETHER_COMMIT", "unknown")
+        return "unknown"
 
 
 def run_facts(device: torch.device) -> dict[str, str]:

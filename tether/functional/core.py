@@ -341,7 +341,7 @@ def forward(
     n_params = vector_length(params)
     n_steps, n_neurons = x.shape
     # Under no_grad autograd records no graph (no next_functions): nothing to save.
-    training = len(ctx.next_functions) > 0 and any(needs_grad.values())
+    training = len(getattr(ctx, "next_functions", (None,))) > 0 and any(needs_grad.values())
     if training:
         config, ctx.bwd_config = select_training_configs(
             spec.op, x.dtype, n_steps, n_neurons, x.device
