@@ -1,5 +1,6 @@
 """The winners table loader, bucket lookup, stale hashes, defaults and the config space."""
 
+import ast
 import json
 import os
 import subprocess
@@ -29,6 +30,21 @@ def entry(**overrides):
 
 def test_shipped_table_is_valid():
     assert isinstance(table.load_table(table.TABLE_PATH), list)
+
+
+def test_shipped_entries_are_for_the_current_kernel():
+    """A kernel edit makes every shipped entry stale: re-tune (or say so) in the same change."""
+    stale = [e for e in table.load_table() if e["kernel_hash"] != table.kernel_hash()]
+    assert not stale, f"{len(stale)} shipped entries carry another kernel's hash"
+
+
+def test_kernel_hash_leaves_out_empty_fields():
+    """Newer Pythons add empty fields (``type_params=[]``) to the tree: the hash ignores them."""
+    text = table._canonical(ast.parse("def f(x):\n    return x"))
+    assert text == (
+        "Module(body=[FunctionDef(name='f', args=arguments(args=[arg(arg='x')]), "
+        "body=[Return(value=Name(id='x', ctx=Load()))])])"
+    )
 
 
 @pytest.mark.parametrize(
