@@ -60,6 +60,32 @@ def test_launcher_compiles_once_per_specialization(fake):
     assert len(kernel.binary_calls) == 1
 
 
+def test_launcher_switches_to_the_tensors_device(fake, monkeypatch):
+    """Tensors on cuda:1 while cuda:0 is current: launched inside ``torch.cuda.device``."""
+    kernel, launcher = fake
+    current = [0]
+    entered = []
+
+    class FakeDevice:
+        def __init__(self, device):
+            self.index = device.index
+
+        def __enter__(self):
+            entered.append(self.index)
+            current[0], self.previous = self.index, current[0]
+
+        def __exit__(self, *exc):
+            current[0] = self.previous
+
+    class OnSecondGPU:
+        device = torch.device("cuda", 1)
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
+    monkeypatch.setattr(torch.cuda, "device", FakeDevice)
+    launcher(1, (OnSecondGPU(), 4, 1.0), {"BLOCK": 128, "FLAG": True}, 4, 1)
+    assert entered == [1] and current == [0] and len(kernel.jit_calls) == 1
+
+
 def test_launcher_rejects_constexprs_out_of_signature_order(fake):
     _, launcher = fake
     with pytest.raises(ValueError, match="signature order"):

@@ -38,7 +38,8 @@ class Launcher:
 
     ``args``: the kernel's runtime arguments in signature order; ``constexprs``: name ->
     value for every constexpr parameter, in signature order (checked on the first call).
-    ``grid``: the number of programs (a 1-D grid).
+    ``grid``: the number of programs (a 1-D grid). The kernel runs on the device of
+    ``args[0]``, whichever CUDA device is current.
     """
 
     def __init__(self, kernel) -> None:
@@ -56,6 +57,10 @@ class Launcher:
         if INTERPRET:
             self.kernel[(grid,)](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
             return
+        device = args[0].device
+        if device.index is not None and device.index != torch.cuda.current_device():
+            with torch.cuda.device(device):  # Triton launches on the current device
+                return self(grid, args, constexprs, num_warps, num_stages)
         values = tuple(constexprs.values())
         key = (
             torch.cuda.current_device(),
