@@ -57,13 +57,14 @@ class Launcher:
         if INTERPRET:
             self.kernel[(grid,)](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
             return
+        current = torch.cuda.current_device()
         device = args[0].device
-        if device.index is not None and device.index != torch.cuda.current_device():
+        if device.index is not None and device.index != current:
             with torch.cuda.device(device):  # Triton launches on the current device
                 return self(grid, args, constexprs, num_warps, num_stages)
         values = tuple(constexprs.values())
         key = (
-            torch.cuda.current_device(),
+            current,
             num_warps,
             num_stages,
             values,
