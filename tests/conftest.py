@@ -10,6 +10,10 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 from tether.functional.core import uses_kernels  # noqa: E402
+from tether.kernels.launch import Launcher  # noqa: E402
+
+# On a GPU every cached launch also checks that its key stands for one specialization.
+Launcher.check_keys = True
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from tether.functional import core
+from tether.functional.alif import ALIFSubFunction
 from tether.functional.lif import LIFSubFunction
+from tether.functional.plif import PLIFSubFunction
 from tether.kernels import launch
 from tether.tuning import table
 from tether.tuning.space import KernelConfig, default_config
@@ -95,13 +97,13 @@ def test_launcher_rejects_constexprs_out_of_signature_order(fake):
 def test_no_grad_forward_saves_nothing(device, monkeypatch):
     """Inputs that require grad under no_grad: no spike words or checkpoints are written."""
     saves = []
-    original = core.launch_forward
+    original = core._run_forward
 
     def spy(*args):
-        saves.append(args[-1])
+        saves.append(args[7])  # save_for_backward
         return original(*args)
 
-    monkeypatch.setattr(core, "launch_forward", spy)
+    monkeypatch.setattr(core, "_run_forward", spy)
     x = torch.randn(5, 64, device=device, requires_grad=True)
     with torch.no_grad():
         spikes, _, _ = LIFSubFunction.apply(x, None, 0.9, 1.0)
@@ -112,7 +114,7 @@ def test_no_grad_forward_saves_nothing(device, monkeypatch):
 
 @pytest.fixture
 def empty_caches():
-    caches = (table._BY_SHAPE, table._BY_BUCKET, table._TRAINING)
+    caches = (table._BY_SHAPE, table._BY_BUCKET, table._TRAINING, core._PLANS)
     saved = [dict(c) for c in caches]
     for c in caches:
         c.clear()
@@ -136,3 +138,65 @@ def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
     assert bwd == tuned and (fwd.chunk, fwd.pack_bits) == (tuned.chunk, tuned.pack_bits)
     # the training forward runs the launch shape the tuner paired with each backward config
     assert fwd.block == default_config("fwd", torch.float32).block
+
+
+def test_launch_key_that_stands_for_two_specializations_raises(fake, monkeypatch):
+    kernel, launcher = fake
+    monkeypatch.setattr(launch.Launcher, "check_keys", True)
+    x = torch.zeros(64)
+    constexprs = {"BLOCK": 128, "FLAG": True}
+    launcher(4, (x, 64, 0.5), constexprs, 4, 1, key="k")
+    launcher(4, (x, 32, 0.5), constexprs, 4, 1, key="k")  # same classes: fine
+    with pytest.raises(RuntimeError, match="two specializations"):
+        launcher(4, (x[1:], 32, 0.5), constexprs, 4, 1, key="k")  # unaligned: not the same
+
+
+def test_launch_key_without_checks_skips_the_classes(fake, monkeypatch):
+    kernel, launcher = fake
+    monkeypatch.setattr(launch.Launcher, "check_keys", False)  # the suite turns checks on
+    calls = []
+    monkeypatch.setattr(launch, "_arg_class", lambda arg: calls.append(arg) or type(arg))
+    constexprs = {"BLOCK": 128, "FLAG": True}
+    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, key="k")
+    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, key="k")
+    assert len(calls) == 3 and len(kernel.jit_calls) == 1 and len(kernel.binary_calls) == 1
+
+
+def _varied_calls(device):
+    """Forward and backward calls that differ in what a binary is specialized on: dtype,
+    alignment (views at an odd offset), scalar / one-element / vector parameters, initial
+    states, traces, which gradients flow."""
+    n = 64
+    base = torch.randn(9 * n + 1, device=device)
+    aligned, unaligned = base[: 8 * n].view(8, n), base[1 : 8 * n + 1].view(8, n)
+    vec = torch.rand(n + 1, device=device)
+    for x in (aligned, unaligned, aligned.bfloat16(), aligned[:, :48]):
+        width = x.shape[1]
+        for decay in (0.9, torch.tensor([0.9], device=device), vec[:width], vec[1 : width + 1]):
+            for grad in (False, True):
+                leaf = x.detach().clone().requires_grad_(grad) if grad else x
+                v_init = torch.zeros(width, device=device)
+                yield LIFSubFunction, (leaf, None, decay, 1.0)
+                yield PLIFSubFunction, (leaf, v_init, decay, vec[:width], 2.0, 1)
+                yield ALIFSubFunction, (leaf, None, v_init, decay, 0.8, 1.0, 0.2)
+
+
+def test_plan_keys_stand_for_one_specialization_each(fake, monkeypatch, empty_caches):
+    """Every autograd-path launch hands the launcher a plan key; with ``check_keys`` the
+    launcher computes the argument classes anyway and raises if one key covered two. The
+    kernels are fakes here: this checks the host-side keys, on CPU."""
+    monkeypatch.setattr(launch.Launcher, "check_keys", True)
+    monkeypatch.setattr(core, "uses_kernels", lambda x: True)
+    launchers = {}
+    for name in ("_launch_fwd", "_launch_bwd"):
+        fake_kernel = FakeKernel()
+        fake_kernel.arg_names = getattr(core, name).kernel.arg_names
+        launchers[name] = launch.Launcher(fake_kernel)
+        monkeypatch.setattr(core, name, launchers[name])
+    cpu = torch.device("cpu")
+    for function, args in _varied_calls(cpu):
+        outputs = [t for t in function.apply(*args) if t is not None and t.requires_grad]
+        if outputs:
+            torch.autograd.backward(outputs[0], torch.ones_like(outputs[0]))
+    for launcher in launchers.values():
+        assert len(launcher.by_key) >= len(launcher.compiled) > 4  # many specializations

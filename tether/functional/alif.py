@@ -8,7 +8,7 @@ from tether.functional import core
 from tether.reference import NeuronOutput
 
 
-class ALIFSubFunction(torch.autograd.Function):
+class ALIFSubFunction(core.NeuronFunction):
     """Multi-step ALIF over ``x_seq: (T, N)``.
 
     ``apply(x_seq, v_init, a_init, decay_v, decay_a, threshold, beta, alpha,
@@ -37,14 +37,14 @@ class ALIFSubFunction(torch.autograd.Function):
         store_traces: bool = True,
         group_size: int = 1,
     ):
-        spec = core.NeuronSpec(
+        spec = core.neuron_spec(
             ctx._forward_cls.OP,
-            adaptive=True,
-            surrogate_type=surrogate_type,
-            soft_reset=soft_reset,
-            detach_reset=detach_reset,
-            store_traces=store_traces,
-            group_size=group_size,
+            True,
+            surrogate_type,
+            soft_reset,
+            detach_reset,
+            store_traces,
+            group_size,
         )
         params = {"decay_v": decay_v, "threshold": threshold, "decay_a": decay_a, "beta": beta}
         core.check_inputs(spec, x_seq, {"v_init": v_init, "a_init": a_init}, params, alpha)

@@ -8,7 +8,6 @@ eager reference inside the Function so that its gradients are autograd's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -17,6 +16,7 @@ from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
 from tether.kernels.launch import Launcher
 from tether.reference import NeuronOutput, neuron_reference
 from tether.surrogates import check_surrogate_id
+from tether.tuning import table
 from tether.tuning.space import PACK_DTYPES, KernelConfig
 from tether.tuning.table import select_config, select_training_configs
 
@@ -25,9 +25,9 @@ STATE_PARAMS = ("decay_v", "threshold", "decay_a", "beta")
 Param = torch.Tensor | float
 
 
-@dataclass(frozen=True)
-class NeuronSpec:
-    """The static choices of one call (compile-time switches of the kernels)."""
+class NeuronSpec(NamedTuple):
+    """The static choices of one call (compile-time switches of the kernels). A named tuple:
+    it is part of the per-call cache keys, and tuples hash and compare in C."""
 
     op: str  # "lif" | "plif" | "alif": the winners-table key
     adaptive: bool
@@ -36,6 +36,70 @@ class NeuronSpec:
     detach_reset: bool = True
     store_traces: bool = True
     group_size: int = 1
+
+
+_SPECS: dict[tuple, NeuronSpec] = {}
+
+
+def neuron_spec(
+    op: str,
+    adaptive: bool,
+    surrogate_type: int,
+    soft_reset: bool,
+    detach_reset: bool,
+    store_traces: bool,
+    group_size: int,
+) -> NeuronSpec:
+    """The ``NeuronSpec`` of these switches, built once per process (values and types key the
+    cache, so ``0.0`` is not served the spec of ``0``)."""
+    fields = (op, adaptive, surrogate_type, soft_reset, detach_reset, store_traces, group_size)
+    key = (*fields, *map(type, fields))
+    try:
+        return _SPECS[key]
+    except KeyError:
+        spec = _SPECS[key] = NeuronSpec(*fields)
+        return spec
+    except TypeError:  # an unhashable switch: check_inputs says what is wrong with it
+        return NeuronSpec(*fields)
+
+
+class _InferenceContext:
+    """Stands in for autograd's ``ctx`` when no graph is recorded."""
+
+    next_functions = ()
+
+    def __init__(self, function: type, n_inputs: int) -> None:
+        self._forward_cls = function
+        self.needs_input_grad = (False,) * n_inputs
+
+    def set_materialize_grads(self, value: bool) -> None:
+        pass
+
+
+class NeuronFunction(torch.autograd.Function):
+    """Base of the neuron Functions. ``apply`` runs ``forward`` directly when autograd would
+    record nothing (grad mode off, or no tensor input requires grad): the outputs are the
+    same and autograd's per-call bookkeeping, more host time than a small layer's kernel,
+    is skipped."""
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        if torch.is_grad_enabled() and any(
+            isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())
+        ):
+            return super().apply(*args, **kwargs)
+        return cls.forward(_InferenceContext(cls, len(args) + len(kwargs)), *args, **kwargs)
+
+
+class Plan(NamedTuple):
+    """What the static facts of a call fix, computed once per distinct call (see
+    ``_plan_key``): the launch config, the grid and the kernel's constexprs."""
+
+    config: KernelConfig
+    grid: int
+    constexprs: dict[str, object]
+    strides: tuple[int, ...]  # of the four state parameters: 0 = one value for all neurons
+    bwd_config: KernelConfig | None = None  # training forward: the backward to pair with
 
 
 class Saved(NamedTuple):
@@ -128,22 +192,41 @@ def check_inputs(
     return n_params
 
 
-def _param_args(params: dict[str, Param]) -> tuple[list, list[int], dict[str, bool]]:
-    """Kernel arguments for the four state parameters: values, strides and the
-    ``*_IS_TENSOR`` constexprs."""
-    values, strides, is_tensor = [], [], {}
+def _param_values(params: dict[str, Param]) -> list[torch.Tensor | float]:
+    """The four state parameters (``STATE_PARAMS`` order) as kernel arguments: flat
+    contiguous tensors or floats; absent ones are 0.0."""
+    values = []
     for name in STATE_PARAMS:
         value = params.get(name, 0.0)
-        flag = f"{name.upper()}_IS_TENSOR"
         if isinstance(value, torch.Tensor):
-            values.append(value.reshape(-1).contiguous())
-            strides.append(0 if value.numel() == 1 else 1)
-            is_tensor[flag] = True
+            values.append((value if value.ndim == 1 else value.reshape(-1)).contiguous())
         else:
             values.append(float(value))
-            strides.append(0)
-            is_tensor[flag] = False
-    return values, strides, is_tensor
+    return values
+
+
+def _param_switches(values: list[torch.Tensor | float]) -> tuple[tuple[int, ...], dict]:
+    """The parameters' strides (0: one value for all neurons) and ``*_IS_TENSOR`` constexprs."""
+    strides = tuple(int(isinstance(v, torch.Tensor) and v.numel() > 1) for v in values)
+    is_tensor = {
+        f"{name.upper()}_IS_TENSOR": isinstance(v, torch.Tensor)
+        for name, v in zip(STATE_PARAMS, values)
+    }
+    return strides, is_tensor
+
+
+def vector_length(params: dict[str, Param] | list[Param]) -> int:
+    """P: the length of the vector parameters (1 when all are scalars)."""
+    values = params.values() if isinstance(params, dict) else params
+    return max((p.numel() for p in values if isinstance(p, torch.Tensor)), default=1)
+
+
+def _static_class(value: object) -> object:
+    """What a cached plan and binary depend on in one input: a tensor's dtype, device, whether
+    it has one element and whether its address is 16-byte aligned; else the type."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype, value.device, value.numel() == 1, value.data_ptr() % 16 == 0
+    return type(value)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -153,21 +236,51 @@ def _cdiv(a: int, b: int) -> int:
 
 _launch_fwd = Launcher(neuron_fwd_kernel)
 _launch_bwd = Launcher(neuron_bwd_kernel)
+# Plans of the autograd path, by everything a plan and the binary depend on (``forward`` and
+# ``backward`` build the keys): one dict lookup per call. The launchers take the same key,
+# so it stands for every argument's class (outputs are fresh, hence 16-byte aligned).
+_PLANS: dict[tuple, Plan] = {}
 
 
-def launch_forward(
+def _forward_plan(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    has_v_init: bool,
+    has_a_init: bool,
+    values: list,
+    config: KernelConfig,
+    save_for_backward: bool,
+) -> Plan:
+    strides, is_tensor = _param_switches(values)
+    constexprs = {
+        **is_tensor,
+        "ADAPTIVE": spec.adaptive,
+        "SOFT_RESET": spec.soft_reset,
+        "HAS_V_INIT": has_v_init,
+        "HAS_A_INIT": has_a_init,
+        "STORE_H": spec.store_traces,
+        "STORE_A": spec.store_traces and spec.adaptive,
+        "SAVE_FOR_BACKWARD": save_for_backward,
+        "BLOCK": config.block,
+        "CHUNK": config.chunk,
+        "PACK_BITS": config.pack_bits,
+    }
+    return Plan(config, _cdiv(x.shape[1], config.block), constexprs, strides)
+
+
+def _run_forward(
     spec: NeuronSpec,
     x: torch.Tensor,
     v_init: torch.Tensor | None,
     a_init: torch.Tensor | None,
-    params: dict[str, Param],
+    values: list,
     n_params: int,
-    config: KernelConfig,
+    plan: Plan,
     save_for_backward: bool,
+    key: tuple | None = None,
 ) -> tuple[NeuronOutput, Saved | None]:
-    """Run the forward kernel on ``x: (T, N)`` contiguous; ``config.chunk`` and
-    ``config.pack_bits`` fix the saved layout that the backward must be launched with."""
     n_steps, n_neurons = x.shape
+    config = plan.config
     spikes = torch.empty_like(x)
     h_seq = torch.empty_like(x) if spec.store_traces else None
     a_seq = torch.empty_like(x) if spec.store_traces and spec.adaptive else None
@@ -188,7 +301,6 @@ def launch_forward(
             if spec.adaptive
             else None,
         )
-    values, strides, is_tensor = _param_args(params)
 
     def ptr(t: torch.Tensor | None) -> torch.Tensor:
         return x if t is None else t  # unused pointers: any tensor, never read
@@ -206,82 +318,47 @@ def launch_forward(
         ptr(saved and saved.ckpt_v),
         ptr(saved and saved.ckpt_a),
         *values,
-        *strides,
+        *plan.strides,
         n_steps,
         n_neurons,
         spec.group_size,
         n_params,
     )
-    constexprs = {
-        **is_tensor,
-        "ADAPTIVE": spec.adaptive,
-        "SOFT_RESET": spec.soft_reset,
-        "HAS_V_INIT": v_init is not None,
-        "HAS_A_INIT": a_init is not None,
-        "STORE_H": spec.store_traces,
-        "STORE_A": spec.store_traces and spec.adaptive,
-        "SAVE_FOR_BACKWARD": save_for_backward,
-        "BLOCK": config.block,
-        "CHUNK": config.chunk,
-        "PACK_BITS": config.pack_bits,
-    }
-    grid = _cdiv(n_neurons, config.block)
-    _launch_fwd(grid, args, constexprs, config.num_warps, config.num_stages)
+    _launch_fwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, key)
     return NeuronOutput(spikes, v_final, a_final, h_seq, a_seq), saved
 
 
-def launch_backward(
+def launch_forward(
     spec: NeuronSpec,
     x: torch.Tensor,
-    saved: Saved,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
     params: dict[str, Param],
-    alpha: Param,
     n_params: int,
-    needs_param_grad: dict[str, bool],
+    config: KernelConfig,
+    save_for_backward: bool,
+) -> tuple[NeuronOutput, Saved | None]:
+    """Run the forward kernel with an explicit config on ``x: (T, N)`` contiguous (what the
+    tuner times); ``config.chunk`` and ``config.pack_bits`` fix the saved layout that the
+    backward must be launched with."""
+    values = _param_values(params)
+    plan = _forward_plan(
+        spec, x, v_init is not None, a_init is not None, values, config, save_for_backward
+    )
+    return _run_forward(spec, x, v_init, a_init, values, n_params, plan, save_for_backward)
+
+
+def _backward_plan(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    values: list,
+    alpha_is_tensor: bool,
+    grad_names: list[str],
     grad_out: NeuronOutput,
     config: KernelConfig,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
-    """Run the backward kernel. ``grad_out`` holds the gradients of the forward's outputs
-    (None where unused). Returns grad_x, grad_v_init, grad_a_init and, for each parameter in
-    ``needs_param_grad``, its per-neuron gradient summed over time: (N,) float32."""
-    n_steps, n_neurons = x.shape
-    grad_x = torch.empty_like(x)
-    grad_v_init = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
-    grad_a_init = torch.empty_like(grad_v_init) if spec.adaptive else None
-    grad_names = [name for name in (*STATE_PARAMS, "alpha") if needs_param_grad.get(name)]
+) -> Plan:
+    strides, is_tensor = _param_switches(values)
     rows = {name: i for i, name in enumerate(grad_names)}
-    grad_params = torch.empty(
-        max(len(grad_names), 1), n_neurons, device=x.device, dtype=torch.float32
-    )
-    values, strides, is_tensor = _param_args(params)
-    alpha_is_tensor = isinstance(alpha, torch.Tensor)
-    alpha_value = alpha.reshape(-1) if alpha_is_tensor else float(alpha)
-
-    def ptr(t: torch.Tensor | None) -> torch.Tensor:
-        return x if t is None else t.contiguous()
-
-    args = (
-        x,
-        saved.packed,
-        saved.ckpt_v,
-        ptr(saved.ckpt_a),
-        ptr(grad_out.spikes),
-        ptr(grad_out.h_seq),
-        ptr(grad_out.a_seq),
-        ptr(grad_out.v_final),
-        ptr(grad_out.a_final),
-        grad_x,
-        grad_v_init,
-        ptr(grad_a_init),
-        grad_params,
-        *values,
-        alpha_value,
-        *strides,
-        n_steps,
-        n_neurons,
-        spec.group_size,
-        n_params,
-    )
     constexprs = {
         **is_tensor,
         "ALPHA_IS_TENSOR": alpha_is_tensor,
@@ -303,9 +380,92 @@ def launch_backward(
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
     }
-    grid = _cdiv(n_neurons, config.block)
-    _launch_bwd(grid, args, constexprs, config.num_warps, config.num_stages)
-    return grad_x, grad_v_init, grad_a_init, {name: grad_params[rows[name]] for name in grad_names}
+    return Plan(config, _cdiv(x.shape[1], config.block), constexprs, strides)
+
+
+def _run_backward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    saved: Saved,
+    values: list,
+    alpha: torch.Tensor | float,
+    n_params: int,
+    grad_names: list[str],
+    grad_out: NeuronOutput,
+    plan: Plan,
+    key: tuple | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    n_steps, n_neurons = x.shape
+    grad_x = torch.empty_like(x)
+    grad_v_init = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
+    grad_a_init = torch.empty_like(grad_v_init) if spec.adaptive else None
+    grad_params = torch.empty(
+        max(len(grad_names), 1), n_neurons, device=x.device, dtype=torch.float32
+    )
+
+    def ptr(t: torch.Tensor | None) -> torch.Tensor:
+        return x if t is None else t  # unused pointers: any tensor, never read
+
+    args = (
+        x,
+        saved.packed,
+        saved.ckpt_v,
+        ptr(saved.ckpt_a),
+        ptr(grad_out.spikes),
+        ptr(grad_out.h_seq),
+        ptr(grad_out.a_seq),
+        ptr(grad_out.v_final),
+        ptr(grad_out.a_final),
+        grad_x,
+        grad_v_init,
+        ptr(grad_a_init),
+        grad_params,
+        *values,
+        alpha,
+        *plan.strides,
+        n_steps,
+        n_neurons,
+        spec.group_size,
+        n_params,
+    )
+    config = plan.config
+    _launch_bwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, key)
+    per_neuron = {name: grad_params[i] for i, name in enumerate(grad_names)}
+    return grad_x, grad_v_init, grad_a_init, per_neuron
+
+
+def _grad_names(needs_param_grad: dict[str, bool]) -> list[str]:
+    return [name for name in (*STATE_PARAMS, "alpha") if needs_param_grad.get(name)]
+
+
+def _kernel_alpha(alpha: Param) -> torch.Tensor | float:
+    return alpha.reshape(-1) if isinstance(alpha, torch.Tensor) else float(alpha)
+
+
+def _contiguous_grads(grad_out: NeuronOutput) -> NeuronOutput:
+    return NeuronOutput(*(None if g is None else g.contiguous() for g in grad_out))
+
+
+def launch_backward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    saved: Saved,
+    params: dict[str, Param],
+    alpha: Param,
+    n_params: int,
+    needs_param_grad: dict[str, bool],
+    grad_out: NeuronOutput,
+    config: KernelConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """Run the backward kernel with an explicit config. ``grad_out`` holds the gradients of
+    the forward's outputs (None where unused). Returns grad_x, grad_v_init, grad_a_init and,
+    for each parameter in ``needs_param_grad``, its per-neuron gradient summed over time:
+    (N,) float32."""
+    values, alpha = _param_values(params), _kernel_alpha(alpha)
+    grad_out, grad_names = _contiguous_grads(grad_out), _grad_names(needs_param_grad)
+    is_tensor = isinstance(alpha, torch.Tensor)
+    plan = _backward_plan(spec, x, values, is_tensor, grad_names, grad_out, config)
+    return _run_backward(spec, x, saved, values, alpha, n_params, grad_names, grad_out, plan)
 
 
 def reduce_param_grad(
@@ -339,23 +499,43 @@ def forward(
     x = x.contiguous()
     v_init = None if v_init is None else v_init.contiguous()
     a_init = None if a_init is None else a_init.contiguous()
-    n_params = vector_length(params)
+    values = _param_values(params)
+    n_params = vector_length(values)
     n_steps, n_neurons = x.shape
     # Under no_grad autograd records no graph (no next_functions): nothing to save.
     training = len(getattr(ctx, "next_functions", (None,))) > 0 and any(needs_grad.values())
-    if training:
-        config, ctx.bwd_config = select_training_configs(
-            spec.op, x.dtype, n_steps, n_neurons, x.device
+    untuned = table.is_untuned()
+    key = (
+        "fwd",
+        spec,
+        training,
+        untuned,
+        n_steps,
+        n_neurons,
+        n_params,
+        *map(_static_class, (x, v_init, a_init, *values)),
+    )
+    plan = _PLANS.get(key)
+    if plan is None:
+        if training:
+            config, bwd_config = select_training_configs(
+                spec.op, x.dtype, n_steps, n_neurons, x.device
+            )
+        else:
+            config = select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
+            bwd_config = None
+        plan = _forward_plan(
+            spec, x, v_init is not None, a_init is not None, values, config, training
         )
-    else:
-        config = select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
-    out, saved = launch_forward(spec, x, v_init, a_init, params, n_params, config, training)
+        plan = _PLANS[key] = plan._replace(bwd_config=bwd_config)
+    out, saved = _run_forward(spec, x, v_init, a_init, values, n_params, plan, training, key)
     if training:
         tensor_params = [
             params[name] for name in STATE_PARAMS if isinstance(params.get(name), torch.Tensor)
         ]
         tensor_alpha = [alpha] if isinstance(alpha, torch.Tensor) else []
         ctx.save_for_backward(x, *saved, *tensor_params, *tensor_alpha)
+        ctx.bwd_config = plan.bwd_config
         ctx.param_kinds = {
             name: isinstance(params.get(name), torch.Tensor) for name in STATE_PARAMS
         }
@@ -370,12 +550,6 @@ def forward(
     return out
 
 
-def vector_length(params: dict[str, Param]) -> int:
-    """P: the length of the vector parameters (1 when all are scalars)."""
-    sizes = [p.numel() for p in params.values() if isinstance(p, torch.Tensor)]
-    return max(sizes, default=1)
-
-
 def backward(ctx, grad_out: NeuronOutput) -> Grads:
     """The backward of every neuron Function: gradients for all inputs that need one."""
     spec: NeuronSpec = ctx.spec
@@ -388,16 +562,27 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
             params[name] = rest.pop(0)
     alpha = ctx.float_alpha if ctx.float_alpha is not None else rest.pop(0)
     needs = ctx.needs_grad
-    grad_x, grad_v_init, grad_a_init, per_neuron = launch_backward(
+    values, kernel_alpha = _param_values(params), _kernel_alpha(alpha)
+    grad_out, grad_names = _contiguous_grads(grad_out), _grad_names(needs)
+    config = ctx.bwd_config
+    key = (
+        "bwd",
         spec,
-        x,
-        Saved(packed, ckpt_v, ckpt_a),
-        params,
-        alpha,
+        config,
+        *x.shape,
         ctx.n_params,
-        {name: needs.get(name, False) for name in (*STATE_PARAMS, "alpha")},
-        grad_out,
-        ctx.bwd_config,
+        tuple(grad_names),
+        *map(_static_class, (x, *values, kernel_alpha, *grad_out)),
+    )
+    plan = _PLANS.get(key)
+    if plan is None:
+        alpha_is_tensor = isinstance(kernel_alpha, torch.Tensor)
+        plan = _PLANS[key] = _backward_plan(
+            spec, x, values, alpha_is_tensor, grad_names, grad_out, config
+        )
+    saved = Saved(packed, ckpt_v, ckpt_a)
+    grad_x, grad_v_init, grad_a_init, per_neuron = _run_backward(
+        spec, x, saved, values, kernel_alpha, ctx.n_params, grad_names, grad_out, plan, key
     )
     grads = {
         name: reduce_param_grad(g, params[name] if name != "alpha" else alpha, spec.group_size)

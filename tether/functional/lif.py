@@ -8,7 +8,7 @@ from tether.functional import core
 from tether.reference import NeuronOutput
 
 
-class LIFSubFunction(torch.autograd.Function):
+class LIFSubFunction(core.NeuronFunction):
     """Multi-step LIF over ``x_seq: (T, N)``; returns ``(spikes, v_final, v_seq)``.
 
     ``v_init: (N,)`` or None (zeros). ``decay``, ``threshold``: floats, one-element tensors or
@@ -34,14 +34,14 @@ class LIFSubFunction(torch.autograd.Function):
         store_traces: bool = True,
         group_size: int = 1,
     ):
-        spec = core.NeuronSpec(
+        spec = core.neuron_spec(
             ctx._forward_cls.OP,
-            adaptive=False,
-            surrogate_type=surrogate_type,
-            soft_reset=soft_reset,
-            detach_reset=detach_reset,
-            store_traces=store_traces,
-            group_size=group_size,
+            False,
+            surrogate_type,
+            soft_reset,
+            detach_reset,
+            store_traces,
+            group_size,
         )
         user_params = {"decay": decay, "threshold": threshold}
         core.check_inputs(spec, x_seq, {"v_init": v_init}, user_params, alpha)

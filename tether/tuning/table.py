@@ -194,6 +194,11 @@ def untuned() -> Iterator[None]:
         _untuned = previous
 
 
+def is_untuned() -> bool:
+    """Whether calls run the default config (inside ``untuned()``)."""
+    return _untuned
+
+
 def select_config(
     op: str, direction: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> KernelConfig:
