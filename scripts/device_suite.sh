@@ -9,6 +9,9 @@
 #   tune-lif     LIF fp32 forward and backward, full space, standard shapes
 #   tune-grid    LIF fp32 over the full T x N grid, micro space
 #   tune-rest    PLIF/ALIF fp32 and LIF/PLIF/ALIF bf16, quick grid, quick space
+#   tune-train   backward with parameter gradients: PLIF fp32 (standard grid + 8x16384) and
+#                LIF/PLIF/ALIF bf16 (quick grid), quick space; one call per op
+#   tune-grid-fwd, tune-grid-bwd   tune-grid split in two calls (each writes its own CSV)
 # The machine has torch and Triton; peers and pytest-xdist travel as wheels in .whl (carried).
 # Set TETHER_COMMIT to the commit of the tree: the copy has no .git.
 set -uo pipefail
@@ -45,6 +48,16 @@ for stage in "$@"; do
       tune lif_float32 --ops lif --dtypes float32 --grid standard --no-baselines ;;
     tune-grid)
       tune grid_lif_float32 --ops lif --dtypes float32 --grid full --space micro --no-baselines ;;
+    tune-train)
+      tune plif_bwd_float32_grads --ops plif --directions bwd --dtypes float32 --space quick --no-baselines \
+        --shapes 8x16384,8x1048576,32x1048576,128x1048576,8x8388608,32x8388608,128x4194304
+      for op in lif plif alif; do
+        tune ${op}_bwd_bfloat16_grads --ops $op --directions bwd --dtypes bfloat16 --grid quick --space quick --no-baselines
+      done ;;
+    tune-grid-fwd)
+      tune grid_lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid full --space micro --no-baselines ;;
+    tune-grid-bwd)
+      tune grid_lif_bwd_float32 --ops lif --directions bwd --dtypes float32 --grid full --space micro --no-baselines ;;
     tune-rest)
       tune bf16 --ops lif,plif,alif --dtypes bfloat16 --grid quick --space quick --no-baselines
       tune ops_fp32 --ops plif,alif --dtypes float32 --grid quick --space quick --no-baselines ;;
