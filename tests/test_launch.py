@@ -99,9 +99,9 @@ def test_no_grad_forward_saves_nothing(device, monkeypatch):
     saves = []
     original = core._run_forward
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         saves.append(args[7])  # save_for_backward
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(core, "_run_forward", spy)
     x = torch.randn(5, 64, device=device, requires_grad=True)
@@ -140,26 +140,29 @@ def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
     assert fwd.block == default_config("fwd", torch.float32).block
 
 
-def test_launch_key_that_stands_for_two_specializations_raises(fake, monkeypatch):
+def test_shared_binaries_that_differ_in_specialization_raise(fake, monkeypatch):
     kernel, launcher = fake
     monkeypatch.setattr(launch.Launcher, "check_keys", True)
     x = torch.zeros(64)
     constexprs = {"BLOCK": 128, "FLAG": True}
-    launcher(4, (x, 64, 0.5), constexprs, 4, 1, key="k")
-    launcher(4, (x, 32, 0.5), constexprs, 4, 1, key="k")  # same classes: fine
-    with pytest.raises(RuntimeError, match="two specializations"):
-        launcher(4, (x[1:], 32, 0.5), constexprs, 4, 1, key="k")  # unaligned: not the same
+    binaries = {}
+    launcher(4, (x, 64, 0.5), constexprs, 4, 1, binaries)
+    launcher(4, (x, 32, 0.5), constexprs, 4, 1, binaries)  # same classes: fine
+    with pytest.raises(RuntimeError, match="differ in specialization"):
+        launcher(4, (x[1:], 32, 0.5), constexprs, 4, 1, binaries)  # unaligned: not the same
 
 
-def test_launch_key_without_checks_skips_the_classes(fake, monkeypatch):
+def test_shared_binaries_skip_the_classes(fake, monkeypatch):
     kernel, launcher = fake
     monkeypatch.setattr(launch.Launcher, "check_keys", False)  # the suite turns checks on
     calls = []
     monkeypatch.setattr(launch, "_arg_class", lambda arg: calls.append(arg) or type(arg))
     constexprs = {"BLOCK": 128, "FLAG": True}
-    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, key="k")
-    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, key="k")
+    binaries = {}
+    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)
+    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)
     assert len(calls) == 3 and len(kernel.jit_calls) == 1 and len(kernel.binary_calls) == 1
+    assert list(binaries) == [0]  # by device
 
 
 def _varied_calls(device):
@@ -182,9 +185,9 @@ def _varied_calls(device):
 
 
 def test_plan_keys_stand_for_one_specialization_each(fake, monkeypatch, empty_caches):
-    """Every autograd-path launch hands the launcher a plan key; with ``check_keys`` the
-    launcher computes the argument classes anyway and raises if one key covered two. The
-    kernels are fakes here: this checks the host-side keys, on CPU."""
+    """Every autograd-path launch goes through a cached plan that keeps its binary; with
+    ``check_keys`` the launcher computes the argument classes anyway and raises if one plan
+    covered two specializations. The kernels are fakes: this checks the host-side keys."""
     monkeypatch.setattr(launch.Launcher, "check_keys", True)
     monkeypatch.setattr(core, "uses_kernels", lambda x: True)
     launchers = {}
@@ -198,5 +201,9 @@ def test_plan_keys_stand_for_one_specialization_each(fake, monkeypatch, empty_ca
         outputs = [t for t in function.apply(*args) if t is not None and t.requires_grad]
         if outputs:
             torch.autograd.backward(outputs[0], torch.ones_like(outputs[0]))
-    for launcher in launchers.values():
-        assert len(launcher.by_key) >= len(launcher.compiled) > 4  # many specializations
+    plans = {"fwd": 0, "bwd": 0}
+    for key, plan in core._PLANS.items():
+        plans[key[0]] += 1
+        assert list(plan.binaries) == [0]  # each plan was launched and kept its binary
+    for direction, name in (("fwd", "_launch_fwd"), ("bwd", "_launch_bwd")):
+        assert plans[direction] >= len(launchers[name].compiled) > 4

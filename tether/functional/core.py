@@ -99,6 +99,7 @@ class Plan(NamedTuple):
     grid: int
     constexprs: dict[str, object]
     strides: tuple[int, ...]  # of the four state parameters: 0 = one value for all neurons
+    binaries: dict  # the launcher's compiled kernel for this plan, by device
     bwd_config: KernelConfig | None = None  # training forward: the backward to pair with
 
 
@@ -236,9 +237,9 @@ def _cdiv(a: int, b: int) -> int:
 
 _launch_fwd = Launcher(neuron_fwd_kernel)
 _launch_bwd = Launcher(neuron_bwd_kernel)
-# Plans of the autograd path, by everything a plan and the binary depend on (``forward`` and
-# ``backward`` build the keys): one dict lookup per call. The launchers take the same key,
-# so it stands for every argument's class (outputs are fresh, hence 16-byte aligned).
+# Plans of the autograd path, by everything a plan and its binary depend on (``forward`` and
+# ``backward`` build the keys): one dict lookup per call. A plan keeps its binary, so the
+# key must fix every argument's class (outputs are fresh, hence 16-byte aligned).
 _PLANS: dict[tuple, Plan] = {}
 
 
@@ -265,7 +266,7 @@ def _forward_plan(
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
     }
-    return Plan(config, _cdiv(x.shape[1], config.block), constexprs, strides)
+    return Plan(config, _cdiv(x.shape[1], config.block), constexprs, strides, {})
 
 
 def _run_forward(
@@ -277,8 +278,9 @@ def _run_forward(
     n_params: int,
     plan: Plan,
     save_for_backward: bool,
-    key: tuple | None = None,
+    cached: bool = False,
 ) -> tuple[NeuronOutput, Saved | None]:
+    """``cached``: ``plan`` comes from ``_PLANS``, so its calls share one binary."""
     n_steps, n_neurons = x.shape
     config = plan.config
     spikes = torch.empty_like(x)
@@ -324,7 +326,8 @@ def _run_forward(
         spec.group_size,
         n_params,
     )
-    _launch_fwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, key)
+    binaries = plan.binaries if cached else None
+    _launch_fwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
     return NeuronOutput(spikes, v_final, a_final, h_seq, a_seq), saved
 
 
@@ -380,7 +383,7 @@ def _backward_plan(
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
     }
-    return Plan(config, _cdiv(x.shape[1], config.block), constexprs, strides)
+    return Plan(config, _cdiv(x.shape[1], config.block), constexprs, strides, {})
 
 
 def _run_backward(
@@ -393,8 +396,9 @@ def _run_backward(
     grad_names: list[str],
     grad_out: NeuronOutput,
     plan: Plan,
-    key: tuple | None = None,
+    cached: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """``cached``: ``plan`` comes from ``_PLANS``, so its calls share one binary."""
     n_steps, n_neurons = x.shape
     grad_x = torch.empty_like(x)
     grad_v_init = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
@@ -429,7 +433,8 @@ def _run_backward(
         n_params,
     )
     config = plan.config
-    _launch_bwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, key)
+    binaries = plan.binaries if cached else None
+    _launch_bwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
     per_neuron = {name: grad_params[i] for i, name in enumerate(grad_names)}
     return grad_x, grad_v_init, grad_a_init, per_neuron
 
@@ -528,7 +533,9 @@ def forward(
             spec, x, v_init is not None, a_init is not None, values, config, training
         )
         plan = _PLANS[key] = plan._replace(bwd_config=bwd_config)
-    out, saved = _run_forward(spec, x, v_init, a_init, values, n_params, plan, training, key)
+    out, saved = _run_forward(
+        spec, x, v_init, a_init, values, n_params, plan, training, cached=True
+    )
     if training:
         tensor_params = [
             params[name] for name in STATE_PARAMS if isinstance(params.get(name), torch.Tensor)
@@ -582,7 +589,7 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
         )
     saved = Saved(packed, ckpt_v, ckpt_a)
     grad_x, grad_v_init, grad_a_init, per_neuron = _run_backward(
-        spec, x, saved, values, kernel_alpha, ctx.n_params, grad_names, grad_out, plan, key
+        spec, x, saved, values, kernel_alpha, ctx.n_params, grad_names, grad_out, plan, cached=True
     )
     grads = {
         name: reduce_param_grad(g, params[name] if name != "alpha" else alpha, spec.group_size)

@@ -15,7 +15,7 @@ Under ``TRITON_INTERPRET=1`` there is no binary: every call goes through ``kerne
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -41,11 +41,11 @@ class Launcher:
     ``grid``: the number of programs (a 1-D grid). The kernel runs on the device of
     ``args[0]``, whichever CUDA device is current.
 
-    ``key``: optional, from a caller that knows what its calls have in common: a hashable
-    that determines every argument's class (as ``_arg_class``), the constexprs and the
-    launch options. Calls with a key skip computing the classes (~0.5 us per argument);
-    with ``check_keys`` set (the test suite sets it) the classes are computed anyway and a
-    key that stands for two different specializations raises.
+    ``binaries``: optional, a dict the caller keeps for calls that it knows share one
+    specialization (every argument's class as ``_arg_class``, the constexprs and launch
+    options): the launcher stores the binary there, by device, and such calls skip
+    computing the classes (~0.5 us per argument). With ``check_keys`` set (the test suite
+    sets it) the classes are computed anyway and a mismatch raises.
     """
 
     check_keys = False
@@ -53,7 +53,6 @@ class Launcher:
     def __init__(self, kernel) -> None:
         self.kernel = kernel
         self.compiled: dict[tuple, object] = {}  # by the full specialization
-        self.by_key: dict[tuple, tuple[tuple, object]] = {}  # caller's key -> (full, binary)
 
     def __call__(
         self,
@@ -62,7 +61,7 @@ class Launcher:
         constexprs: dict[str, object],
         num_warps: int,
         num_stages: int,
-        key: Hashable | None = None,
+        binaries: dict | None = None,
     ) -> None:
         if INTERPRET:
             self.kernel[(grid,)](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
@@ -71,16 +70,15 @@ class Launcher:
         device = args[0].device
         if device.index is not None and device.index != current:
             with torch.cuda.device(device):  # Triton launches on the current device
-                return self(grid, args, constexprs, num_warps, num_stages, key)
+                return self(grid, args, constexprs, num_warps, num_stages, binaries)
         values = tuple(constexprs.values())
-        if key is not None:
-            known = self.by_key.get((current, key))
-            if known is not None and not self.check_keys:
-                known[1][(grid, 1, 1)](*args, *values)
-                return
+        known = None if binaries is None else binaries.get(current)
+        if known is not None and not self.check_keys:
+            known[1][(grid, 1, 1)](*args, *values)
+            return
         full = (current, num_warps, num_stages, values, tuple(map(_arg_class, args)))
-        if key is not None and known is not None and known[0] != full:
-            raise RuntimeError(f"launch key {key!r} stands for two specializations")
+        if known is not None and known[0] != full:
+            raise RuntimeError("calls that share a binaries dict differ in specialization")
         compiled = self.compiled.get(full)
         if compiled is None:
             names = self.kernel.arg_names[len(args) :]
@@ -91,5 +89,5 @@ class Launcher:
             )
         else:
             compiled[(grid, 1, 1)](*args, *values)
-        if key is not None:
-            self.by_key[(current, key)] = (full, compiled)
+        if binaries is not None:
+            binaries[current] = (full, compiled)
