@@ -12,6 +12,8 @@
 #   tune-train   backward with parameter gradients: PLIF fp32 (standard grid + 8x16384) and
 #                LIF/PLIF/ALIF bf16 (quick grid), quick space; one call per op
 #   tune-grid-fwd, tune-grid-bwd   tune-grid split in two calls (each writes its own CSV)
+#   tune-tables  PLIF/ALIF bf16 backward with gradients (quick grid, quick space), then the
+#                full T x N grid (micro space) for every op x direction x dtype but LIF fp32
 # The machine has torch and Triton; peers and pytest-xdist travel as wheels in .whl (carried).
 # Set TETHER_COMMIT to the commit of the tree: the copy has no .git.
 set -uo pipefail
@@ -58,6 +60,18 @@ for stage in "$@"; do
       tune grid_lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid full --space micro --no-baselines ;;
     tune-grid-bwd)
       tune grid_lif_bwd_float32 --ops lif --directions bwd --dtypes float32 --grid full --space micro --no-baselines ;;
+    tune-tables)
+      for op in plif alif; do
+        tune ${op}_bwd_bfloat16_grads --ops $op --directions bwd --dtypes bfloat16 --grid quick --space quick --no-baselines
+      done
+      for dtype in float32 bfloat16; do
+        for op in lif plif alif; do
+          [ $op-$dtype = lif-float32 ] && continue  # tune-grid-fwd/-bwd
+          for dir in fwd bwd; do
+            tune grid_${op}_${dir}_${dtype} --ops $op --directions $dir --dtypes $dtype --grid full --space micro --no-baselines
+          done
+        done
+      done ;;
     tune-rest)
       tune bf16 --ops lif,plif,alif --dtypes bfloat16 --grid quick --space quick --no-baselines
       tune ops_fp32 --ops plif,alif --dtypes float32 --grid quick --space quick --no-baselines ;;
