@@ -397,8 +397,9 @@ def _run_backward(
     grad_out: NeuronOutput,
     plan: Plan,
     cached: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
-    """``cached``: ``plan`` comes from ``_PLANS``, so its calls share one binary."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``cached``: ``plan`` comes from ``_PLANS``, so its calls share one binary. The last
+    output holds one row of per-neuron gradients per name in ``grad_names``: (R, N)."""
     n_steps, n_neurons = x.shape
     grad_x = torch.empty_like(x)
     grad_v_init = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
@@ -435,8 +436,7 @@ def _run_backward(
     config = plan.config
     binaries = plan.binaries if cached else None
     _launch_bwd(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
-    per_neuron = {name: grad_params[i] for i, name in enumerate(grad_names)}
-    return grad_x, grad_v_init, grad_a_init, per_neuron
+    return grad_x, grad_v_init, grad_a_init, grad_params
 
 
 def _grad_names(needs_param_grad: dict[str, bool]) -> list[str]:
@@ -470,18 +470,30 @@ def launch_backward(
     grad_out, grad_names = _contiguous_grads(grad_out), _grad_names(needs_param_grad)
     is_tensor = isinstance(alpha, torch.Tensor)
     plan = _backward_plan(spec, x, values, is_tensor, grad_names, grad_out, config)
-    return _run_backward(spec, x, saved, values, alpha, n_params, grad_names, grad_out, plan)
+    *grads, rows = _run_backward(
+        spec, x, saved, values, alpha, n_params, grad_names, grad_out, plan
+    )
+    return (*grads, {name: rows[i] for i, name in enumerate(grad_names)})
 
 
-def reduce_param_grad(
-    per_neuron: torch.Tensor, param: torch.Tensor, group_size: int
-) -> torch.Tensor:
-    """Sum a (N,) per-neuron gradient into the parameter's shape, deterministically."""
-    if param.numel() == 1:
-        total = per_neuron.sum()
-    else:
-        total = per_neuron.view(-1, param.numel(), group_size).sum(dim=(0, 2))
-    return total.reshape(param.shape).to(param.dtype)
+def reduce_param_grads(
+    rows: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    n_params: int,
+    group_size: int,
+) -> dict[str, torch.Tensor]:
+    """Sum per-neuron gradients ``rows: (R, N)``, one row per entry of ``params`` (in
+    order), into each parameter's shape, deterministically, in one reduction: neuron
+    ``n`` belongs to entry ``(n // group_size) % n_params`` of a vector parameter."""
+    if not params:
+        return {}
+    totals = rows[: len(params)].view(len(params), -1, n_params, group_size).sum(dim=(1, 3))
+    grads = {}
+    for total, (name, param) in zip(totals, params.items()):
+        if param.numel() != n_params:  # a one-element parameter beside vectors
+            total = total.sum()
+        grads[name] = total.reshape(param.shape).to(param.dtype)
+    return grads
 
 
 def forward(
@@ -588,13 +600,11 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
             spec, x, values, alpha_is_tensor, grad_names, grad_out, config
         )
     saved = Saved(packed, ckpt_v, ckpt_a)
-    grad_x, grad_v_init, grad_a_init, per_neuron = _run_backward(
+    grad_x, grad_v_init, grad_a_init, rows = _run_backward(
         spec, x, saved, values, kernel_alpha, ctx.n_params, grad_names, grad_out, plan, cached=True
     )
-    grads = {
-        name: reduce_param_grad(g, params[name] if name != "alpha" else alpha, spec.group_size)
-        for name, g in per_neuron.items()
-    }
+    learned = {name: params[name] if name != "alpha" else alpha for name in grad_names}
+    grads = reduce_param_grads(rows, learned, ctx.n_params, spec.group_size)
     v_dtype, a_dtype = ctx.state_dtypes
     return Grads(
         x=grad_x if needs["x"] else None,
