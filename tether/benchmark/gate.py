@@ -10,6 +10,13 @@ from tether.benchmark.runner import KEY
 
 GATED_SPEED = ("tether",)  # implementations whose slowdown fails the gate
 GATED_ERROR = ("tether", "eager", "compile")  # peers' semantics differ: reported only
+# A row whose baseline reaches less than this % of copy bandwidth spends most of its time
+# outside the kernels (launches, allocations, Python, autograd), and that time moves with
+# the host: LIF fwdbwd at T=8, N=2**20 measured 0.31 to 0.91 ms on H100 machines running
+# the same code path. Such rows fail only when slower than OVERHEAD_TOLERANCE (2x): a
+# gross host-side regression such as a synchronisation still fails.
+OVERHEAD_BOUND_PCT = 20.0
+OVERHEAD_TOLERANCE = 1.0
 
 
 @dataclass
@@ -24,19 +31,25 @@ class GateReport:
 
     @property
     def failed(self) -> bool:
-        gated = self.regressions[self.regressions["impl"].isin(GATED_SPEED)]
+        rows = self.regressions
+        gated = rows[rows["impl"].isin(GATED_SPEED) & (rows["change"] > rows["allowed"])]
         return bool(len(gated) or len(self.error_violations))
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, tolerance: float) -> GateReport:
     """Match rows on (op, impl, mode, dtype, T, N, device); a row is a regression when
-    ``current_ms > baseline_ms * (1 + tolerance)``, an improvement when faster by as much."""
+    ``current_ms > baseline_ms * (1 + tolerance)``, an improvement when faster by as much.
+    ``allowed``: the slowdown that fails the gate: ``tolerance``, or ``OVERHEAD_TOLERANCE``
+    for rows bound by per-call overhead (below ``OVERHEAD_BOUND_PCT`` in the baseline)."""
     base = baseline.astype({k: str for k in KEY})
     cur = current.astype({k: str for k in KEY})
     merged = base.merge(cur, on=KEY, how="outer", suffixes=("_base", "_cur"), indicator=True)
     both = merged[merged["_merge"] == "both"].copy()
     both["change"] = both["ms_cur"] / both["ms_base"] - 1
-    columns = KEY + ["ms_base", "ms_cur", "change"]
+    overhead_bound = both["pct_copy_bw_base"].astype(float) < OVERHEAD_BOUND_PCT
+    both["allowed"] = tolerance
+    both.loc[overhead_bound, "allowed"] = max(tolerance, OVERHEAD_TOLERANCE)
+    columns = KEY + ["ms_base", "ms_cur", "change", "allowed"]
     regressions = both[both["change"] > tolerance][columns]
     improvements = both[both["change"] < -tolerance][columns]
     errors = cur[cur["impl"].isin(GATED_ERROR) & (cur["max_error"] > cur["error_bound"])]
