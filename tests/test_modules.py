@@ -83,3 +83,41 @@ def test_bad_inputs_name_the_argument():
         tether.LIF(4, surrogate="arctan")
     with pytest.raises(ValueError, match=r"\(T, B, \.\.\.\)"):
         tether.LIF(4)(torch.randn(4))
+
+
+@pytest.mark.parametrize("grad_mode", ["no_grad", "no_input_requires_grad"])
+def test_call_without_a_graph_matches_apply(device, grad_mode):
+    """``call`` skips autograd when it would record nothing; the outputs equal ``apply``'s."""
+    from tether.functional import ALIFSubFunction
+
+    x = torch.randn(9, 200, device=device) * 0.6 + 0.3
+    decay = torch.rand(200, device=device) * 0.1 + 0.85
+    args = (x, None, None, decay, 0.9, 1.0, 0.2, 2.0, 0, False, True, True)
+    if grad_mode == "no_grad":
+        decay.requires_grad_()
+        with torch.no_grad():
+            called, applied = ALIFSubFunction.call(*args), ALIFSubFunction.apply(*args)
+    else:
+        called, applied = ALIFSubFunction.call(*args), ALIFSubFunction.apply(*args)
+    for c, a in zip(called, applied):
+        assert c.grad_fn is None and torch.equal(c, a)
+
+
+def test_call_with_a_graph_records_it(device):
+    x = torch.randn(6, 64, device=device, requires_grad=True)
+    spikes, v_final, _ = tether.functional.LIFSubFunction.call(x, None, 0.9, 1.0)
+    assert spikes.grad_fn is not None and v_final.grad_fn is not None
+
+
+def test_module_inside_torch_compile(device):
+    """A compiled model runs the neuron as an opaque call (a graph break) with the same
+    outputs and gradients as eager."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), tether.LIF(32)).to(device)
+    x = torch.randn(4, 3, 16, device=device, requires_grad=True)
+    eager = model(x)
+    (grad_eager,) = torch.autograd.grad(eager.sum(), x)
+    model[1].reset()
+    compiled = torch.compile(model, backend="eager")(x)
+    (grad_compiled,) = torch.autograd.grad(compiled.sum(), x)
+    assert torch.equal(compiled, eager) and torch.allclose(grad_compiled, grad_eager)

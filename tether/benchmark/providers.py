@@ -118,10 +118,10 @@ def tether_impl(problem: Problem) -> Run:
     switches = (0, False, True, False)  # Arctan, hard reset, detached reset, no traces
     if problem.op == "alif":
         args = (x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA)
-        return _wrap(problem, lambda: ALIFSubFunction.apply(*args, *switches)[0])
+        return _wrap(problem, lambda: ALIFSubFunction.call(*args, *switches)[0])
     function = PLIFSubFunction if problem.op == "plif" else LIFSubFunction
     args = (x, None, p["decay_v"], p["threshold"], ALPHA)
-    return _wrap(problem, lambda: function.apply(*args, *switches)[0])
+    return _wrap(problem, lambda: function.call(*args, *switches)[0])
 
 
 def untuned_impl(problem: Problem) -> Run:

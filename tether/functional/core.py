@@ -77,18 +77,21 @@ class _InferenceContext:
 
 
 class NeuronFunction(torch.autograd.Function):
-    """Base of the neuron Functions. ``apply`` runs ``forward`` directly when autograd would
-    record nothing (grad mode off, or no tensor input requires grad): the outputs are the
-    same and autograd's per-call bookkeeping, more host time than a small layer's kernel,
-    is skipped."""
+    """Base of the neuron Functions: ``apply`` as any Function, and ``call``."""
 
     @classmethod
-    def apply(cls, *args, **kwargs):
+    @torch.compiler.disable  # opaque to torch.compile: Triton launches are not traceable
+    def call(cls, *args):
+        """``apply(*args)``, but when autograd would record nothing (grad mode off, or no
+        tensor input requires grad) the forward runs directly: same outputs, without
+        autograd's per-call bookkeeping, which costs more host time than a small layer's
+        kernel. The modules call this. Inside a ``torch.compile``d model it is a graph
+        break: the neuron runs as its fused kernels, the layers around it compile."""
         if torch.is_grad_enabled() and any(
-            isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())
+            isinstance(a, torch.Tensor) and a.requires_grad for a in args
         ):
-            return super().apply(*args, **kwargs)
-        return cls.forward(_InferenceContext(cls, len(args) + len(kwargs)), *args, **kwargs)
+            return cls.apply(*args)
+        return cls.forward(_InferenceContext(cls, len(args)), *args)
 
 
 class Plan(NamedTuple):

@@ -1,4 +1,5 @@
-"""Neuron modules: shapes, state across calls, parameters. Each ``forward`` calls ``.apply``.
+"""Neuron modules: shapes, state across calls, parameters. Each ``forward`` calls ``.call``
+(``apply``, minus autograd's bookkeeping when no graph is recorded).
 
 Input ``x: (T, B, *features)``; output spikes of the same shape and dtype. The membrane
 (and ALIF's adaptation) is carried across calls as float32 ``(B*prod(features),)`` so that a
@@ -116,7 +117,7 @@ class _LIFFamily(_Neuron):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_2d, group_size = self._flatten(x)
-        spikes, self.v, v_seq = self.FUNCTION.apply(
+        spikes, self.v, v_seq = self.FUNCTION.call(
             x_2d,
             self._initial(self.v, x_2d),
             self.decay,
@@ -237,7 +238,7 @@ class ALIF(_Neuron):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_2d, group_size = self._flatten(x)
-        spikes, self.v, self.a, v_seq, a_seq = ALIFSubFunction.apply(
+        spikes, self.v, self.a, v_seq, a_seq = ALIFSubFunction.call(
             x_2d,
             self._initial(self.v, x_2d),
             self._initial(self.a, x_2d),
