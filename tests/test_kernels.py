@@ -45,6 +45,7 @@ def test_sequence_lengths(device, neuron, n_steps):
         ("lif", 3, (700,), "float"),  # plain float parameters, N not a multiple of the block
         ("plif", 4, (6, 3, 5), "channel"),  # per channel of (T, B, C, H, W)
         ("plif", 3, (43,), "neuron"),  # per neuron, broadcast over the batch
+        ("alif", 1, (37,), "neuron"),  # batch 1: one neuron per entry, nothing to reduce
         ("alif", 3, (4, 2, 3), "channel"),
         ("alif", 2, (1,), "scalar"),
     ],

@@ -490,7 +490,11 @@ def reduce_param_grads(
     ``n`` belongs to entry ``(n // group_size) % n_params`` of a vector parameter."""
     if not params:
         return {}
-    totals = rows[: len(params)].view(len(params), -1, n_params, group_size).sum(dim=(1, 3))
+    rows = rows[: len(params)]
+    if group_size == 1 and n_params == rows.shape[1]:
+        totals = rows  # one neuron per entry: nothing to sum
+    else:
+        totals = rows.view(len(params), -1, n_params, group_size).sum(dim=(1, 3))
     grads = {}
     for total, (name, param) in zip(totals, params.items()):
         if param.numel() != n_params:  # a one-element parameter beside vectors
