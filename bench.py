@@ -4,6 +4,7 @@ tether-bench run --quick                 # small sizes; works on a CPU-only mach
 tether-bench run --ops lif --impls tether,untuned,eager,compile,spikingjelly,snntorch
 tether-bench plot results/<gpu>/latest.csv
 tether-bench tune --ops lif --dtypes float32 --grid standard
+tether-bench export results/<gpu>/sweep_*.csv   # merge sweep winners into the table
 tether-bench gate --baseline A.csv --current B.csv --tolerance 0.05
 """
 
@@ -209,8 +210,36 @@ def tune(
             f"chunk={r['chunk']} pack={r['pack_bits']}"
         )
     if export:
-        fresh = export_winners(best, dev)
+        fresh = export_winners(best)
         typer.echo(f"exported {len(fresh)} winners into the table")
+
+
+@app.command(name="export")
+def export_sweeps(
+    sweeps: Annotated[list[Path], typer.Argument(help="sweep CSVs written by tune")],
+    capability: Annotated[
+        str | None, typer.Option(help="compute capability, for CSVs without that column")
+    ] = None,
+    table: Annotated[Path | None, typer.Option(help="winners JSON (default: shipped)")] = None,
+) -> None:
+    """Merge the winners of sweep CSVs into the winners table (what tune does at its end):
+    for sweeps run where the table could not be written or brought back."""
+    import pandas as pd
+
+    from tether.tuning.sweep import export_winners, winners
+    from tether.tuning.table import TABLE_PATH
+
+    for path in sweeps:
+        if not path.exists():
+            fail(f"{path}: no such file")
+        best = winners(pd.read_csv(path))
+        if best.empty:
+            fail(f"{path}: no accepted tether rows to export")
+        try:
+            fresh = export_winners(best, capability, table or TABLE_PATH)
+        except ValueError as err:
+            fail(f"{path}: {err}")
+        typer.echo(f"{path}: exported {len(fresh)} winners")
 
 
 @app.command()

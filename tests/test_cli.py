@@ -121,3 +121,35 @@ def test_malformed_csv_is_a_one_line_error(tmp_path):
     bad.write_text("op,impl\nlif\x00,\n")
     result = runner.invoke(app, ["gate", "--baseline", str(bad), "--current", str(bad)])
     assert result.exit_code == 2 and "missing columns" in result.output
+
+
+SWEEP = "results/nvidia-h100-80gb-hbm3/sweep_grid_lif_fwd_float32.csv"  # no capability column
+
+
+def test_export_merges_sweep_winners_into_a_table(tmp_path):
+    table = tmp_path / "winners.json"
+    args = ["export", SWEEP, "--table", str(table)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "capability" in result.output
+    result = runner.invoke(app, [*args, "--capability", "9.0"])
+    assert result.exit_code == 0, result.output
+    from tether.tuning.table import kernel_hash, load_table
+
+    entries = load_table(table)
+    frame = pd.read_csv(SWEEP)
+    assert len(entries) == frame.groupby(["T", "N"]).ngroups == 24
+    assert {(e["gpu"], e["capability"], e["kernel_hash"]) for e in entries} == {
+        ("NVIDIA H100 80GB HBM3", "9.0", kernel_hash())
+    }
+    assert all(e["ms"] <= e["default_ms"] for e in entries)
+
+
+def test_export_refuses_sweeps_of_another_kernel(tmp_path):
+    frame = pd.read_csv(SWEEP)
+    frame["kernel_hash"] = "0123456789abcdef"
+    stale = tmp_path / "stale.csv"
+    frame.to_csv(stale, index=False)
+    table = tmp_path / "winners.json"
+    args = ["export", str(stale), "--capability", "9.0", "--table", str(table)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "re-tune" in result.output and not table.exists()

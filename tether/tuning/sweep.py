@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import triton
 
 from tether.benchmark.measure import copy_bandwidth_gbps, run_facts, time_ms
 from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
@@ -112,7 +111,8 @@ def sweep(
         truth = PROVIDERS["eager"](problem)()
         elements = n_steps * n_neurons
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
-                "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip
+                "N": n_neurons, "copy_gbps": copy_gbps, **facts,
+                "capability": gpu_key(device.index or 0).split("|")[1]}  # fmt: skip
         for config in configs:
             kernel, train_forward, outputs = _launchers(problem, config, direction)
             error = error_fraction(outputs(), truth, dtype)
@@ -158,13 +158,24 @@ def winners(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_winners(
-    best: pd.DataFrame, device: torch.device, path: Path | str = TABLE_PATH
+    best: pd.DataFrame, capability: str | None = None, path: Path | str = TABLE_PATH
 ) -> list[dict]:
-    """Merge winners into the JSON table, replacing entries of the same GPU/op/dtype/bucket."""
+    """Merge winners (``winners()`` of sweep rows) into the JSON table, replacing entries of
+    the same GPU/op/direction/dtype/bucket. The GPU, Triton version and kernel hash come from
+    the rows; ``capability`` from their ``capability`` column, or this argument for sweeps
+    written before that column existed. Rows measured on another kernel are refused."""
     path = Path(path)
-    name, capability = gpu_key(device.index or 0).split("|")
-    entries = load_table(path)
+    if "capability" not in best.columns or best["capability"].isna().any():
+        if capability is None:
+            raise ValueError("the sweep rows have no 'capability' column: pass it (--capability)")
+        best = best.assign(capability=capability)
     current = kernel_hash()
+    stale = best[best["kernel_hash"] != current]
+    if len(stale):
+        raise ValueError(
+            f"{len(stale)} winners were measured on kernel {stale['kernel_hash'].iloc[0]}, "
+            f"not the current {current}: re-tune instead of exporting them"
+        )
     fresh = []
     for _, row in best.iterrows():
         config = KernelConfig(
@@ -176,8 +187,8 @@ def export_winners(
         )
         fresh.append(
             {
-                "gpu": name,
-                "capability": capability,
+                "gpu": row["device"],
+                "capability": str(row["capability"]),
                 "op": row["op"],
                 "direction": row["direction"],
                 "dtype": row["dtype"],
@@ -187,7 +198,7 @@ def export_winners(
                 "config": config.as_dict(),
                 "ms": round(float(row["score"]), 5),
                 "default_ms": round(float(row["default_score"]), 5),
-                "triton": triton.__version__,
+                "triton": str(row["triton"]),
             }
         )
 
@@ -195,6 +206,7 @@ def export_winners(
         return (e["gpu"], e["capability"], e["op"], e["direction"], e["dtype"],
                 e["t_bucket"], e["n_bucket"])  # fmt: skip
 
+    entries = load_table(path)
     replaced = {key(e) for e in fresh}
     entries = [e for e in entries if key(e) not in replaced] + fresh
     entries.sort(key=key)
