@@ -139,7 +139,7 @@ def test_export_merges_sweep_winners_into_a_table(tmp_path):
     frame = pd.read_csv(SWEEP)
     assert len(entries) == frame.groupby(["T", "N"]).ngroups == 24
     assert {(e["gpu"], e["capability"], e["kernel_hash"]) for e in entries} == {
-        ("NVIDIA H100 80GB HBM3", "9.0", kernel_hash())
+        ("NVIDIA H100 80GB HBM3", "9.0", kernel_hash("fwd"))
     }
     assert all(e["ms"] <= e["default_ms"] for e in entries)
 

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.helpers import Case, check_against_reference
 from tether.functional import core
-from tether.kernels import aot
+from tether.kernels import aot, neuron
 from tether.tuning import table
 from tether.tuning.space import KernelConfig, config_space, default_config
 
@@ -23,7 +24,7 @@ def entry(**overrides):
     base = {
         "gpu": "NVIDIA H100 80GB HBM3", "capability": "9.0", "op": "lif", "direction": "fwd",
         "dtype": "float32", "t_bucket": 32, "n_bucket": 2**23,
-        "kernel_hash": table.kernel_hash(), "config": dict(CONFIG),
+        "kernel_hash": table.kernel_hash("fwd"), "config": dict(CONFIG),
     }  # fmt: skip
     return {**base, **overrides}
 
@@ -33,9 +34,35 @@ def test_shipped_table_is_valid():
 
 
 def test_shipped_entries_are_for_the_current_kernel():
-    """A kernel edit makes every shipped entry stale: re-tune (or say so) in the same change."""
-    stale = [e for e in table.load_table() if e["kernel_hash"] != table.kernel_hash()]
+    """A kernel edit makes its direction's shipped entries stale: re-tune (or say so) in the
+    same change."""
+    stale = [e for e in table.load_table() if e["kernel_hash"] != table.kernel_hash(e["direction"])]
     assert not stale, f"{len(stale)} shipped entries carry another kernel's hash"
+
+
+def test_kernel_hash_per_direction_covers_what_the_kernel_reaches():
+    """An edit to one kernel leaves the other direction's entries valid; an edit to a helper
+    both call, or to a module constant, invalidates both; comments change nothing."""
+    source = Path(neuron.__file__).read_text()
+
+    def hashes(text):
+        return {d: table.kernel_code(text, d) for d in ("fwd", "bwd")}
+
+    base = hashes(source)
+    assert base["fwd"] != base["bwd"]
+    bwd_edit = source.replace(
+        "def neuron_bwd_kernel(", "def neuron_bwd_kernel(\n    unused_arg,", 1
+    )
+    assert hashes(bwd_edit)["fwd"] == base["fwd"] and hashes(bwd_edit)["bwd"] != base["bwd"]
+    fwd_edit = source.replace(
+        "def neuron_fwd_kernel(", "def neuron_fwd_kernel(\n    unused_arg,", 1
+    )
+    assert hashes(fwd_edit)["bwd"] == base["bwd"] and hashes(fwd_edit)["fwd"] != base["fwd"]
+    helper_edit = source.replace("def _param(value,", "def _param(value, unused_arg,", 1)
+    assert all(hashes(helper_edit)[d] != base[d] for d in base)
+    constant_edit = source.replace("PI = tl.constexpr(3.141592653589793)", "PI = tl.constexpr(3.0)")
+    assert all(hashes(constant_edit)[d] != base[d] for d in base)
+    assert hashes(source.replace("import triton\n", "import triton  # a comment\n", 1)) == base
 
 
 def test_kernel_hash_leaves_out_empty_fields():
@@ -142,7 +169,7 @@ def test_sampled_configs_match_the_reference(device, monkeypatch, config):
 def _compile_share(index: int, shares: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     code = (
-        "import json, sys; from tether.kernels import aot; v = list(aot.space_variants());"
+        "import json, sys; from tether.kernels import aot, neuron; v = list(aot.space_variants());"
         f"r = {{}}; [r.update(aot.compile_variants(v[{index}::{shares}]))];"
         "json.dump(r, sys.stdout)"
     )

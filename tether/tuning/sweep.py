@@ -163,7 +163,8 @@ def export_winners(
     """Merge winners (``winners()`` of sweep rows) into the JSON table, replacing entries of
     the same GPU/op/direction/dtype/bucket. The GPU, Triton version and kernel hash come from
     the rows; ``capability`` from their ``capability`` column, or this argument for sweeps
-    written before that column existed. Rows measured on another kernel are refused."""
+    written before that column existed. Rows measured on another version of the template
+    file (their ``kernel_hash``) are refused; entries carry their direction's hash."""
     path = Path(path)
     if "capability" not in best.columns or best["capability"].isna().any():
         if capability is None:
@@ -194,7 +195,7 @@ def export_winners(
                 "dtype": row["dtype"],
                 "t_bucket": t_bucket(int(row["T"])),
                 "n_bucket": n_bucket(int(row["N"])),
-                "kernel_hash": current,
+                "kernel_hash": kernel_hash(row["direction"]),
                 "config": config.as_dict(),
                 "ms": round(float(row["score"]), 5),
                 "default_ms": round(float(row["default_score"]), 5),

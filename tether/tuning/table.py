@@ -8,7 +8,8 @@ The table is ``winners.json`` beside this file (or the file named by ``TETHER_WI
 
 Buckets are the next power of two of T (1..1024) and N (2**10..2**26). A lookup takes the
 entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
-entries whose ``kernel_hash`` differs from the current kernel source are ignored. With no
+entries whose ``kernel_hash`` differs from the current code of their direction's kernel
+(``kernel_hash(direction)``) are ignored. With no
 entry the heuristic ``default_config`` is used. Lookups are cached per process.
 """
 
@@ -68,13 +69,40 @@ def _canonical(node: object) -> str:
     return repr(node)
 
 
-def kernel_hash() -> str:
-    """A hash of the kernel template's syntax tree: table entries for other code are stale.
+KERNELS = {"fwd": "neuron_fwd_kernel", "bwd": "neuron_bwd_kernel"}
 
-    Hashing the tree rather than the bytes keeps entries valid across comment and formatting
-    changes, and invalidates them on any change to the code itself."""
-    tree = ast.parse(Path(neuron_kernels.__file__).read_text())
-    return hashlib.sha256(_canonical(tree).encode()).hexdigest()[:16]
+
+def kernel_code(source: str, direction: str | None = None) -> str:
+    """The code a hash covers, as canonical tree text. ``direction=None``: the whole
+    template file. ``"fwd"``/``"bwd"``: that direction's kernel, the module-level functions
+    it reaches (directly or through each other) and every other module-level statement
+    (imports, constants) — so an edit to one kernel leaves the other's entries valid, and an
+    edit to a shared helper or constant invalidates both."""
+    tree = ast.parse(source)
+    if direction is None:
+        return _canonical(tree)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    reached, todo = set(), [KERNELS[direction]]
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        todo += [
+            n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name) and n.id in functions
+        ]
+    kept = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name in reached]
+    return _canonical(ast.Module(body=kept, type_ignores=[]))
+
+
+@functools.cache
+def kernel_hash(direction: str | None = None) -> str:
+    """A hash of the kernel template's syntax tree (``kernel_code``): table entries carry
+    their direction's hash and are stale once it changes; result CSVs carry the whole
+    file's. Hashing the tree rather than the bytes keeps entries valid across comment and
+    formatting changes, and invalidates them on any change to the code itself."""
+    code = kernel_code(Path(neuron_kernels.__file__).read_text(), direction)
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def bucket(value: int, lo: int, hi: int) -> int:
@@ -137,8 +165,7 @@ def load_table(path: Path | str | None = None) -> list[dict]:
 
 @functools.cache
 def _current_entries() -> tuple[dict, ...]:
-    current = kernel_hash()
-    return tuple(e for e in load_table() if e["kernel_hash"] == current)
+    return tuple(e for e in load_table() if e["kernel_hash"] == kernel_hash(e["direction"]))
 
 
 def lookup(
