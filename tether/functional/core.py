@@ -1,9 +1,11 @@
 """What LIF, PLIF and ALIF share: input checks, kernel launchers and the autograd mechanics.
 
-``forward`` and ``backward`` are called by the thin ``autograd.Function`` classes in
-``lif.py``, ``plif.py`` and ``alif.py``. CUDA tensors (and CPU tensors under
-``TRITON_INTERPRET=1``) run the Triton kernels; other tensors, and float64 anywhere, run the
-eager reference inside the Function so that its gradients are autograd's.
+``forward`` and ``backward`` are called by the thin ``NeuronFunction`` classes in ``lif.py``,
+``plif.py`` and ``alif.py``. CUDA tensors (and CPU tensors under ``TRITON_INTERPRET=1``) run
+the Triton kernels; other tensors, and float64 anywhere, run the eager reference inside the
+Function so that its gradients are autograd's. A call costs checks, one dict lookup for its
+``Plan``, the output allocations and one launch of a cached binary; ``NeuronFunction.call``
+also skips autograd when no graph would be recorded.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ class NeuronFunction(torch.autograd.Function):
 
 
 class Plan(NamedTuple):
-    """What the static facts of a call fix, computed once per distinct call (see
-    ``_plan_key``): the launch config, the grid and the kernel's constexprs."""
+    """What the static facts of a call fix, computed once per distinct call (``forward`` and
+    ``backward`` build the keys of ``_PLANS``): the launch config, the grid, the kernel's
+    constexprs and, once launched, its compiled binary."""
 
     config: KernelConfig
     grid: int
