@@ -10,7 +10,7 @@ from tether.functional.lif import LIFSubFunction
 from tether.functional.plif import PLIFSubFunction
 from tether.kernels import launch
 from tether.tuning import table
-from tether.tuning.space import KernelConfig, default_config
+from tether.tuning.space import KernelConfig, default_config, training_forward_config
 
 
 class FakeKernel:
@@ -128,7 +128,7 @@ def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
     tuned = KernelConfig(256, 2, 1, 4, 8)
     monkeypatch.setattr(table, "_choose", lambda *args: tuned)
     cpu = torch.device("cpu")
-    default_bwd = default_config("bwd", torch.float32)
+    default_bwd = default_config("bwd", torch.float32, "lif", 7)
     assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == tuned
     with table.untuned():
         assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == default_bwd
@@ -137,7 +137,7 @@ def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
     fwd, bwd = table.select_training_configs("lif", torch.float32, 7, 100, cpu)
     assert bwd == tuned and (fwd.chunk, fwd.pack_bits) == (tuned.chunk, tuned.pack_bits)
     # the training forward runs the launch shape the tuner paired with each backward config
-    assert fwd.block == default_config("fwd", torch.float32).block
+    assert fwd == training_forward_config(tuned)
 
 
 def test_shared_binaries_that_differ_in_specialization_raise(fake, monkeypatch):

@@ -135,7 +135,7 @@ def test_unknown_gpu_and_cpu_fall_back_to_the_default():
     cpu = torch.device("cpu")
     for direction in ("fwd", "bwd"):
         config = table.select_config("lif", direction, torch.float32, 32, 2**20, cpu)
-        assert config == default_config(direction, torch.float32)
+        assert config == default_config(direction, torch.float32, "lif", 32)
     assert table._choose("NVIDIA Z9|12.0", "lif", "fwd", torch.float32, 32, 2**20, cpu) == (
         default_config("fwd", torch.float32)
     )
@@ -148,10 +148,26 @@ def test_kernel_config_checks_its_fields():
         KernelConfig(512, 4, 1, 16, 8)
 
 
-def test_space_contains_the_defaults():
+@pytest.mark.parametrize("op", ["lif", "plif", "alif"])
+def test_space_contains_the_defaults(op):
     for direction in ("fwd", "bwd"):
         for dtype in (torch.float32, torch.bfloat16):
-            assert default_config(direction, dtype) in config_space(direction, dtype)
+            for n_steps in (1, 8, 9, 64, 1024):
+                config = default_config(direction, dtype, op, n_steps)
+                assert config in config_space(direction, dtype)
+
+
+def test_default_heuristic_follows_the_sweeps():
+    """fp32: forward 256 x 2 warps; backward chunk 8 with parameter-gradient sums (PLIF,
+    ALIF) or T <= 8, chunk 16 for LIF above; 16-bit I/O: 1024 x 4 warps, chunk 8."""
+    fp32, bf16 = torch.float32, torch.bfloat16
+    assert default_config("fwd", fp32) == KernelConfig(256, 2, 1, 8, 32)
+    assert default_config("bwd", fp32, "lif", 32) == KernelConfig(512, 4, 1, 16, 32)
+    assert default_config("bwd", fp32, "lif", 8).chunk == 8
+    assert default_config("bwd", fp32, "plif", 128).chunk == 8
+    assert default_config("bwd", fp32, "alif", 128).chunk == 8
+    for direction in ("fwd", "bwd"):
+        assert default_config(direction, bf16, "alif", 64) == KernelConfig(1024, 4, 1, 8, 32)
 
 
 SAMPLE = [config_space("bwd", torch.float32)[i] for i in (0, 7, 19, 33, 47, 59)]
@@ -209,7 +225,7 @@ def test_autotune_env_var_tunes_unknown_gpus_once(monkeypatch):
     assert chosen == KernelConfig(256, 2, 1, 8, 32) and calls == [("lif", "bwd", 32, 2**20)]
     monkeypatch.delenv("TETHER_AUTOTUNE")
     assert table._choose("NVIDIA Z9|12.0", "lif", "bwd", torch.float32, 32, 2**20, cpu) == (
-        default_config("bwd", torch.float32)
+        default_config("bwd", torch.float32, "lif", 32)
     )
 
 

@@ -10,8 +10,9 @@ A config fixes, for one direction:
 - ``pack_bits``: time steps per packed spike word (int8, int16 or int32), a multiple of
   ``chunk``.
 
-The forward of a training step runs with its own block, warps and stages but the backward
-config's ``chunk`` and ``pack_bits``, since the backward reads what the forward saved.
+The forward of a training step runs with a fixed launch shape but the backward config's
+``chunk`` and ``pack_bits``, since the backward reads what the forward saved
+(``training_forward_config``).
 """
 
 from __future__ import annotations
@@ -58,21 +59,40 @@ class KernelConfig:
         return asdict(self)
 
 
-def default_config(direction: str, dtype: torch.dtype) -> KernelConfig:
-    """The untuned heuristic, from a first sweep on an H100 (LIF, fp32, T=32, N=2**23).
+def default_config(
+    direction: str, dtype: torch.dtype, op: str = "lif", n_steps: int = 32
+) -> KernelConfig:
+    """The untuned heuristic, from the H100 sweeps in ``results/`` (LIF, PLIF and ALIF over
+    the T x N grid and the standard shapes; 52 forward and 42 backward points with T*N >=
+    2**22, geometric mean of time / best).
 
     A thread must hold whole columns of the ``(chunk, block)`` tile, or the row selects
-    cross warps: configs with fewer than 4 neurons per thread ran 2-4x slower. The forward
-    is at copy bandwidth for any chunk; the backward was fastest at 4 neurons per thread and
-    16 steps per chunk (fewer membrane checkpoints to write and read).
+    cross warps: configs with fewer than 4 neurons per thread ran 2-4x slower.
+
+    - fp32 forward: 256 neurons on 2 warps, chunk 8: 2.3% above the best on average, against
+      12% for 1024 on 4 warps (up to 3.6x at small N).
+    - fp32 backward: 512 neurons on 4 warps. Chunk 8 where the backward keeps parameter
+      gradient sums in registers (PLIF, ALIF: chunk 16 ran 1.5-2x slower) or T <= 8 (a
+      16-step tile would be mostly masked); chunk 16 for LIF above (half the membrane
+      checkpoints: 8-12% faster than chunk 8 from T = 16).
+    - 16-bit I/O: 8 values per 16-byte vector, so 4 warps need 1024 neurons; chunk 16 at
+      this width ran 6x slower (the bf16 sweep).
     """
-    if direction == "fwd":
+    if dtype != torch.float32:
         return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
-    if dtype == torch.float32:
-        return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=16, pack_bits=32)
-    # 16-bit I/O: 8 values per 16-byte vector, so 4 warps need 1024 neurons; chunk 16 at
-    # this width ran 6x slower (the bf16 sweep in results/).
-    return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
+    if direction == "fwd":
+        return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
+    chunk = 16 if op == "lif" and n_steps > 8 else 8  # T > 8: the T bucket of 16 and up
+    return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32)
+
+
+def training_forward_config(bwd: KernelConfig) -> KernelConfig:
+    """The forward of a training step, paired with the backward config ``bwd``: it saves in
+    ``bwd``'s layout (chunk, pack_bits) with 1024 neurons on 4 warps, the launch shape every
+    backward config was timed with (``sweep``), in every dtype."""
+    return KernelConfig(
+        block=1024, num_warps=4, num_stages=1, chunk=bwd.chunk, pack_bits=bwd.pack_bits
+    )
 
 
 # (block, num_warps) with 4 to 16 neurons per thread: the range where the tile's time axis

@@ -22,7 +22,13 @@ from tether.benchmark.measure import copy_bandwidth_gbps, run_facts, time_ms
 from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
 from tether.benchmark.runner import error_fraction
 from tether.functional import core
-from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
+from tether.tuning.space import (
+    DTYPES,
+    KernelConfig,
+    config_space,
+    default_config,
+    training_forward_config,
+)
 from tether.tuning.table import (
     SCHEMA,
     TABLE_PATH,
@@ -31,7 +37,6 @@ from tether.tuning.table import (
     load_table,
     n_bucket,
     t_bucket,
-    training_forward_config,
 )
 
 STANDARD_SHAPES = [(8, 2**20), (32, 2**20), (128, 2**20), (8, 2**23), (32, 2**23), (128, 2**22)]
@@ -67,7 +72,7 @@ def _launchers(problem: Problem, config: KernelConfig, direction: str):
             return core.launch_forward(spec, x, None, None, params, n_params, config, False)
 
         return forward, None, lambda: (forward()[0].spikes, None)
-    train_config = training_forward_config(config, x.dtype)
+    train_config = training_forward_config(config)
 
     def train_forward():
         return core.launch_forward(spec, x, None, None, params, n_params, train_config, True)
@@ -98,10 +103,7 @@ def sweep(
 ) -> pd.DataFrame:
     """One row per (shape, config) plus eager/compile baseline rows; see the module doc."""
     dtype = DTYPES[dtype_name]
-    default = default_config(direction, dtype)
-    configs = config_space(direction, dtype, space)
-    if default not in configs:
-        configs.append(default)  # the winner is never slower than the default it replaces
+    space_configs = config_space(direction, dtype, space)
     facts = run_facts(device)
     copy_gbps = copy_bandwidth_gbps(device, quick=True)
     mode = "fwd" if direction == "fwd" else "fwdbwd"
@@ -110,6 +112,9 @@ def sweep(
         problem = Problem.make(op, mode, n_steps, n_neurons, dtype, device)
         truth = PROVIDERS["eager"](problem)()
         elements = n_steps * n_neurons
+        default = default_config(direction, dtype, op, n_steps)
+        # the default is always timed: the winner is never slower than what it replaces
+        configs = space_configs + ([default] if default not in space_configs else [])
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
                 "N": n_neurons, "copy_gbps": copy_gbps, **facts,
                 "capability": gpu_key(device.index or 0).split("|")[1]}  # fmt: skip
@@ -230,7 +235,7 @@ def autotune_online(
     dtype_name = str(dtype).removeprefix("torch.")
     mode = "fwd" if direction == "fwd" else "fwdbwd"
     problem = Problem.make(op, mode, n_steps, n_neurons, DTYPES[dtype_name], device)
-    best, best_ms = default_config(direction, dtype), float("inf")
+    best, best_ms = default_config(direction, dtype, op, n_steps), float("inf")
     for config in candidates:
         kernel, train_forward, _ = _launchers(problem, config, direction)
         ms = time_ms(kernel, device, quick=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import json
@@ -30,7 +29,13 @@ from typing import Any
 import torch
 
 from tether.kernels import neuron as neuron_kernels
-from tether.tuning.space import DIRECTIONS, DTYPES, KernelConfig, default_config
+from tether.tuning.space import (
+    DIRECTIONS,
+    DTYPES,
+    KernelConfig,
+    default_config,
+    training_forward_config,
+)
 
 SCHEMA = 1
 TABLE_PATH = Path(__file__).with_name("winners.json")
@@ -238,7 +243,7 @@ def select_config(
     if config is not None:
         return config
     if _untuned:
-        config = default_config(direction, dtype)
+        config = default_config(direction, dtype, op, n_steps)
     else:
         gpu = None
         if device.type == "cuda":
@@ -254,13 +259,6 @@ def select_config(
     return config
 
 
-def training_forward_config(bwd: KernelConfig, dtype: torch.dtype) -> KernelConfig:
-    """The training forward that pairs with the backward config ``bwd``."""
-    return dataclasses.replace(
-        default_config("fwd", dtype), chunk=bwd.chunk, pack_bits=bwd.pack_bits
-    )
-
-
 def select_training_configs(
     op: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> tuple[KernelConfig, KernelConfig]:
@@ -273,7 +271,7 @@ def select_training_configs(
     configs = _TRAINING.get(key)
     if configs is None:
         bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
-        fwd = training_forward_config(bwd, dtype)
+        fwd = training_forward_config(bwd)
         configs = _TRAINING[key] = (fwd, bwd)
     return configs
 
@@ -290,4 +288,4 @@ def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> KernelConf
             from tether.tuning.sweep import autotune_online  # the harness, only when asked
 
             return autotune_online(op, direction, dtype, n_steps, n_neurons, device)
-    return default_config(direction, dtype)
+    return default_config(direction, dtype, op, n_steps)
