@@ -14,6 +14,9 @@
 #   tune-grid-fwd, tune-grid-bwd   tune-grid split in two calls (each writes its own CSV)
 #   tune-tables  PLIF/ALIF bf16 backward with gradients (quick grid, quick space), then the
 #                full T x N grid (micro space) for every op x direction x dtype but LIF fp32
+#   retune-fwd   every forward table again (after a forward-kernel edit: the per-direction
+#                hash keeps the backward entries): LIF fp32 standard shapes over the full
+#                space, PLIF/ALIF fp32 and all bf16 quick grid, then the full grid (micro)
 # The machine has torch and Triton; peers and pytest-xdist travel as wheels in .whl (carried).
 # Set TETHER_COMMIT to the commit of the tree: the copy has no .git.
 set -uo pipefail
@@ -70,6 +73,15 @@ for stage in "$@"; do
           for dir in fwd bwd; do
             tune grid_${op}_${dir}_${dtype} --ops $op --directions $dir --dtypes $dtype --grid full --space micro --no-baselines
           done
+        done
+      done ;;
+    retune-fwd)
+      tune lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid standard --no-baselines
+      tune fwd_quick --ops plif,alif --directions fwd --dtypes float32 --grid quick --space quick --no-baselines
+      tune fwd_bfloat16 --ops lif,plif,alif --directions fwd --dtypes bfloat16 --grid quick --space quick --no-baselines
+      for dtype in float32 bfloat16; do
+        for op in lif plif alif; do
+          tune grid_${op}_fwd_${dtype} --ops $op --directions fwd --dtypes $dtype --grid full --space micro --no-baselines
         done
       done ;;
     tune-rest)

@@ -153,3 +153,15 @@ def test_export_refuses_sweeps_of_another_kernel(tmp_path):
     args = ["export", str(stale), "--capability", "9.0", "--table", str(table)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "re-tune" in result.output and not table.exists()
+
+
+def test_export_takes_the_capability_from_the_rows(tmp_path):
+    frame = pd.read_csv(SWEEP).assign(capability="9.0")
+    sweep = tmp_path / "sweep.csv"
+    frame.to_csv(sweep, index=False)
+    table = tmp_path / "winners.json"
+    result = runner.invoke(app, ["export", str(sweep), "--table", str(table)])
+    assert result.exit_code == 0, result.output
+    from tether.tuning.table import load_table
+
+    assert {e["capability"] for e in load_table(table)} == {"9.0"}
