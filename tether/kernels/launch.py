@@ -34,7 +34,7 @@ def _arg_class(arg: object) -> object:
 
 
 class Launcher:
-    """``Launcher(kernel)(grid, args, constexprs, num_warps, num_stages, key=None)``.
+    """``Launcher(kernel)(grid, args, constexprs, num_warps, num_stages, binaries=None)``.
 
     ``args``: the kernel's runtime arguments in signature order; ``constexprs``: name ->
     value for every constexpr parameter, in signature order (checked on the first call).
