@@ -499,10 +499,12 @@ def reduce_param_grads(
     else:
         totals = rows.view(len(params), -1, n_params, group_size).sum(dim=(1, 3))
     grads = {}
-    for total, (name, param) in zip(totals, params.items()):
+    for total, (name, param) in zip(totals.unbind(), params.items()):
         if param.numel() != n_params:  # a one-element parameter beside vectors
             total = total.sum()
-        grads[name] = total.reshape(param.shape).to(param.dtype)
+        if total.shape != param.shape:
+            total = total.reshape(param.shape)
+        grads[name] = total if total.dtype == param.dtype else total.to(param.dtype)
     return grads
 
 
