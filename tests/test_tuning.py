@@ -40,6 +40,12 @@ def test_shipped_entries_are_for_the_current_kernel():
     assert not stale, f"{len(stale)} shipped entries carry another kernel's hash"
 
 
+def test_shipped_entries_beat_the_default_they_replace():
+    """Each entry's time (ms) against the default config's in the same sweep (default_ms)."""
+    slower = [e for e in table.load_table() if e["ms"] > e["default_ms"]]
+    assert not slower, f"{len(slower)} shipped entries are slower than the default"
+
+
 def test_kernel_hash_per_direction_covers_what_the_kernel_reaches():
     """An edit to one kernel leaves the other direction's entries valid; an edit to a helper
     both call, or to a module constant, invalidates both; comments change nothing."""
