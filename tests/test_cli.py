@@ -123,12 +123,21 @@ def test_malformed_csv_is_a_one_line_error(tmp_path):
     assert result.exit_code == 2 and "missing columns" in result.output
 
 
-SWEEP = "results/nvidia-h100-80gb-hbm3/sweep_grid_lif_fwd_float32.csv"  # no capability column
+@pytest.fixture
+def sweep_csv(tmp_path):
+    """A committed H100 sweep (no capability column), marked as measured on the current
+    kernel so that the test does not depend on when the kernel last changed."""
+    from tether.tuning.table import kernel_hash
+
+    frame = pd.read_csv("results/nvidia-h100-80gb-hbm3/sweep_grid_lif_fwd_float32.csv")
+    path = tmp_path / "sweep.csv"
+    frame.assign(kernel_hash=kernel_hash()).to_csv(path, index=False)
+    return path
 
 
-def test_export_merges_sweep_winners_into_a_table(tmp_path):
+def test_export_merges_sweep_winners_into_a_table(sweep_csv, tmp_path):
     table = tmp_path / "winners.json"
-    args = ["export", SWEEP, "--table", str(table)]
+    args = ["export", str(sweep_csv), "--table", str(table)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "capability" in result.output
     result = runner.invoke(app, [*args, "--capability", "9.0"])
@@ -136,7 +145,7 @@ def test_export_merges_sweep_winners_into_a_table(tmp_path):
     from tether.tuning.table import kernel_hash, load_table
 
     entries = load_table(table)
-    frame = pd.read_csv(SWEEP)
+    frame = pd.read_csv(sweep_csv)
     assert len(entries) == frame.groupby(["T", "N"]).ngroups == 24
     assert {(e["gpu"], e["capability"], e["kernel_hash"]) for e in entries} == {
         ("NVIDIA H100 80GB HBM3", "9.0", kernel_hash("fwd"))
@@ -144,23 +153,20 @@ def test_export_merges_sweep_winners_into_a_table(tmp_path):
     assert all(e["ms"] <= e["default_ms"] for e in entries)
 
 
-def test_export_refuses_sweeps_of_another_kernel(tmp_path):
-    frame = pd.read_csv(SWEEP)
-    frame["kernel_hash"] = "0123456789abcdef"
+def test_export_refuses_sweeps_of_another_kernel(sweep_csv, tmp_path):
     stale = tmp_path / "stale.csv"
-    frame.to_csv(stale, index=False)
+    pd.read_csv(sweep_csv).assign(kernel_hash="0123456789abcdef").to_csv(stale, index=False)
     table = tmp_path / "winners.json"
     args = ["export", str(stale), "--capability", "9.0", "--table", str(table)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "re-tune" in result.output and not table.exists()
 
 
-def test_export_takes_the_capability_from_the_rows(tmp_path):
-    frame = pd.read_csv(SWEEP).assign(capability="9.0")
-    sweep = tmp_path / "sweep.csv"
-    frame.to_csv(sweep, index=False)
+def test_export_takes_the_capability_from_the_rows(sweep_csv, tmp_path):
+    with_capability = tmp_path / "with_capability.csv"
+    pd.read_csv(sweep_csv).assign(capability="9.0").to_csv(with_capability, index=False)
     table = tmp_path / "winners.json"
-    result = runner.invoke(app, ["export", str(sweep), "--table", str(table)])
+    result = runner.invoke(app, ["export", str(with_capability), "--table", str(table)])
     assert result.exit_code == 0, result.output
     from tether.tuning.table import load_table
 
