@@ -37,7 +37,7 @@ class ALIFSubFunction(core.NeuronFunction):
         store_traces: bool = True,
         group_size: int = 1,
     ):
-        spec = core.neuron_spec(
+        spec = core.NeuronSpec(
             ctx._forward_cls.OP,
             True,
             surrogate_type,

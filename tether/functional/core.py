@@ -40,31 +40,6 @@ class NeuronSpec(NamedTuple):
     group_size: int = 1
 
 
-_SPECS: dict[tuple, NeuronSpec] = {}
-
-
-def neuron_spec(
-    op: str,
-    adaptive: bool,
-    surrogate_type: int,
-    soft_reset: bool,
-    detach_reset: bool,
-    store_traces: bool,
-    group_size: int,
-) -> NeuronSpec:
-    """The ``NeuronSpec`` of these switches, built once per process (values and types key the
-    cache, so ``0.0`` is not served the spec of ``0``)."""
-    fields = (op, adaptive, surrogate_type, soft_reset, detach_reset, store_traces, group_size)
-    key = (*fields, *map(type, fields))
-    try:
-        return _SPECS[key]
-    except KeyError:
-        spec = _SPECS[key] = NeuronSpec(*fields)
-        return spec
-    except TypeError:  # an unhashable switch: check_inputs says what is wrong with it
-        return NeuronSpec(*fields)
-
-
 class _InferenceContext:
     """Stands in for autograd's ``ctx`` when no graph is recorded."""
 

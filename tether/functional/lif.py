@@ -34,7 +34,7 @@ class LIFSubFunction(core.NeuronFunction):
         store_traces: bool = True,
         group_size: int = 1,
     ):
-        spec = core.neuron_spec(
+        spec = core.NeuronSpec(
             ctx._forward_cls.OP,
             False,
             surrogate_type,
