@@ -114,7 +114,7 @@ def test_no_grad_forward_saves_nothing(device, monkeypatch):
 
 @pytest.fixture
 def empty_caches():
-    caches = (table._BY_SHAPE, table._BY_BUCKET, table._TRAINING, core._PLANS)
+    caches = (table._BY_BUCKET, core._PLANS)
     saved = [dict(c) for c in caches]
     for c in caches:
         c.clear()

@@ -208,9 +208,9 @@ def gpu_key(device_index: int) -> str:
     return f"{torch.cuda.get_device_name(device_index)}|{major}.{minor}"
 
 
-_BY_SHAPE: dict[tuple, KernelConfig] = {}  # exact (untuned, device, op, direction, dtype, T, N)
-_BY_BUCKET: dict[tuple, KernelConfig] = {}  # (GPU, op, direction, dtype, T and N buckets)
-_TRAINING: dict[tuple, tuple[KernelConfig, KernelConfig]] = {}
+# (GPU, op, direction, dtype, T and N buckets): the runtime's plans (``functional.core``)
+# cache each exact call on top of this, so a lookup here happens once per distinct call
+_BY_BUCKET: dict[tuple, KernelConfig] = {}
 _untuned = False
 
 
@@ -236,26 +236,18 @@ def select_config(
 ) -> KernelConfig:
     """The launch config for one call: the nearest tuned entry; else, with
     ``TETHER_AUTOTUNE=1``, a config timed once at this shape
-    (``tuning.sweep.autotune_online``); else the default. Cached per exact shape (one dict
-    lookup per call) and per (GPU, op, direction, dtype, bucket)."""
-    shape_key = (_untuned, device, op, direction, dtype, n_steps, n_neurons)
-    config = _BY_SHAPE.get(shape_key)
-    if config is not None:
-        return config
+    (``tuning.sweep.autotune_online``); else the default. Cached per (GPU, op, direction,
+    dtype, bucket)."""
     if _untuned:
-        config = default_config(direction, dtype, op, n_steps)
-    else:
-        gpu = None
-        if device.type == "cuda":
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            gpu = gpu_key(index)
-        key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
-        config = _BY_BUCKET.get(key)
-        if config is None:
-            config = _BY_BUCKET[key] = _choose(
-                gpu, op, direction, dtype, n_steps, n_neurons, device
-            )
-    _BY_SHAPE[shape_key] = config
+        return default_config(direction, dtype, op, n_steps)
+    gpu = None
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        gpu = gpu_key(index)
+    key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
+    config = _BY_BUCKET.get(key)
+    if config is None:
+        config = _BY_BUCKET[key] = _choose(gpu, op, direction, dtype, n_steps, n_neurons, device)
     return config
 
 
@@ -263,17 +255,12 @@ def select_training_configs(
     op: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> tuple[KernelConfig, KernelConfig]:
     """(forward, backward) configs of a training call. The forward saves spikes and
-    checkpoints in the layout the backward reads (its ``chunk`` and ``pack_bits``) and runs
-    the default forward launch shape: the pair the tuner timed for each backward config
-    (``sweep``). Tuned forward entries are for inference; a tuned block with the backward's
-    chunk can overflow registers (block 2048 x chunk 16 ran 6% slower)."""
-    key = (_untuned, device, op, dtype, n_steps, n_neurons)
-    configs = _TRAINING.get(key)
-    if configs is None:
-        bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
-        fwd = training_forward_config(bwd)
-        configs = _TRAINING[key] = (fwd, bwd)
-    return configs
+    checkpoints in the layout the backward reads (its ``chunk`` and ``pack_bits``) with the
+    fixed launch shape of ``training_forward_config``: the pair the tuner timed for each
+    backward config (``sweep``). Tuned forward entries are for inference; a tuned block with
+    the backward's chunk can overflow registers (block 2048 x chunk 16 ran 6% slower)."""
+    bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
+    return training_forward_config(bwd), bwd
 
 
 def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> KernelConfig:
