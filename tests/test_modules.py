@@ -121,3 +121,39 @@ def test_module_inside_torch_compile(device):
     compiled = torch.compile(model, backend="eager")(x)
     (grad_compiled,) = torch.autograd.grad(compiled.sum(), x)
     assert torch.equal(compiled, eager) and torch.allclose(grad_compiled, grad_eager)
+
+
+@pytest.mark.parametrize("function", ["lif", "alif"])
+def test_store_state_false_drops_only_the_final_state(device, function):
+    """``store_state=False``: no final state is written or returned; spikes and gradients
+    are those of the stateful call."""
+    from tether.functional import ALIFSubFunction, LIFSubFunction
+
+    torch.manual_seed(0)
+    x = (torch.randn(11, 300, device=device) * 0.6 + 0.3).requires_grad_()
+
+    def call(store_state: bool):
+        switches = (2.0, 0, False, True, False, 1, store_state)
+        if function == "lif":
+            return LIFSubFunction.call(x, None, 0.9, 1.0, *switches)
+        return ALIFSubFunction.call(x, None, None, 0.9, 0.8, 1.0, 0.2, *switches)
+
+    stateful, stateless = call(True), call(False)
+    finals = (1,) if function == "lif" else (1, 2)
+    for i in finals:
+        assert stateful[i] is not None and stateless[i] is None
+    assert torch.equal(stateful[0], stateless[0])
+    g = torch.randn_like(x)
+    (grad_stateful,) = torch.autograd.grad(stateful[0], x, g)
+    (grad_stateless,) = torch.autograd.grad(stateless[0], x, g)
+    assert torch.allclose(grad_stateful, grad_stateless)
+
+
+def test_stateless_module_starts_every_call_from_zeros(device):
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 40, device=device) * 0.6 + 0.5
+    stateless = tether.ALIF(40, stateful=False).to(device)
+    first, second = stateless(x), stateless(x)
+    assert stateless.v is None and stateless.a is None and torch.equal(first, second)
+    stateful = tether.ALIF(40).to(device)
+    assert torch.equal(stateful(x), first) and stateful.v is not None

@@ -115,7 +115,9 @@ def compiled(problem: Problem) -> Run:
 
 def tether_impl(problem: Problem) -> Run:
     p, x = problem.params, problem.x
-    switches = (0, False, True, False)  # Arctan, hard reset, detached reset, no traces
+    # Arctan, hard reset, detached reset, no traces, group size 1, no final state (the
+    # baselines return spikes only)
+    switches = (0, False, True, False, 1, False)
     if problem.op == "alif":
         args = (x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA)
         return _wrap(problem, lambda: ALIFSubFunction.call(*args, *switches)[0])

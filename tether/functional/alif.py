@@ -12,9 +12,10 @@ class ALIFSubFunction(core.NeuronFunction):
     """Multi-step ALIF over ``x_seq: (T, N)``.
 
     ``apply(x_seq, v_init, a_init, decay_v, decay_a, threshold, beta, alpha,
-    surrogate_type=0, soft_reset=False, detach_reset=True, store_traces=True, group_size=1)``
-    returns ``(spikes, v_final, a_final, v_seq, a_seq)``: ``a_seq[t]`` is the adaptation
-    ``a_{t-1}`` used at step t; ``v_final``, ``a_final`` are float32. The spike feeding
+    surrogate_type=0, soft_reset=False, detach_reset=True, store_traces=True, group_size=1,
+    store_state=True)`` returns ``(spikes, v_final, a_final, v_seq, a_seq)``: ``a_seq[t]`` is
+    the adaptation ``a_{t-1}`` used at step t; ``v_final``, ``a_final`` are float32 (None with
+    ``store_state=False``). The spike feeding
     ``a`` is differentiable; only the membrane reset is detached (``detach_reset``).
     """
 
@@ -36,6 +37,7 @@ class ALIFSubFunction(core.NeuronFunction):
         detach_reset: bool = True,
         store_traces: bool = True,
         group_size: int = 1,
+        store_state: bool = True,
     ):
         spec = core.NeuronSpec(
             ctx._forward_cls.OP,
@@ -45,6 +47,7 @@ class ALIFSubFunction(core.NeuronFunction):
             detach_reset,
             store_traces,
             group_size,
+            store_state,
         )
         params = {"decay_v": decay_v, "threshold": threshold, "decay_a": decay_a, "beta": beta}
         core.check_inputs(spec, x_seq, {"v_init": v_init, "a_init": a_init}, params, alpha)
@@ -69,6 +72,7 @@ class ALIFSubFunction(core.NeuronFunction):
             p["threshold"],
             p["beta"],
             grads.alpha,
+            None,
             None,
             None,
             None,

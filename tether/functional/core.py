@@ -38,6 +38,7 @@ class NeuronSpec(NamedTuple):
     detach_reset: bool = True
     store_traces: bool = True
     group_size: int = 1
+    store_final: bool = True  # write v_final (and a_final); off when the caller drops them
 
 
 class _InferenceContext:
@@ -243,6 +244,7 @@ def _forward_plan(
         "STORE_H": spec.store_traces,
         "STORE_A": spec.store_traces and spec.adaptive,
         "SAVE_FOR_BACKWARD": save_for_backward,
+        "STORE_FINAL": spec.store_final,
         "BLOCK": config.block,
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
@@ -267,8 +269,10 @@ def _run_forward(
     spikes = torch.empty_like(x)
     h_seq = torch.empty_like(x) if spec.store_traces else None
     a_seq = torch.empty_like(x) if spec.store_traces and spec.adaptive else None
-    v_final = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
-    a_final = torch.empty_like(v_final) if spec.adaptive else None
+    v_final = a_final = None
+    if spec.store_final:
+        v_final = torch.empty(n_neurons, device=x.device, dtype=torch.float32)
+        a_final = torch.empty_like(v_final) if spec.adaptive else None
     saved = None
     if save_for_backward:
         n_chunks = _cdiv(n_steps, config.chunk)
@@ -295,7 +299,7 @@ def _run_forward(
         ptr(a_seq),
         ptr(v_init),
         ptr(a_init),
-        v_final,
+        ptr(v_final),
         ptr(a_final),
         ptr(saved and saved.packed),
         ptr(saved and saved.ckpt_v),
@@ -629,6 +633,8 @@ def _reference_forward(ctx, spec, x, v_init, a_init, params, alpha, needs_grad) 
         )
     if not spec.store_traces:
         out = out._replace(h_seq=None, a_seq=None)
+    if not spec.store_final:
+        out = out._replace(v_final=None, a_final=None)
     ctx.reference = (leaves, out)
     return NeuronOutput(*(None if t is None else t.detach() for t in out))
 

@@ -15,7 +15,8 @@ class LIFSubFunction(core.NeuronFunction):
     vectors of length P shared by ``group_size`` consecutive neurons (see
     ``tether.reference``). ``alpha``: float or one-element tensor. ``spikes`` and ``v_seq``
     (the membrane before reset, None unless ``store_traces``) have x_seq's dtype; ``v_final``
-    is float32. Gradients flow to every tensor input, parameters and alpha included.
+    is float32, None with ``store_state=False`` (not written: for callers that drop the
+    state). Gradients flow to every tensor input, parameters and alpha included.
     """
 
     OP = "lif"
@@ -33,6 +34,7 @@ class LIFSubFunction(core.NeuronFunction):
         detach_reset: bool = True,
         store_traces: bool = True,
         group_size: int = 1,
+        store_state: bool = True,
     ):
         spec = core.NeuronSpec(
             ctx._forward_cls.OP,
@@ -42,6 +44,7 @@ class LIFSubFunction(core.NeuronFunction):
             detach_reset,
             store_traces,
             group_size,
+            store_state,
         )
         user_params = {"decay": decay, "threshold": threshold}
         core.check_inputs(spec, x_seq, {"v_init": v_init}, user_params, alpha)
@@ -67,6 +70,7 @@ class LIFSubFunction(core.NeuronFunction):
             grads.params["decay_v"],
             grads.params["threshold"],
             grads.alpha,
+            None,
             None,
             None,
             None,

@@ -78,8 +78,8 @@ def neuron_fwd_kernel(
     a_seq_ptr,  # (T, N) input dtype, written if STORE_A (ALIF: a_{t-1})
     v_init_ptr,  # (N,) read if HAS_V_INIT, else v starts at 0
     a_init_ptr,  # (N,) read if HAS_A_INIT
-    v_final_ptr,  # (N,) float32, written
-    a_final_ptr,  # (N,) float32, written if ADAPTIVE
+    v_final_ptr,  # (N,) float32, written if STORE_FINAL
+    a_final_ptr,  # (N,) float32, written if STORE_FINAL and ADAPTIVE
     packed_ptr,  # (ceil(T / PACK_BITS), N) int8|int16|int32, written if SAVE_FOR_BACKWARD
     ckpt_v_ptr,  # (ceil(T / CHUNK), N) float32: v at each chunk start, if SAVE_FOR_BACKWARD
     ckpt_a_ptr,  # same for a, if SAVE_FOR_BACKWARD and ADAPTIVE
@@ -106,6 +106,7 @@ def neuron_fwd_kernel(
     STORE_H: tl.constexpr,
     STORE_A: tl.constexpr,
     SAVE_FOR_BACKWARD: tl.constexpr,
+    STORE_FINAL: tl.constexpr,
     BLOCK: tl.constexpr,
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
@@ -173,9 +174,10 @@ def neuron_fwd_kernel(
             packed_dtype = packed_ptr.dtype.element_ty
             tl.store(packed_ptr + word_offsets, word.to(packed_dtype), mask=n_mask & word_done)
             word = tl.where(word_done, 0, word)
-    tl.store(v_final_ptr + n, v, mask=n_mask)
-    if ADAPTIVE:
-        tl.store(a_final_ptr + n, a, mask=n_mask)
+    if STORE_FINAL:  # off when the caller drops the state: 4 bytes/neuron less
+        tl.store(v_final_ptr + n, v, mask=n_mask)
+        if ADAPTIVE:
+            tl.store(a_final_ptr + n, a, mask=n_mask)
 
 
 @triton.jit(do_not_specialize=["n_steps", "group_size", "n_params"])

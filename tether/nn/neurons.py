@@ -5,7 +5,8 @@ Input ``x: (T, B, *features)``; output spikes of the same shape and dtype. The m
 (and ALIF's adaptation) is carried across calls as float32 ``(B*prod(features),)`` so that a
 sequence fed in chunks gives the same spikes, state and gradients as fed whole (the state
 keeps its autograd graph: call ``reset()`` between independent sequences, or
-``detach_state()`` for truncated BPTT).
+``detach_state()`` for truncated BPTT). ``stateful=False``: every call starts from zeros and
+the kernels skip writing the final state (4 bytes per neuron less).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class _Neuron(nn.Module):
         soft_reset: bool,
         detach_reset: bool,
         track_firing_rate: bool,
+        stateful: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(n_neurons, int) or isinstance(n_neurons, bool) or n_neurons < 1:
@@ -48,6 +50,7 @@ class _Neuron(nn.Module):
         self.soft_reset = soft_reset
         self.detach_reset = detach_reset
         self.track_firing_rate = track_firing_rate
+        self.stateful = stateful  # False: every call starts from zeros, no final state written
         self.v: torch.Tensor | None = None
         self.v_seq: torch.Tensor | None = None
         self.firing_rate: torch.Tensor | None = None
@@ -125,6 +128,7 @@ class _LIFFamily(_Neuron):
             self._alpha,
             *self._switches,
             group_size,
+            self.stateful,
         )
         return self._finish(x, spikes, v_seq)
 
@@ -143,9 +147,17 @@ class LIF(_LIFFamily):
         soft_reset: bool = False,
         detach_reset: bool = True,
         track_firing_rate: bool = False,
+        stateful: bool = True,
     ) -> None:
         super().__init__(
-            n_neurons, alpha, surrogate, store_traces, soft_reset, detach_reset, track_firing_rate
+            n_neurons,
+            alpha,
+            surrogate,
+            store_traces,
+            soft_reset,
+            detach_reset,
+            track_firing_rate,
+            stateful,
         )
         self.decay = float(decay)
         self.threshold = float(threshold)
@@ -173,9 +185,17 @@ class PLIF(_LIFFamily):
         soft_reset: bool = False,
         detach_reset: bool = True,
         track_firing_rate: bool = False,
+        stateful: bool = True,
     ) -> None:
         super().__init__(
-            n_neurons, alpha, surrogate, store_traces, soft_reset, detach_reset, track_firing_rate
+            n_neurons,
+            alpha,
+            surrogate,
+            store_traces,
+            soft_reset,
+            detach_reset,
+            track_firing_rate,
+            stateful,
         )
         self.per_channel = per_channel
         self.decay = nn.Parameter(torch.full((n_neurons,), float(init_decay)))
@@ -212,9 +232,17 @@ class ALIF(_Neuron):
         soft_reset: bool = False,
         detach_reset: bool = True,
         track_firing_rate: bool = False,
+        stateful: bool = True,
     ) -> None:
         super().__init__(
-            n_neurons, alpha, surrogate, store_traces, soft_reset, detach_reset, track_firing_rate
+            n_neurons,
+            alpha,
+            surrogate,
+            store_traces,
+            soft_reset,
+            detach_reset,
+            track_firing_rate,
+            stateful,
         )
         for name, value in (
             ("decay_v", decay_v),
@@ -249,6 +277,7 @@ class ALIF(_Neuron):
             self._alpha,
             *self._switches,
             group_size,
+            self.stateful,
         )
         if self.store_traces:
             self.a_seq = a_seq.view(x.shape)
