@@ -12,6 +12,8 @@
 #   tune-train   backward with parameter gradients: PLIF fp32 (standard grid + 8x16384) and
 #                LIF/PLIF/ALIF bf16 (quick grid), quick space; one call per op
 #   tune-grid-fwd, tune-grid-bwd   tune-grid split in two calls (each writes its own CSV)
+#   tune-bwd-tables  the full T x N grid (micro space) for the backward tables tune-grid-bwd
+#                and tune-tables' first visit left: ALIF fp32, LIF/PLIF/ALIF bf16
 #   tune-tables  PLIF/ALIF bf16 backward with gradients (quick grid, quick space), then the
 #                full T x N grid (micro space) for every op x direction x dtype but LIF fp32
 #   retune-fwd   every forward table again (after a forward-kernel edit: the per-direction
@@ -41,10 +43,10 @@ for stage in "$@"; do
     tests)
       python3 -m pytest tests -q -p no:cacheprovider -n 8 -k "not compiles_for_sm90" 2>&1 | tee "$OUT/pytest_gpu.log" | tail -15 || status=1 ;;
     bench)
-      python3 bench.py run --ops lif --impls tether,untuned,eager,spikingjelly,snntorch --out "$OUT/bench.csv" || status=1
+      python3 bench.py run --ops lif --impls tether,untuned,graphed,eager,spikingjelly,snntorch --out "$OUT/bench.csv" || status=1
       timeout 300 python3 bench.py run --ops lif --impls compile --shapes 8x1048576,32x1048576,8x8388608,32x8388608 --out "$OUT/bench.csv" || status=1 ;;
     bench-ops)
-      python3 bench.py run --ops plif,alif --impls tether,untuned,eager --out "$OUT/bench.csv" || status=1 ;;
+      python3 bench.py run --ops plif,alif --impls tether,untuned,graphed,eager --out "$OUT/bench.csv" || status=1 ;;
     overhead)
       python3 bench.py run --ops lif,plif,alif --impls tether,compile --shapes 8x1024 --out "$OUT/overhead.csv" || status=1 ;;
     tune-fwd)
@@ -74,6 +76,11 @@ for stage in "$@"; do
             tune grid_${op}_${dir}_${dtype} --ops $op --directions $dir --dtypes $dtype --grid full --space micro --no-baselines
           done
         done
+      done ;;
+    tune-bwd-tables)
+      for op_dtype in alif-float32 lif-bfloat16 plif-bfloat16 alif-bfloat16; do
+        op=${op_dtype%-*} dtype=${op_dtype#*-}
+        tune grid_${op}_bwd_${dtype} --ops $op --directions bwd --dtypes $dtype --grid full --space micro --no-baselines
       done ;;
     retune-fwd)
       tune lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid standard --no-baselines

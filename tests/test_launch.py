@@ -207,3 +207,23 @@ def test_plan_keys_stand_for_one_specialization_each(fake, monkeypatch, empty_ca
         assert list(plan.binaries) == [0]  # each plan was launched and kept its binary
     for direction, name in (("fwd", "_launch_fwd"), ("bwd", "_launch_bwd")):
         assert plans[direction] >= len(launchers[name].compiled) > 4
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_second_gpu_while_the_first_is_current():
+    """Training on cuda:1 while cuda:0 is current gives cuda:0's spikes and gradients (the
+    launcher must switch devices: Triton launches on the current one)."""
+    torch.manual_seed(0)
+    x0 = torch.randn(24, 4000, device="cuda:0") * 0.8 + 0.4
+    decay0 = torch.rand(4000, device="cuda:0") * 0.1 + 0.85
+    results = []
+    with torch.cuda.device(0):
+        for device in ("cuda:0", "cuda:1"):
+            x = x0.to(device).requires_grad_()
+            decay = decay0.to(device).requires_grad_()
+            spikes, v_final, _ = PLIFSubFunction.apply(x, None, decay, 1.0, 2.0, 0)
+            (spikes.sum() + v_final.sum()).backward()
+            assert spikes.device == torch.device(device)
+            results.append([t.to("cuda:0") for t in (spikes, v_final, x.grad, decay.grad)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

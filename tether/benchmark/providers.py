@@ -1,6 +1,6 @@
 """Implementations a benchmark compares, declared once: tether (tuned), tether untuned (the
-default config), eager, torch.compile and,
-when installed, SpikingJelly and snnTorch (LIF only).
+default config), tether captured in a CUDA graph (``graphed``: the GPU time without the
+host's), eager, torch.compile and, when installed, SpikingJelly and snnTorch (LIF only).
 
 Every provider turns a ``Problem`` into a callable that runs one forward (``fwd``, under
 ``no_grad``) or one forward plus ``torch.autograd.grad`` of the spikes (``fwdbwd``) and
@@ -22,7 +22,7 @@ from tether.tuning.table import untuned
 
 OPS = ("lif", "plif", "alif")
 MODES = ("fwd", "fwdbwd")
-CORE_IMPLS = ("tether", "untuned", "eager", "compile")
+CORE_IMPLS = ("tether", "untuned", "graphed", "eager", "compile")
 PEER_IMPLS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
 ALPHA = 2.0  # Arctan alpha; SpikingJelly's ATan and snnTorch's atan take 2 * ALPHA
 MAX_COMPILE_STEPS = 64  # compiling the unrolled loop beyond this takes minutes
@@ -137,6 +137,27 @@ def untuned_impl(problem: Problem) -> Run:
     return run
 
 
+def graphed_impl(problem: Problem) -> Run:
+    """tether's call captured once in a CUDA graph and replayed: what a training loop under
+    CUDA graphs pays (no host time per call). The outputs are the graph's static tensors."""
+    run = tether_impl(problem)
+    side = torch.cuda.Stream(problem.x.device)
+    side.wait_stream(torch.cuda.current_stream(problem.x.device))
+    with torch.cuda.stream(side):  # warm up off the default stream, as capture requires
+        for _ in range(2):
+            run()
+    torch.cuda.current_stream(problem.x.device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = run()
+
+    def replay():
+        graph.replay()
+        return outputs
+
+    return replay
+
+
 def spikingjelly(problem: Problem) -> Run:
     from spikingjelly.activation_based import neuron, surrogate
 
@@ -182,6 +203,7 @@ def snntorch(problem: Problem) -> Run:
 PROVIDERS: dict[str, Callable[[Problem], Run]] = {
     "tether": tether_impl,
     "untuned": untuned_impl,
+    "graphed": graphed_impl,
     "eager": eager,
     "compile": compiled,
     "spikingjelly": spikingjelly,
@@ -189,8 +211,10 @@ PROVIDERS: dict[str, Callable[[Problem], Run]] = {
 }
 
 
-def skip_reason(impl: str, op: str, n_steps: int) -> str | None:
+def skip_reason(impl: str, op: str, n_steps: int, device: torch.device) -> str | None:
     """Why an implementation does not run at this point, or None."""
+    if impl == "graphed" and device.type != "cuda":
+        return "CUDA graphs need a CUDA device"
     if impl in PEER_IMPLS:
         if importlib.util.find_spec(PEER_IMPLS[impl]) is None:
             return f"{impl} is not installed (pip install '.[compare]')"

@@ -79,7 +79,7 @@ def run_benchmarks(
         truth = eager(problem)()
         for impl in impls:
             label = f"{op} {mode} {dtype_name} T={n_steps} N={n_neurons} {impl}"
-            reason = skip_reason(impl, op, n_steps)
+            reason = skip_reason(impl, op, n_steps, device)
             if reason:
                 if on_skip:
                     on_skip(f"skipped {impl} for {op}: {reason}")
