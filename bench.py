@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +98,7 @@ def run(
     console = Console(stderr=True)
     total = len(op_list) * len(mode_list) * len(dtype_list) * len(shape_list) * len(impl_list)
     skips: list[str] = []
+    failures: list[str] = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=total)
 
@@ -107,12 +109,22 @@ def run(
             skips.append(reason)
             progress.update(task, advance=1)
 
+        def failed(label: str, err: Exception) -> None:
+            failures.append(label)
+            console.print(f"FAILED {escape(label)}:", style="red")
+            console.print(escape("".join(traceback.format_exception(err))))
+            progress.update(task, advance=1)
+
         frame = run_benchmarks(
-            op_list, mode_list, dtype_list, shape_list, impl_list, dev, quick, advance, skipped
-        )
+            op_list, mode_list, dtype_list, shape_list, impl_list, dev, quick, advance, skipped,
+            failed,
+        )  # fmt: skip
     from tether.benchmark.measure import device_name
 
     path = out or RESULTS / slug(device_name(dev)) / "latest.csv"
+    if frame.empty:
+        typer.secho(f"error: no row measured (failed: {failures})", err=True)
+        raise typer.Exit(1)
     upsert(path, frame)
     table = Table(title=f"{frame['device'].iloc[0]}  (copy {frame['copy_gbps'].iloc[0]:.0f} GB/s)")
     for column in ("op", "mode", "dtype", "T", "N", "impl", "ms", "GB/s", "% copy", "x eager",
@@ -128,6 +140,9 @@ def run(
     for reason in sorted(set(skips)):
         console.print(escape(reason), style="yellow")
     console.print(f"wrote {len(frame)} rows to {path}")
+    if failures:
+        typer.secho(f"error: {len(failures)} failed (tracebacks above): {failures}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -125,12 +125,14 @@ def test_malformed_csv_is_a_one_line_error(tmp_path):
 
 @pytest.fixture
 def sweep_csv(tmp_path):
-    """A committed H100 sweep (no capability column), marked as measured on the current
-    kernel so that the test does not depend on when the kernel last changed."""
+    """A committed H100 sweep without its capability column (as sweeps written before that
+    column), marked as measured on the current kernel so that the test does not depend on
+    when the kernel last changed."""
     from tether.tuning.table import kernel_hash
 
     frame = pd.read_csv("results/nvidia-h100-80gb-hbm3/sweep_grid_lif_fwd_float32.csv")
     path = tmp_path / "sweep.csv"
+    frame = frame.drop(columns="capability", errors="ignore")
     frame.assign(kernel_hash=kernel_hash()).to_csv(path, index=False)
     return path
 
@@ -171,3 +173,24 @@ def test_export_takes_the_capability_from_the_rows(sweep_csv, tmp_path):
     from tether.tuning.table import load_table
 
     assert {e["capability"] for e in load_table(table)} == {"9.0"}
+
+
+def test_an_implementation_that_raises_keeps_the_other_rows(tmp_path, monkeypatch):
+    """A provider that raises is reported with its traceback and exit 1; the rows of the
+    others are still written."""
+    from tether.benchmark import providers
+
+    def broken(problem):
+        raise RuntimeError("provider exploded")
+
+    monkeypatch.setitem(providers.PROVIDERS, "untuned", broken)
+    out = tmp_path / "r.csv"
+    result = runner.invoke(
+        app,
+        ["run", "--quick", "--impls", "eager,untuned", "--ops", "lif", "--modes", "fwd",
+         "--shapes", "4x256", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "provider exploded" in result.output and "untuned" in result.output
+    frame = pd.read_csv(out)
+    assert list(frame["impl"]) == ["eager"]

@@ -67,8 +67,11 @@ def run_benchmarks(
     quick: bool = False,
     on_point: Callable[[str], None] | None = None,
     on_skip: Callable[[str], None] | None = None,
+    on_fail: Callable[[str, Exception], None] | None = None,
 ) -> pd.DataFrame:
-    """Check each implementation against the eager reference, then time it."""
+    """Check each implementation against the eager reference, then time it. An implementation
+    that raises propagates, or with ``on_fail`` is reported there and leaves no row (the
+    rest of the run goes on)."""
     facts = run_facts(device)
     copy_gbps = copy_bandwidth_gbps(device, quick)
     rows = []
@@ -84,9 +87,15 @@ def run_benchmarks(
                 if on_skip:
                     on_skip(f"skipped {impl} for {op}: {reason}")
                 continue
-            run = PROVIDERS[impl](problem)
-            max_error = error_fraction(run(), truth, dtype)
-            ms = time_ms(run, device, quick)
+            try:
+                run = PROVIDERS[impl](problem)
+                max_error = error_fraction(run(), truth, dtype)
+                ms = time_ms(run, device, quick)
+            except Exception as err:
+                if on_fail is None:
+                    raise
+                on_fail(label, err)
+                continue
             gbps = minimal_bytes(mode, n_steps, n_neurons, dtype) / ms / 1e6
             rows.append(
                 {
