@@ -82,15 +82,15 @@ for stage in "$@"; do
         op=${op_dtype%-*} dtype=${op_dtype#*-}
         tune grid_${op}_bwd_${dtype} --ops $op --directions bwd --dtypes $dtype --grid full --space micro --no-baselines
       done ;;
-    retune-fwd)
-      tune lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid standard --no-baselines
-      tune fwd_quick --ops plif,alif --directions fwd --dtypes float32 --grid quick --space quick --no-baselines
-      tune fwd_bfloat16 --ops lif,plif,alif --directions fwd --dtypes bfloat16 --grid quick --space quick --no-baselines
+    retune-fwd)  # coarse first: a later sweep's winner replaces an earlier one in its bucket
       for dtype in float32 bfloat16; do
         for op in lif plif alif; do
           tune grid_${op}_fwd_${dtype} --ops $op --directions fwd --dtypes $dtype --grid full --space micro --no-baselines
         done
-      done ;;
+      done
+      tune fwd_quick --ops plif,alif --directions fwd --dtypes float32 --grid quick --space quick --no-baselines
+      tune fwd_bfloat16 --ops lif,plif,alif --directions fwd --dtypes bfloat16 --grid quick --space quick --no-baselines
+      tune lif_fwd_float32 --ops lif --directions fwd --dtypes float32 --grid standard --no-baselines ;;
     tune-rest)
       tune bf16 --ops lif,plif,alif --dtypes bfloat16 --grid quick --space quick --no-baselines
       tune ops_fp32 --ops plif,alif --dtypes float32 --grid quick --space quick --no-baselines ;;

@@ -10,6 +10,7 @@ it is timed. Gradients are taken with ``autograd.grad`` (no accumulation into ``
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def _wrap(problem: Problem, spikes_of: Callable[[], torch.Tensor]) -> Run:
     def run_fwdbwd():
         spikes = spikes_of()
         grads = torch.autograd.grad(spikes, problem.grad_inputs, problem.grad)
-        return spikes, grads[0]
+        return spikes.detach(), grads[0]  # detached: the graph dies here
 
     return run_fwdbwd
 
@@ -140,7 +141,14 @@ def untuned_impl(problem: Problem) -> Run:
 def graphed_impl(problem: Problem) -> Run:
     """tether's call captured once in a CUDA graph and replayed: what a training loop under
     CUDA graphs pays (no host time per call). The outputs are the graph's static tensors."""
-    run = tether_impl(problem)
+
+    # Fresh leaves: an autograd node of a leaf that other runs created on the default stream
+    # (and their outputs keep alive) would make the captured backward wait on that stream.
+    def fresh(t):
+        return t.detach().clone().requires_grad_(t.requires_grad)
+
+    params = {k: fresh(v) if isinstance(v, torch.Tensor) else v for k, v in problem.params.items()}
+    run = tether_impl(dataclasses.replace(problem, x=fresh(problem.x), params=params))
     side = torch.cuda.Stream(problem.x.device)
     side.wait_stream(torch.cuda.current_stream(problem.x.device))
     with torch.cuda.stream(side):  # warm up off the default stream, as capture requires

@@ -245,6 +245,7 @@ def _forward_plan(
         "STORE_A": spec.store_traces and spec.adaptive,
         "SAVE_FOR_BACKWARD": save_for_backward,
         "STORE_FINAL": spec.store_final,
+        "EVEN_STEPS": x.shape[0] % config.chunk == 0,
         "BLOCK": config.block,
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,

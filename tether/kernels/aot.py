@@ -98,6 +98,7 @@ def fwd_switches(adaptive: bool, soft_reset: bool, save: bool, i: int) -> dict:
         STORE_A=adaptive and i % 2 == 1,
         SAVE_FOR_BACKWARD=save,
         STORE_FINAL=i % 4 != 3,
+        EVEN_STEPS=i % 3 == 1,
     )
 
 

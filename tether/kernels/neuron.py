@@ -107,6 +107,7 @@ def neuron_fwd_kernel(
     STORE_A: tl.constexpr,
     SAVE_FOR_BACKWARD: tl.constexpr,
     STORE_FINAL: tl.constexpr,
+    EVEN_STEPS: tl.constexpr,  # n_steps % CHUNK == 0: no per-step bounds checks
     BLOCK: tl.constexpr,
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
@@ -133,18 +134,22 @@ def neuron_fwd_kernel(
     word = tl.zeros([BLOCK], dtype=tl.int32)
     for t0 in range(0, n_steps, CHUNK):
         tile_offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
-        x_tile = tl.load(
-            x_ptr + tile_offsets, mask=(t0 + rows < n_steps) & n_mask[None, :], other=0.0
-        ).to(tl.float32)
+        if EVEN_STEPS:
+            tile_mask = n_mask[None, :]
+        else:
+            tile_mask = (t0 + rows < n_steps) & n_mask[None, :]
+        x_tile = tl.load(x_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32)
         if SAVE_FOR_BACKWARD:
             ckpt_offsets = tl.cast(t0 // CHUNK, tl.int64) * n_neurons + n
             tl.store(ckpt_v_ptr + ckpt_offsets, v, mask=n_mask)
             if ADAPTIVE:
                 tl.store(ckpt_a_ptr + ckpt_offsets, a, mask=n_mask)
         for k in tl.static_range(CHUNK):
-            valid = (
-                tl.full([BLOCK], t0 + k, tl.int32) < n_steps
-            )  # vector: the interpreter mistypes bool scalar & vector
+            # a vector: the interpreter mistypes bool scalar & vector
+            if EVEN_STEPS:
+                valid = tl.full([BLOCK], 1, tl.int1)  # constant: the selects fold away
+            else:
+                valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps
             offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n
             step_mask = n_mask & valid
             h = dv * v + _row(x_tile, rows, k)
