@@ -227,3 +227,16 @@ def test_second_gpu_while_the_first_is_current():
             results.append([t.to("cuda:0") for t in (spikes, v_final, x.grad, decay.grad)])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_even_and_ragged_step_counts_take_both_forward_paths(device, monkeypatch):
+    """T a multiple of CHUNK runs the forward without per-step bounds (EVEN_STEPS), any
+    other T with them; test_sequence_lengths checks both against the reference, this that
+    both are taken."""
+    monkeypatch.setattr(core, "_PLANS", {})
+    for n_steps in (32, 33):
+        x = torch.randn(n_steps, 300, device=device)
+        with torch.no_grad():
+            LIFSubFunction.call(x, None, 0.9, 1.0, 2.0)
+    flags = {plan.constexprs["EVEN_STEPS"] for key, plan in core._PLANS.items() if key[0] == "fwd"}
+    assert flags == {True, False}
