@@ -7,25 +7,12 @@ import pytest
 import torch
 
 import tether
+from tether.benchmark.providers import capture
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
 MODULES = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}
 SHAPE = (16, 4, 300)  # (T, B, F): not a multiple of any block size
-
-
-def _capture(step) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-    """Warm ``step`` up on a side stream (plans, compilation), then capture it."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        outputs = step()
-    return graph, outputs
 
 
 @pytest.mark.parametrize("stateful", [True, False])
@@ -47,7 +34,7 @@ def test_training_step_replays(neuron, stateful):
         (spikes * weight).sum().backward()
         return spikes
 
-    graph, spikes = _capture(step)
+    graph, spikes = capture(step)
     fresh = torch.randn(SHAPE, device="cuda") * 0.8 + 0.4
     with torch.no_grad():
         x.copy_(fresh)
@@ -74,7 +61,7 @@ def test_inference_replays(neuron):
         with torch.no_grad():
             return module(x)
 
-    graph, spikes = _capture(step)
+    graph, spikes = capture(step)
     x.copy_(torch.randn(SHAPE, device="cuda") * 0.8 + 0.4)
     graph.replay()
     with torch.no_grad():

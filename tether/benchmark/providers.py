@@ -138,6 +138,21 @@ def untuned_impl(problem: Problem) -> Run:
     return run
 
 
+def capture(step: Callable[[], object]) -> tuple[torch.cuda.CUDAGraph, object]:
+    """Warm ``step`` up on a side stream (plans, compilation), as PyTorch's capture guide
+    asks, then capture one call on the current device: ``(graph, its outputs)``."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = step()
+    return graph, outputs
+
+
 def graphed_impl(problem: Problem) -> Run:
     """tether's call captured once in a CUDA graph and replayed: what a training loop under
     CUDA graphs pays (no host time per call). The outputs are the graph's static tensors."""
@@ -149,15 +164,8 @@ def graphed_impl(problem: Problem) -> Run:
 
     params = {k: fresh(v) if isinstance(v, torch.Tensor) else v for k, v in problem.params.items()}
     run = tether_impl(dataclasses.replace(problem, x=fresh(problem.x), params=params))
-    side = torch.cuda.Stream(problem.x.device)
-    side.wait_stream(torch.cuda.current_stream(problem.x.device))
-    with torch.cuda.stream(side):  # warm up off the default stream, as capture requires
-        for _ in range(2):
-            run()
-    torch.cuda.current_stream(problem.x.device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        outputs = run()
+    with torch.cuda.device(problem.x.device):
+        graph, outputs = capture(run)
 
     def replay():
         graph.replay()

@@ -212,6 +212,11 @@ def _static_class(value: object) -> object:
     return type(value)
 
 
+def _ptr(t: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """A kernel pointer argument: ``t``, or ``x`` for an unused one (never read)."""
+    return x if t is None else t
+
+
 def _cdiv(a: int, b: int) -> int:
     """Ceiling division on the host (``triton.cdiv`` is a JIT callable: ~9 us a call)."""
     return -(-a // b)
@@ -290,21 +295,18 @@ def _run_forward(
             else None,
         )
 
-    def ptr(t: torch.Tensor | None) -> torch.Tensor:
-        return x if t is None else t  # unused pointers: any tensor, never read
-
     args = (
         x,
         spikes,
-        ptr(h_seq),
-        ptr(a_seq),
-        ptr(v_init),
-        ptr(a_init),
-        ptr(v_final),
-        ptr(a_final),
-        ptr(saved and saved.packed),
-        ptr(saved and saved.ckpt_v),
-        ptr(saved and saved.ckpt_a),
+        _ptr(h_seq, x),
+        _ptr(a_seq, x),
+        _ptr(v_init, x),
+        _ptr(a_init, x),
+        _ptr(v_final, x),
+        _ptr(a_final, x),
+        _ptr(saved and saved.packed, x),
+        _ptr(saved and saved.ckpt_v, x),
+        _ptr(saved and saved.ckpt_a, x),
         *values,
         *plan.strides,
         n_steps,
@@ -394,22 +396,19 @@ def _run_backward(
         max(len(grad_names), 1), n_neurons, device=x.device, dtype=torch.float32
     )
 
-    def ptr(t: torch.Tensor | None) -> torch.Tensor:
-        return x if t is None else t  # unused pointers: any tensor, never read
-
     args = (
         x,
         saved.packed,
         saved.ckpt_v,
-        ptr(saved.ckpt_a),
-        ptr(grad_out.spikes),
-        ptr(grad_out.h_seq),
-        ptr(grad_out.a_seq),
-        ptr(grad_out.v_final),
-        ptr(grad_out.a_final),
+        _ptr(saved.ckpt_a, x),
+        _ptr(grad_out.spikes, x),
+        _ptr(grad_out.h_seq, x),
+        _ptr(grad_out.a_seq, x),
+        _ptr(grad_out.v_final, x),
+        _ptr(grad_out.a_final, x),
         grad_x,
         grad_v_init,
-        ptr(grad_a_init),
+        _ptr(grad_a_init, x),
         grad_params,
         *values,
         alpha,

@@ -105,7 +105,7 @@ def sweep(
     """One row per (shape, config) plus eager/compile baseline rows; see the module doc."""
     dtype = DTYPES[dtype_name]
     space_configs = config_space(direction, dtype, space)
-    facts = run_facts(device)
+    facts = {**run_facts(device), "capability": gpu_key(device.index or 0).split("|")[1]}
     copy_gbps = copy_bandwidth_gbps(device, quick=True)
     mode = "fwd" if direction == "fwd" else "fwdbwd"
     rows = []
@@ -117,8 +117,7 @@ def sweep(
         # the default is always timed: the winner is never slower than what it replaces
         configs = space_configs + ([default] if default not in space_configs else [])
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
-                "N": n_neurons, "copy_gbps": copy_gbps, **facts,
-                "capability": gpu_key(device.index or 0).split("|")[1]}  # fmt: skip
+                "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip
         for config in configs:
             kernel, train_forward, outputs = _launchers(problem, config, direction)
             error = error_fraction(outputs(), truth, dtype)
