@@ -44,7 +44,7 @@ def test_per_channel_plif_on_conv_maps(device):
 def test_reset_and_state_shape(device):
     lif = make("lif", 8)
     lif(torch.randn(4, 2, 8, device=device))
-    assert lif.v.shape == (16,)
+    assert lif.v.shape == (2, 8)  # (B, *features), like x[0]
     with pytest.raises(ValueError, match="reset"):
         lif(torch.randn(4, 3, 8, device=device))
     lif.reset()
