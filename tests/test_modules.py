@@ -109,18 +109,6 @@ def test_call_with_a_graph_records_it(device):
     assert spikes.grad_fn is not None and v_final.grad_fn is not None
 
 
-def test_module_inside_torch_compile(device):
-    """A compiled model runs the neuron as an opaque call (a graph break) with the same
-    outputs and gradients as eager."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32), tether.LIF(32)).to(device)
-    x = torch.randn(4, 3, 16, device=device, requires_grad=True)
-    eager = model(x)
-    (grad_eager,) = torch.autograd.grad(eager.sum(), x)
-    model[1].reset()
-    compiled = torch.compile(model, backend="eager")(x)
-    (grad_compiled,) = torch.autograd.grad(compiled.sum(), x)
-    assert torch.equal(compiled, eager) and torch.allclose(grad_compiled, grad_eager)
 
 
 @pytest.mark.parametrize("function", ["lif", "alif"])
