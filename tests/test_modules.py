@@ -109,8 +109,6 @@ def test_call_with_a_graph_records_it(device):
     assert spikes.grad_fn is not None and v_final.grad_fn is not None
 
 
-
-
 @pytest.mark.parametrize("function", ["lif", "alif"])
 def test_store_state_false_drops_only_the_final_state(device, function):
     """``store_state=False``: no final state is written or returned; spikes and gradients
