@@ -66,6 +66,7 @@ from tether.benchmark.model_zoo import (
 
 DECAY, THRESHOLD, ALPHA = 0.5, 1.0, 2.0  # tau = 2; tether's Arctan alpha (peers take 2x)
 SEED = 0
+TETHER_EAGER = ("tether", False)  # (impl, compiled) of the reference
 MAX_COMPILE_STEPS = 64  # torch.compile of a Python loop over more steps takes minutes
 MAX_LOOP_STEPS = {"cuda": 1000, "cpu": 256}  # a Python loop over T beyond this: skipped
 # First-step agreement with tether eager: relative loss error, and the fraction of spikes of
@@ -319,7 +320,7 @@ def time_steps(step: Callable[[], object], device: torch.device, quick: bool) ->
     """Median milliseconds per step after warm-up (``quick``: none beyond the checked first
     step): CUDA events around each step on a GPU, ``time.perf_counter`` on a CPU; at least 3
     steps, more within a time budget."""
-    warmup, budget_s, max_steps = (0, 0.2, 10) if quick else (3, 10.0, 50)
+    warmup, budget_s, max_steps = (0, 0.2, 10) if quick else (3, 2.0, 30)
     for _ in range(warmup):
         step()
     times, deadline = [], time.perf_counter() + budget_s
@@ -394,9 +395,9 @@ def run_point(
     quick: bool,
     on_fail: Callable[[str, Exception], None] | None = None,
 ) -> list[dict]:
-    """One model at one size and dtype: tether eager's first step is the reference (run
-    first, or only for that when not in ``runs``), then each ``(impl, compiled)`` is checked
-    against it and, if it agrees, timed."""
+    """One model at one size and dtype: tether eager's first step is the reference (the
+    first run, or a step run for that alone when it is not in ``runs``), then each
+    ``(impl, compiled)`` is checked against it and, if it agrees, timed."""
     torch.manual_seed(SEED)
     source = MODELS[model].build(IMPLEMENTATIONS["tether"].neuron, kind, size)
     x, labels = make_batch(model, size, SEED, device)
@@ -406,15 +407,18 @@ def run_point(
         net = build(model, impl, kind, size, source, device)
         return net, training_step(net, IMPLEMENTATIONS[impl].reset, x, labels, dtype, compiled)
 
-    reference = None if ("tether", False) in runs else first_step(*prepare("tether", False))
+    reference: tuple[float, torch.Tensor] | None = None
     rows = []
-    for impl, compiled in sorted(runs, key=lambda run: run != ("tether", False)):
+    for impl, compiled in sorted(runs, key=lambda run: run != TETHER_EAGER):
         label = f"{model} {kind} {dtype} T={size.T} B={size.batch} {size.layout} {impl}"
         label += " compiled" if compiled else ""
         try:
+            if reference is None and (impl, compiled) != TETHER_EAGER:
+                reference = first_step(*prepare(*TETHER_EAGER))
             net, step = prepare(impl, compiled)
             loss, spikes = first_step(net, step)
-            reference = reference or (loss, spikes)  # tether eager runs first when asked for
+            if (impl, compiled) == TETHER_EAGER:
+                reference = (loss, spikes)
             row = compare(loss, spikes, *reference, dtype)
             notes = [IMPLEMENTATIONS[impl].notes.get(kind, "")]
             if row["ok"]:
@@ -566,12 +570,19 @@ def plot_models(csv: Path, out_dir: Path) -> list[Path]:
             variant=data["impl"] + data["compiled"].map({True: "+compile", False: ""}),
         )  # fmt: skip
         points = sorted(data["point"].unique())
-        variants = sorted(data["variant"].unique())
+        order = {impl: i for i, impl in enumerate(IMPLS)}
+        variants = sorted(
+            data["variant"].unique(), key=lambda v: (order.get(v.split("+")[0], len(order)), v)
+        )
         width = 0.8 / len(variants)
         fig, axes = plt.subplots(2, 1, figsize=(max(8, 2.2 * len(points)), 8))
         for ax, column, label in zip(
             axes, ("ms", "peak_mem_mb"), ("ms per training step", "peak memory (MiB)")
         ):
+            if not data[column].notna().any():
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, f"{label}: not measured on this device", ha="center")
+                continue
             for k, variant in enumerate(variants):
                 rows = data[data["variant"] == variant].set_index("point")[column]
                 values = [rows.get(p, math.nan) for p in points]
@@ -587,11 +598,6 @@ def plot_models(csv: Path, out_dir: Path) -> list[Path]:
                 )
             ax.set_xticks(range(len(points)), points, fontsize=8)
             ax.set_ylabel(label)
-            if not data[column].notna().any():
-                ax.text(
-                    0.5, 0.5, "not measured on this device", ha="center", transform=ax.transAxes
-                )
-                continue
             ax.set_yscale("log")
             ax.grid(True, axis="y", alpha=0.3)
             ax.legend(fontsize=8, ncol=len(variants))
