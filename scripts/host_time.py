@@ -1,11 +1,11 @@
-"""Host time per call on a GPU: ``python scripts/host_time.py TAG >> host.csv``.
+"""Host time per call on a GPU: ``python scripts/host_time.py TAG [--quick] >> host.csv``.
 
 For LIF, PLIF and ALIF, fwd and fwdbwd, at T=8 x N=1024 (GPU work nil) and two larger shapes,
 prints one CSV row per (op, mode, shape, impl): the time to enqueue 200 calls (no sync), the
 wall time with the final sync, and ``triton.testing.do_bench``'s median. Run it once per tree
 (``PYTHONPATH=<tree> python scripts/host_time.py <tag>``) to compare two versions of the
 host path in the same session; the header is ``tag,op,mode,T,N,impl,enqueue_ms,wall_ms,
-do_bench_ms``.
+do_bench_ms``. ``--quick``: LIF and PLIF, the first two shapes, tether only.
 """
 
 import sys
@@ -17,12 +17,15 @@ import triton
 from tether.benchmark.providers import PROVIDERS, Problem
 
 
-def main(tag: str) -> None:
+def main(tag: str, quick: bool) -> None:
     device = torch.device("cuda")
-    for op in ("lif", "plif", "alif"):
+    ops = ("lif", "plif") if quick else ("lif", "plif", "alif")
+    shapes = ((8, 1024), (8, 2**20)) if quick else ((8, 1024), (8, 2**20), (32, 2**20))
+    impls = ("tether",) if quick else ("tether", "untuned")
+    for op in ops:
         for mode in ("fwd", "fwdbwd"):
-            for n_steps, n_neurons in ((8, 1024), (8, 2**20), (32, 2**20)):
-                for impl in ("tether", "untuned"):
+            for n_steps, n_neurons in shapes:
+                for impl in impls:
                     problem = Problem.make(op, mode, n_steps, n_neurons, torch.float32, device)
                     fn = PROVIDERS[impl](problem)
                     for _ in range(20):
@@ -44,4 +47,4 @@ def main(tag: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "current")
+    main(sys.argv[1] if len(sys.argv) > 1 else "current", "--quick" in sys.argv)

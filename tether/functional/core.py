@@ -16,7 +16,6 @@ import torch
 
 from tether.functional.checks import check_inputs
 from tether.functional.ops import (
-    as_layout,
     is_dense_steps,
     neuron_backward,
     neuron_forward,
@@ -38,7 +37,7 @@ from tether.reference import NeuronOutput
 
 __all__ = [
     "GRAD_NAMES", "STATE_PARAMS", "NeuronFunction", "NeuronOutput", "NeuronSpec", "Param",
-    "as_layout", "backward", "check_inputs", "forward", "launch_backward", "launch_forward",
+    "backward", "check_inputs", "forward", "launch_backward", "launch_forward",
     "reduce_param_grads", "uses_kernels", "vector_length",
 ]  # fmt: skip
 

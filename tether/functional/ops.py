@@ -37,6 +37,7 @@ from tether.functional.plans import (
     reduce_param_grads,
     run_backward,
     run_forward,
+    step_like,
     steps,
     vector_length,
 )
@@ -69,24 +70,36 @@ def is_dense_steps(x: torch.Tensor) -> bool:
     return x.shape[0] == 1 or x.stride(0) == expected
 
 
-def _same_layout(t: torch.Tensor, like: torch.Tensor) -> bool:
-    return t.shape == like.shape and all(
-        a == b for a, b, size in zip(t.stride(), like.stride(), like.shape) if size != 1
+def _same_layout(t: torch.Tensor, shape, strides) -> bool:
+    if t.stride() == strides:
+        return True
+    return t.shape == shape and all(
+        a == b for a, b, size in zip(t.stride(), strides, shape) if size != 1
     )
 
 
-def as_layout(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``t`` with ``like``'s strides: itself if it has them, else a copy."""
-    if _same_layout(t, like):
+def seq_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A sequence ``t`` shaped like ``x`` with x's strides: itself if it has them, else a
+    copy."""
+    return (
+        t if _same_layout(t, x.shape, x.stride()) else torch.empty_like(x, dtype=t.dtype).copy_(t)
+    )
+
+
+def state_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A state ``t`` shaped like ``x[0]`` with its strides: itself if it has them, else a
+    copy."""
+    if _same_layout(t, x.shape[1:], x.stride()[1:]):
         return t
-    return torch.empty_like(like, dtype=t.dtype).copy_(t)
+    return step_like(x, t.dtype).copy_(t)
 
 
 def _static_class(value: object) -> object:
-    """What a cached plan and binary depend on in one input: a tensor's dtype, device, whether
-    it has one element and whether its address is 16-byte aligned; else the type."""
+    """What a cached plan and binary depend on in one input (beside x's device): a tensor's
+    dtype, whether it has one element and whether its address is 16-byte aligned; else the
+    type."""
     if isinstance(value, torch.Tensor):
-        return value.dtype, value.device, value.numel() == 1, value.data_ptr() % 16 == 0
+        return value.dtype, value.numel() == 1, value.data_ptr() % 16 == 0
     return type(value)
 
 
@@ -105,7 +118,7 @@ def _params(tensors: list[Maybe], floats: list[float]) -> dict[str, torch.Tensor
 
 
 def _training_config(spec: NeuronSpec, x: torch.Tensor) -> tuple[KernelConfig, KernelConfig]:
-    n_steps, n_neurons = x.shape[0], x[0].numel()
+    n_steps, n_neurons = x.shape[0], x.numel() // x.shape[0]
     return table.select_training_configs(spec.op, x.dtype, n_steps, n_neurons, x.device)
 
 
@@ -130,33 +143,35 @@ def neuron_forward(
     """The forward over ``x: (T, *F)`` (dense, T outermost); ``tensors``/``floats``: the four
     state parameters (``STATE_PARAMS``), a tensor or else the float. Returns the eight
     outputs of ``present`` (None where absent)."""
-    flat_state = [None if s is None else flat(as_layout(s, x[0])) for s in (v_init, a_init)]
+    states = [None if s is None else state_like(s, x) for s in (v_init, a_init)]
     params = _params(tensors, floats)
     if not uses_kernels(x):
         out, _ = allocate_forward(spec, x, None, False)
+        flat_states = (None if s is None else flat(s) for s in states)
         with torch.no_grad():
-            ref = _reference(spec, steps(x), *flat_state, params, 1.0)
+            ref = _reference(spec, steps(x), *flat_states, params, 1.0)
         for mine, theirs in zip(flat_outputs(out), ref):
             if mine is not None:
                 mine.copy_(theirs)
         return (*out, None, None, None)
     values = kernel_values(params)
     n_params = vector_length(values)
-    x2 = steps(x)
+    n_steps = x.shape[0]
+    n_neurons = x.numel() // n_steps
+    classes = map(_static_class, (x, *states, *values.values()))
     untuned = table.is_untuned()
-    classes = map(_static_class, (x2, *flat_state, *values.values()))
-    key = ("fwd", spec, training, untuned, *x2.shape, n_params, *classes)
+    key = ("fwd", spec, training, untuned, n_steps, n_neurons, n_params, x.device, *classes)
     plan = _PLANS.get(key)
     if plan is None:
         if training:
             config = _training_config(spec, x)[0]
         else:
-            config = table.select_config(spec.op, "fwd", x.dtype, *x2.shape, x.device)
-        has_state = (s is not None for s in flat_state)
-        plan = _PLANS[key] = forward_plan(spec, x2, *has_state, values, config, training)
+            config = table.select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
+        has = (s is not None for s in states)
+        plan = forward_plan(spec, n_steps, n_neurons, *has, values, config, training)
+        _PLANS[key] = plan
     out, saved = allocate_forward(spec, x, plan.config, training)
-    outputs = flat_outputs(out)
-    run_forward(spec, x2, *flat_state, values, n_params, plan, outputs, saved, cached=True)
+    run_forward(spec, x, *states, values, n_params, plan, out, saved, cached=True)
     return (*out, *(saved or (None, None, None)))
 
 
@@ -191,27 +206,32 @@ def neuron_backward(
     ``GRAD_NAMES``. Returns grad_x, grad_v_init, grad_a_init (None where not needed) and one
     gradient per needed parameter in ``GRAD_NAMES`` order."""
     names = tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
-    likes = (x, x[0], x[0], x, x)
-    grads = [None if g is None else as_layout(g, like) for g, like in zip(grads, likes)]
+    grads = [
+        None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
+        for i, g in enumerate(grads)
+    ]
     params = _params(tensors, floats)
     if not uses_kernels(x):
         return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
-    grad_out = flat_outputs(NeuronOutput(*grads))
+    grad_out = NeuronOutput(*grads)
     values, k_alpha = kernel_values(params), kernel_alpha(alpha)
     n_params = vector_length(values)
-    x2 = steps(x)
+    n_steps = x.shape[0]
+    n_neurons = x.numel() // n_steps
     packed, ckpt_v, ckpt_a = saved
-    config = _saved_layout(_training_config(spec, x)[1], x2.shape[0], packed, ckpt_v)
-    classes = map(_static_class, (x2, *values.values(), k_alpha, *grad_out))
-    key = ("bwd", spec, config, *x2.shape, n_params, names, *classes)
+    layout = (packed.dtype, ckpt_v.shape[0])  # what the forward saved
+    classes = map(_static_class, (x, *values.values(), k_alpha, *grad_out))
+    key = ("bwd", spec, n_steps, n_neurons, n_params, names, x.device, layout, *classes)
     plan = _PLANS.get(key)
     if plan is None:
+        config = _saved_layout(_training_config(spec, x)[1], n_steps, packed, ckpt_v)
         is_tensor = isinstance(k_alpha, torch.Tensor)
-        plan = _PLANS[key] = backward_plan(spec, x2, values, is_tensor, names, grad_out, config)
-    grad_x, grad_v, grad_a, rows = allocate_backward(spec, x, len(names))
-    views = (steps(grad_x), flat(grad_v), None if grad_a is None else flat(grad_a), rows)
+        plan = backward_plan(spec, n_neurons, values, is_tensor, names, grad_out, config)
+        _PLANS[key] = plan
+    outputs = allocate_backward(spec, x, len(names))
     saved = Saved(packed, ckpt_v, ckpt_a)
-    run_backward(spec, x2, saved, values, k_alpha, n_params, grad_out, views, plan, cached=True)
+    run_backward(spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, cached=True)
+    grad_x, grad_v, grad_a, rows = outputs
     learned = {n: alpha if n == "alpha" else params[n] for n in names}
     param_grads = reduce_param_grads(rows, learned, n_params, spec.group_size)
     return (
@@ -227,8 +247,8 @@ def _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, na
     is kept between forward and backward, so backward can run any number of times, and it
     works inside the custom op, where autograd does not record)."""
     inputs = {"x": steps(x), "v_init": v_init, "a_init": a_init, **params, "alpha": alpha}
-    inputs["v_init"] = None if v_init is None else flat(as_layout(v_init, x[0]))
-    inputs["a_init"] = None if a_init is None else flat(as_layout(a_init, x[0]))
+    inputs["v_init"] = None if v_init is None else flat(state_like(v_init, x))
+    inputs["a_init"] = None if a_init is None else flat(state_like(a_init, x))
     wanted = dict(zip(("x", "v_init", "a_init", *GRAD_NAMES), needs))
     diff = [n for n, v in inputs.items() if isinstance(v, torch.Tensor) and wanted[n]]
     flat_grads = flat_outputs(NeuronOutput(*grads))
@@ -245,17 +265,17 @@ def _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, na
         _, vjp = torch.func.vjp(outputs, *(inputs[n] for n in diff))
         found = dict(zip(diff, vjp(tuple(flat_grads[i] for i in used))))
 
-    def laid_out(name: str, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """The gradient of a flat leaf, in ``like``'s shape and layout (zeros if unused)."""
-        out = torch.empty_like(like, dtype=dtype)
+    def laid_out(name: str, sequence: bool, dtype: torch.dtype) -> torch.Tensor:
+        """The gradient of a flat leaf, laid out like x (or its steps); zeros if unused."""
+        out = torch.empty_like(x, dtype=dtype) if sequence else step_like(x, dtype)
         if found[name] is None:
             return out.zero_()
-        (steps(out) if like.ndim == x.ndim else flat(out)).copy_(found[name])
+        (steps(out) if sequence else flat(out)).copy_(found[name])
         return out
 
-    grad_x = laid_out("x", x, x.dtype) if needs[0] else None
-    grad_v = laid_out("v_init", x[0], v_init.dtype) if needs[1] else None
-    grad_a = laid_out("a_init", x[0], a_init.dtype) if needs[2] else None
+    grad_x = laid_out("x", True, x.dtype) if needs[0] else None
+    grad_v = laid_out("v_init", False, v_init.dtype) if needs[1] else None
+    grad_a = laid_out("a_init", False, a_init.dtype) if needs[2] else None
     by_name = {**params, "alpha": alpha}
     param_grads = [torch.zeros_like(by_name[n]) if found[n] is None else found[n] for n in names]
     return grad_x, grad_v, grad_a, param_grads
@@ -339,7 +359,7 @@ def neuron_bwd(
 def _(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor, alpha_float, spec, op,
       needs):  # fmt: skip
     def like(state: Maybe, need: bool) -> torch.Tensor:
-        return torch.empty_like(x[0], dtype=state.dtype) if need else x.new_empty(0)
+        return step_like(x, state.dtype) if need else x.new_empty(0)
 
     learned = [*tensors, alpha_tensor]
     names = [n for n, need in zip(GRAD_NAMES, needs[3:]) if need]

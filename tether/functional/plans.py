@@ -125,14 +125,15 @@ def _launch(launcher: Launcher, plan: Plan, named: dict[str, object], cached: bo
 
 def forward_plan(
     spec: NeuronSpec,
-    x: torch.Tensor,
+    n_steps: int,
+    n_neurons: int,
     has_v_init: bool,
     has_a_init: bool,
     values: dict[str, object],
     config: KernelConfig,
     save_for_backward: bool,
 ) -> Plan:
-    """The plan of a forward over ``x: (T, N)``."""
+    """The plan of a forward over ``(T, N) = (n_steps, n_neurons)``."""
     strides, is_tensor = _param_switches(values)
     constexprs = {
         **is_tensor,
@@ -144,13 +145,13 @@ def forward_plan(
         "STORE_A": spec.store_traces and spec.adaptive,
         "SAVE_FOR_BACKWARD": save_for_backward,
         "STORE_FINAL": spec.store_state,
-        "EVEN_STEPS": x.shape[0] % config.chunk == 0,
+        "EVEN_STEPS": n_steps % config.chunk == 0,
         "BLOCK": config.block,
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
     }
     constexprs = _constexpr_order(neuron_fwd_kernel, constexprs)
-    return Plan(config, cdiv(x.shape[1], config.block), constexprs, strides, {})
+    return Plan(config, cdiv(n_neurons, config.block), constexprs, strides, {})
 
 
 def run_forward(
@@ -165,9 +166,11 @@ def run_forward(
     saved: Saved | None,
     cached: bool = False,
 ) -> None:
-    """Launch the forward over ``x: (T, N)`` into ``outputs`` (and ``saved`` in training),
-    all flat ``(T, N)`` / ``(N,)`` views. ``cached``: the plan's calls share one binary."""
-    n_steps, n_neurons = x.shape
+    """Launch the forward over ``x: (T, *F)`` dense with T outermost into ``outputs`` (and
+    ``saved`` in training) laid out like x (``allocate_forward``): the kernel indexes each
+    tensor's memory from its first element. ``cached``: the plan's calls share one binary."""
+    n_steps = x.shape[0]
+    n_neurons = x.numel() // n_steps
     named = {
         "x_ptr": x,
         "spikes_ptr": outputs.spikes,
@@ -190,6 +193,11 @@ def run_forward(
     _launch(_launch_fwd, plan, named, cached)
 
 
+def step_like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An empty state laid out like one step of ``x: (T, *F)`` (dense, T outermost)."""
+    return x.new_empty_strided(x.shape[1:], x.stride()[1:], dtype=dtype)
+
+
 def steps(t: torch.Tensor) -> torch.Tensor:
     """``t: (T, *F)``, dense with T outermost, as the ``(T, N)`` view of its memory: neuron
     ``n`` is the ``n``-th element of a step in memory order (what the kernels index)."""
@@ -209,10 +217,9 @@ def allocate_forward(
     sequences like x, final states like ``x[0]`` in float32 (float64 for float64 x).
     ``config`` fixes the saved layout in training (None: nothing saved)."""
     state_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    step = x[0]
 
     def state(present: bool) -> torch.Tensor | None:
-        return torch.empty_like(step, dtype=state_dtype) if present else None
+        return step_like(x, state_dtype) if present else None
 
     out = NeuronOutput(
         spikes=torch.empty_like(x),
@@ -223,7 +230,7 @@ def allocate_forward(
     )
     saved = None
     if save_for_backward:
-        packed, ckpt = saved_shapes(x.shape[0], step.numel(), config)
+        packed, ckpt = saved_shapes(x.shape[0], x.numel() // x.shape[0], config)
         saved = Saved(
             x.new_empty(packed, dtype=PACK_DTYPES[config.pack_bits]),
             x.new_empty(ckpt, dtype=torch.float32),
@@ -263,22 +270,23 @@ def launch_forward(
     backward must be launched with."""
     values = kernel_values(params)
     has_a = a_init is not None
-    plan = forward_plan(spec, x, v_init is not None, has_a, values, config, save_for_backward)
+    has_v = v_init is not None
+    plan = forward_plan(spec, *x.shape, has_v, has_a, values, config, save_for_backward)
     out, saved = allocate_forward(spec, x, config, save_for_backward)
-    run_forward(spec, x, v_init, a_init, values, n_params, plan, flat_outputs(out), saved)
+    run_forward(spec, x, v_init, a_init, values, n_params, plan, out, saved)
     return out, saved
 
 
 def backward_plan(
     spec: NeuronSpec,
-    x: torch.Tensor,
+    n_neurons: int,
     values: dict[str, object],
     alpha_is_tensor: bool,
     grad_names: tuple[str, ...],
     grad_out: NeuronOutput,
     config: KernelConfig,
 ) -> Plan:
-    """The plan of a backward over ``x: (T, N)``; ``grad_names`` get one row each."""
+    """The plan of a backward over N neurons; ``grad_names`` get one row each."""
     strides, is_tensor = _param_switches(values)
     rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
     constexprs = {
@@ -299,7 +307,7 @@ def backward_plan(
         "PACK_BITS": config.pack_bits,
     }
     constexprs = _constexpr_order(neuron_bwd_kernel, constexprs)
-    return Plan(config, cdiv(x.shape[1], config.block), constexprs, strides, {})
+    return Plan(config, cdiv(n_neurons, config.block), constexprs, strides, {})
 
 
 def allocate_backward(
@@ -307,9 +315,9 @@ def allocate_backward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
     the per-neuron parameter gradient rows ``(max(n_rows, 1), N)`` float32."""
-    grad_v_init = torch.empty_like(x[0], dtype=torch.float32)
-    grad_a_init = torch.empty_like(grad_v_init) if spec.adaptive else None
-    rows = x.new_empty((max(n_rows, 1), x[0].numel()), dtype=torch.float32)
+    grad_v_init = step_like(x, torch.float32)
+    grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
+    rows = x.new_empty((max(n_rows, 1), x.numel() // x.shape[0]), dtype=torch.float32)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
 
@@ -325,10 +333,11 @@ def run_backward(
     plan: Plan,
     cached: bool = False,
 ) -> None:
-    """Launch the backward over ``x: (T, N)`` and the flat ``(T, N)`` / ``(N,)`` views
-    ``grad_out`` into ``grads`` (``allocate_backward``'s, as flat views). ``cached``: the
-    plan's calls share one binary."""
-    n_steps, n_neurons = x.shape
+    """Launch the backward over ``x: (T, *F)`` and ``grad_out`` laid out like x (and its
+    steps) into ``grads`` (``allocate_backward``'s). ``cached``: the plan's calls share one
+    binary."""
+    n_steps = x.shape[0]
+    n_neurons = x.numel() // n_steps
     grad_x, grad_v_init, grad_a_init, grad_params = grads
     named = {
         "x_ptr": x,
@@ -378,7 +387,7 @@ def launch_backward(
     grad_out = NeuronOutput(*(None if g is None else g.contiguous() for g in grad_out))
     names = tuple(n for n in GRAD_NAMES if needs_param_grad.get(n))
     is_tensor = isinstance(alpha, torch.Tensor)
-    plan = backward_plan(spec, x, values, is_tensor, names, grad_out, config)
+    plan = backward_plan(spec, x.shape[1], values, is_tensor, names, grad_out, config)
     grads = allocate_backward(spec, x, len(names))
     run_backward(spec, x, saved, values, alpha, n_params, grad_out, grads, plan)
     *grads, rows = grads
