@@ -7,6 +7,8 @@ import torch
 from tether.functional import core
 from tether.reference import NeuronOutput
 
+_NEEDS = core.needs_getter(0, 1, 2, 3, 5, 4, 6, 7)
+
 
 class ALIFSubFunction(core.NeuronFunction):
     """Multi-step ALIF over ``x_seq: (T, N)``.
@@ -42,9 +44,13 @@ class ALIFSubFunction(core.NeuronFunction):
             group_size, store_state,
         )  # fmt: skip
         params = {"decay_v": decay_v, "threshold": threshold, "decay_a": decay_a, "beta": beta}
-        core.check_inputs(spec, x_seq, {"v_init": v_init, "a_init": a_init}, params, alpha)
-        needs = core.input_needs(ctx, (0, 1, 2, 3, 5, 4, 6, 7))
-        out = core.forward(ctx, spec, x_seq, v_init, a_init, params, alpha, needs)
+
+        def check() -> None:
+            states = {"v_init": v_init, "a_init": a_init}
+            core.check_inputs(spec, x_seq, states, params, alpha)
+
+        needs = _NEEDS(ctx.needs_input_grad)
+        out = core.forward(ctx, spec, x_seq, v_init, a_init, params, alpha, needs, check)
         return out.spikes, out.v_final, out.a_final, out.h_seq, out.a_seq
 
     @staticmethod

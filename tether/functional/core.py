@@ -10,6 +10,8 @@ bookkeeping when no graph would be recorded.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -77,11 +79,27 @@ class Grads(NamedTuple):
     alpha: torch.Tensor | None
 
 
-def input_needs(ctx, positions: tuple[int | None, ...]) -> tuple[bool, ...]:
-    """``forward``'s ``needs`` from ``ctx.needs_input_grad``: ``positions`` gives the argument
-    position of x, v_init, a_init and each of ``GRAD_NAMES`` (None: the Function has none)."""
-    n = ctx.needs_input_grad
-    return tuple(p is not None and p < len(n) and n[p] for p in positions)
+_PADDING = (False,) * 16
+
+
+def needs_getter(*positions: int | None) -> Callable[[tuple], tuple[bool, ...]]:
+    """``forward``'s ``needs`` from ``ctx.needs_input_grad``, in one C call: ``positions``
+    gives the argument position of x, v_init, a_init and each of ``GRAD_NAMES`` (None: the
+    Function has none)."""
+    getter = operator.itemgetter(*(-1 if p is None else p for p in positions))
+    return lambda needs_input_grad: getter((*needs_input_grad, *_PADDING))
+
+
+def _signature(value: object) -> object:
+    """What ``check_inputs`` and the layout test depend on in one argument."""
+    if isinstance(value, torch.Tensor):
+        return value.shape, value.stride(), value.dtype, value.device
+    return type(value)
+
+
+# Call signatures that passed the checks, with whether x is dense with T outermost: a call
+# like one seen before skips both.
+_CHECKED: dict[tuple, bool] = {}
 
 
 def _traced(x: torch.Tensor) -> bool:
@@ -110,15 +128,26 @@ def forward(
     params: dict[str, Param],
     alpha: Param,
     needs: tuple[bool, ...],
+    check: Callable[[], object],
 ) -> NeuronOutput:
-    """The forward of every neuron Function, after its checks. ``params`` uses the kernel's
-    names (``STATE_PARAMS``); ``needs``: whether x, v_init, a_init, then each of
-    ``GRAD_NAMES`` needs a gradient. ``x: (T, *F)`` in any layout (copied if it is not dense
-    with T outermost); outputs take its strides."""
+    """The forward of every neuron Function. ``params`` uses the kernel's names
+    (``STATE_PARAMS``); ``needs``: whether x, v_init, a_init, then each of ``GRAD_NAMES``
+    needs a gradient; ``check()`` validates the call (run once per call signature in eager
+    mode). ``x: (T, *F)`` in any layout (copied if it is not dense with T outermost);
+    outputs take its strides."""
     ctx.set_materialize_grads(False)
-    if not is_dense_steps(x):
-        x = x.contiguous()
     traced = _traced(x)
+    if traced:
+        check()
+        dense = is_dense_steps(x)
+    else:
+        key = (spec, *map(_signature, (x, v_init, a_init, *params.values(), alpha)))
+        dense = _CHECKED.get(key)
+        if dense is None:
+            check()
+            dense = _CHECKED[key] = is_dense_steps(x)
+    if not dense:
+        x = x.contiguous()
     # Under no_grad ``apply`` records no graph (no next_functions): nothing to save.
     training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
     tensors, floats = _split(params)

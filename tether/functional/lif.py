@@ -7,6 +7,8 @@ import torch
 from tether.functional import core
 from tether.reference import NeuronOutput
 
+_NEEDS = core.needs_getter(0, 1, None, 2, 3, None, None, 4)
+
 
 def lif_forward(
     op: str,
@@ -28,11 +30,14 @@ def lif_forward(
         op, False, surrogate_type, soft_reset, detach_reset, store_traces, group_size,
         store_state,
     )  # fmt: skip
-    user_params = {"decay": decay, "threshold": threshold}
-    core.check_inputs(spec, x_seq, {"v_init": v_init}, user_params, alpha)
-    needs = core.input_needs(ctx, (0, 1, None, 2, 3, None, None, 4))
+
+    def check() -> None:
+        user_params = {"decay": decay, "threshold": threshold}
+        core.check_inputs(spec, x_seq, {"v_init": v_init}, user_params, alpha)
+
+    needs = _NEEDS(ctx.needs_input_grad)
     params = {"decay_v": decay, "threshold": threshold}
-    out = core.forward(ctx, spec, x_seq, v_init, None, params, alpha, needs)
+    out = core.forward(ctx, spec, x_seq, v_init, None, params, alpha, needs, check)
     return out.spikes, out.v_final, out.h_seq
 
 

@@ -33,13 +33,11 @@ from tether.functional.plans import (
     flat_outputs,
     forward_plan,
     kernel_alpha,
-    kernel_values,
     reduce_param_grads,
     run_backward,
     run_forward,
     step_like,
     steps,
-    vector_length,
 )
 from tether.kernels import INTERPRET
 from tether.reference import NeuronOutput, neuron_reference
@@ -117,6 +115,19 @@ def _params(tensors: list[Maybe], floats: list[float]) -> dict[str, torch.Tensor
     return {n: f if t is None else t for n, t, f in zip(STATE_PARAMS, tensors, floats)}
 
 
+def _kernel_params(tensors: list[Maybe], floats: list[float]) -> tuple[dict, int]:
+    """The kernel's parameter arguments (flat contiguous tensors, else floats) by name, and
+    P, the length of the vector parameters (1 when none)."""
+    values, n_params = {}, 1
+    for name, t, f in zip(STATE_PARAMS, tensors, floats):
+        if t is None:
+            values[name] = f
+        else:
+            values[name] = t = (t if t.ndim == 1 else t.reshape(-1)).contiguous()
+            n_params = max(n_params, t.shape[0])
+    return values, n_params
+
+
 def _training_config(spec: NeuronSpec, x: torch.Tensor) -> tuple[KernelConfig, KernelConfig]:
     n_steps, n_neurons = x.shape[0], x.numel() // x.shape[0]
     return table.select_training_configs(spec.op, x.dtype, n_steps, n_neurons, x.device)
@@ -144,18 +155,16 @@ def neuron_forward(
     state parameters (``STATE_PARAMS``), a tensor or else the float. Returns the eight
     outputs of ``present`` (None where absent)."""
     states = [None if s is None else state_like(s, x) for s in (v_init, a_init)]
-    params = _params(tensors, floats)
     if not uses_kernels(x):
         out, _ = allocate_forward(spec, x, None, False)
         flat_states = (None if s is None else flat(s) for s in states)
         with torch.no_grad():
-            ref = _reference(spec, steps(x), *flat_states, params, 1.0)
+            ref = _reference(spec, steps(x), *flat_states, _params(tensors, floats), 1.0)
         for mine, theirs in zip(flat_outputs(out), ref):
             if mine is not None:
                 mine.copy_(theirs)
         return (*out, None, None, None)
-    values = kernel_values(params)
-    n_params = vector_length(values)
+    values, n_params = _kernel_params(tensors, floats)
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     classes = map(_static_class, (x, *states, *values.values()))
@@ -210,12 +219,12 @@ def neuron_backward(
         None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
         for i, g in enumerate(grads)
     ]
-    params = _params(tensors, floats)
     if not uses_kernels(x):
+        params = _params(tensors, floats)
         return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
     grad_out = NeuronOutput(*grads)
-    values, k_alpha = kernel_values(params), kernel_alpha(alpha)
-    n_params = vector_length(values)
+    values, n_params = _kernel_params(tensors, floats)
+    k_alpha = kernel_alpha(alpha)
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     packed, ckpt_v, ckpt_a = saved
@@ -232,7 +241,8 @@ def neuron_backward(
     saved = Saved(packed, ckpt_v, ckpt_a)
     run_backward(spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, cached=True)
     grad_x, grad_v, grad_a, rows = outputs
-    learned = {n: alpha if n == "alpha" else params[n] for n in names}
+    by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
+    learned = {n: by_name[n] for n in names}
     param_grads = reduce_param_grads(rows, learned, n_params, spec.group_size)
     return (
         grad_x if needs[0] else None,

@@ -9,6 +9,8 @@ Kernel arguments are built by name and ordered by the kernel's own signature.
 from __future__ import annotations
 
 import functools
+import operator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -113,11 +115,20 @@ _launch_fwd = Launcher(neuron_fwd_kernel)
 _launch_bwd = Launcher(neuron_bwd_kernel)
 
 
+def _ptr(t: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """A pointer argument: ``t``, or ``x`` for an unused one (never read or written)."""
+    return x if t is None else t
+
+
+@functools.cache
+def _argument_getter(kernel) -> Callable[[dict], tuple]:
+    """``named -> args``: the kernel's runtime arguments in signature order, in one C call."""
+    return operator.itemgetter(*_arg_names(kernel, False))
+
+
 def _launch(launcher: Launcher, plan: Plan, named: dict[str, object], cached: bool) -> None:
-    """Launch with the runtime arguments ``named`` (unused pointers may be None: any tensor
-    argument stands in, never read)."""
-    x = named["x_ptr"]
-    args = tuple(x if (v := named[n]) is None else v for n in _arg_names(launcher.kernel, False))
+    """Launch with the runtime arguments ``named`` by name."""
+    args = _argument_getter(launcher.kernel)(named)
     config = plan.config
     binaries = plan.binaries if cached else None
     launcher(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
@@ -174,15 +185,15 @@ def run_forward(
     named = {
         "x_ptr": x,
         "spikes_ptr": outputs.spikes,
-        "h_seq_ptr": outputs.h_seq,
-        "a_seq_ptr": outputs.a_seq,
-        "v_init_ptr": v_init,
-        "a_init_ptr": a_init,
-        "v_final_ptr": outputs.v_final,
-        "a_final_ptr": outputs.a_final,
-        "packed_ptr": saved and saved.packed,
-        "ckpt_v_ptr": saved and saved.ckpt_v,
-        "ckpt_a_ptr": saved and saved.ckpt_a,
+        "h_seq_ptr": _ptr(outputs.h_seq, x),
+        "a_seq_ptr": _ptr(outputs.a_seq, x),
+        "v_init_ptr": _ptr(v_init, x),
+        "a_init_ptr": _ptr(a_init, x),
+        "v_final_ptr": _ptr(outputs.v_final, x),
+        "a_final_ptr": _ptr(outputs.a_final, x),
+        "packed_ptr": _ptr(saved and saved.packed, x),
+        "ckpt_v_ptr": _ptr(saved and saved.ckpt_v, x),
+        "ckpt_a_ptr": _ptr(saved and saved.ckpt_a, x),
         **values,
         **plan.strides,
         "n_steps": n_steps,
@@ -195,7 +206,7 @@ def run_forward(
 
 def step_like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """An empty state laid out like one step of ``x: (T, *F)`` (dense, T outermost)."""
-    return x.new_empty_strided(x.shape[1:], x.stride()[1:], dtype=dtype)
+    return torch.empty_strided(x.shape[1:], x.stride()[1:], dtype=dtype, device=x.device)
 
 
 def steps(t: torch.Tensor) -> torch.Tensor:
@@ -231,10 +242,11 @@ def allocate_forward(
     saved = None
     if save_for_backward:
         packed, ckpt = saved_shapes(x.shape[0], x.numel() // x.shape[0], config)
+        device = x.device
         saved = Saved(
-            x.new_empty(packed, dtype=PACK_DTYPES[config.pack_bits]),
-            x.new_empty(ckpt, dtype=torch.float32),
-            x.new_empty(ckpt, dtype=torch.float32) if spec.adaptive else None,
+            torch.empty(packed, dtype=PACK_DTYPES[config.pack_bits], device=device),
+            torch.empty(ckpt, dtype=torch.float32, device=device),
+            torch.empty(ckpt, dtype=torch.float32, device=device) if spec.adaptive else None,
         )
     return out, saved
 
@@ -317,7 +329,8 @@ def allocate_backward(
     the per-neuron parameter gradient rows ``(max(n_rows, 1), N)`` float32."""
     grad_v_init = step_like(x, torch.float32)
     grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
-    rows = x.new_empty((max(n_rows, 1), x.numel() // x.shape[0]), dtype=torch.float32)
+    shape = (max(n_rows, 1), x.numel() // x.shape[0])
+    rows = torch.empty(shape, dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
 
@@ -343,15 +356,15 @@ def run_backward(
         "x_ptr": x,
         "packed_ptr": saved.packed,
         "ckpt_v_ptr": saved.ckpt_v,
-        "ckpt_a_ptr": saved.ckpt_a,
-        "grad_spikes_ptr": grad_out.spikes,
-        "grad_h_ptr": grad_out.h_seq,
-        "grad_a_seq_ptr": grad_out.a_seq,
-        "grad_v_final_ptr": grad_out.v_final,
-        "grad_a_final_ptr": grad_out.a_final,
+        "ckpt_a_ptr": _ptr(saved.ckpt_a, x),
+        "grad_spikes_ptr": _ptr(grad_out.spikes, x),
+        "grad_h_ptr": _ptr(grad_out.h_seq, x),
+        "grad_a_seq_ptr": _ptr(grad_out.a_seq, x),
+        "grad_v_final_ptr": _ptr(grad_out.v_final, x),
+        "grad_a_final_ptr": _ptr(grad_out.a_final, x),
         "grad_x_ptr": grad_x,
         "grad_v_init_ptr": grad_v_init,
-        "grad_a_init_ptr": grad_a_init,
+        "grad_a_init_ptr": _ptr(grad_a_init, x),
         "grad_params_ptr": grad_params,
         **values,
         "alpha": alpha,
