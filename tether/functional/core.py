@@ -10,7 +10,6 @@ bookkeeping when no graph would be recorded.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -83,11 +82,15 @@ _PADDING = (False,) * 16
 
 
 def needs_getter(*positions: int | None) -> Callable[[tuple], tuple[bool, ...]]:
-    """``forward``'s ``needs`` from ``ctx.needs_input_grad``, in one C call: ``positions``
-    gives the argument position of x, v_init, a_init and each of ``GRAD_NAMES`` (None: the
-    Function has none)."""
-    getter = operator.itemgetter(*(-1 if p is None else p for p in positions))
-    return lambda needs_input_grad: getter((*needs_input_grad, *_PADDING))
+    """``forward``'s ``needs`` from ``ctx.needs_input_grad``: ``positions`` gives the argument
+    position of x, v_init, a_init and each of ``GRAD_NAMES`` (None: the Function has none)."""
+    index = [-1 if p is None else p for p in positions]
+
+    def needs(needs_input_grad: tuple) -> tuple[bool, ...]:
+        padded = (*needs_input_grad, *_PADDING)
+        return tuple([padded[i] for i in index])
+
+    return needs
 
 
 def _signature(value: object) -> object:
