@@ -22,6 +22,7 @@ from tether.functional.ops import (
     neuron_forward,
     present,
     spec_ints,
+    traced_ops,
     uses_kernels,
 )
 from tether.functional.plans import (
@@ -155,9 +156,8 @@ def forward(
     training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
     tensors, floats = _split(params)
     if traced:
-        outs = torch.ops.tether.neuron_fwd(
-            x, v_init, a_init, tensors, floats, spec_ints(spec), spec.op, training
-        )
+        fwd_op = traced_ops(x)[0]
+        outs = fwd_op(x, v_init, a_init, tensors, floats, spec_ints(spec), spec.op, training)
         outs = [o if keep else None for o, keep in zip(outs, present(spec, training, True))]
     else:
         outs = neuron_forward(x, v_init, a_init, tensors, floats, spec, training)
@@ -182,7 +182,7 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
     alpha = ctx.float_alpha if tensor_alpha is None else tensor_alpha
     saved = [packed, ckpt_v, ckpt_a]
     if _traced(x):
-        grads = torch.ops.tether.neuron_bwd(
+        grads = traced_ops(x)[1](
             list(grad_out), x, v_init, a_init, saved, tensors, ctx.floats, tensor_alpha,
             ctx.float_alpha, spec_ints(spec), spec.op, list(needs),
         )  # fmt: skip

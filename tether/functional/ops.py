@@ -17,6 +17,7 @@ kernels see the ``(T, N)`` view of its memory (``plans.steps``), so neuron ``n``
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import torch
 
@@ -150,10 +151,13 @@ def neuron_forward(
     floats: list[float],
     spec: NeuronSpec,
     training: bool,
+    traced: bool = False,
 ) -> tuple[Maybe, ...]:
     """The forward over ``x: (T, *F)`` (dense, T outermost); ``tensors``/``floats``: the four
     state parameters (``STATE_PARAMS``), a tensor or else the float. Returns the eight
-    outputs of ``present`` (None where absent)."""
+    outputs of ``present`` (None where absent). ``traced``: the body of a ``triton_op``
+    (no plan cache: tracing sees fake tensors; the kernel is launched through
+    ``wrap_triton``)."""
     states = [None if s is None else state_like(s, x) for s in (v_init, a_init)]
     if not uses_kernels(x):
         out, _ = allocate_forward(spec, x, None, False)
@@ -167,9 +171,11 @@ def neuron_forward(
     values, n_params = _kernel_params(tensors, floats)
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
-    classes = map(_static_class, (x, *states, *values.values()))
-    untuned = table.is_untuned()
-    key = ("fwd", spec, training, untuned, n_steps, n_neurons, n_params, x.device, *classes)
+    key = None
+    if not traced:
+        classes = map(_static_class, (x, *states, *values.values()))
+        untuned = table.is_untuned()
+        key = ("fwd", spec, training, untuned, n_steps, n_neurons, n_params, x.device, *classes)
     plan = _PLANS.get(key)
     if plan is None:
         if training:
@@ -178,9 +184,10 @@ def neuron_forward(
             config = table.select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
         has = (s is not None for s in states)
         plan = forward_plan(spec, n_steps, n_neurons, *has, values, config, training)
-        _PLANS[key] = plan
+        if key is not None:
+            _PLANS[key] = plan
     out, saved = allocate_forward(spec, x, plan.config, training)
-    run_forward(spec, x, *states, values, n_params, plan, out, saved, cached=True)
+    run_forward(spec, x, *states, values, n_params, plan, out, saved, not traced, traced)
     return (*out, *(saved or (None, None, None)))
 
 
@@ -209,11 +216,13 @@ def neuron_backward(
     alpha: torch.Tensor | float,
     spec: NeuronSpec,
     needs: list[bool],
+    traced: bool = False,
 ) -> tuple[Maybe, Maybe, Maybe, list[torch.Tensor]]:
     """The backward: ``grads`` of the five outputs (None where unused), the forward's inputs
     and ``saved`` (packed, ckpt_v, ckpt_a). ``needs``: x, v_init, a_init, then
     ``GRAD_NAMES``. Returns grad_x, grad_v_init, grad_a_init (None where not needed) and one
-    gradient per needed parameter in ``GRAD_NAMES`` order."""
+    gradient per needed parameter in ``GRAD_NAMES`` order. ``traced``: as in
+    ``neuron_forward``."""
     names = tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
     grads = [
         None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
@@ -229,17 +238,22 @@ def neuron_backward(
     n_neurons = x.numel() // n_steps
     packed, ckpt_v, ckpt_a = saved
     layout = (packed.dtype, ckpt_v.shape[0])  # what the forward saved
-    classes = map(_static_class, (x, *values.values(), k_alpha, *grad_out))
-    key = ("bwd", spec, n_steps, n_neurons, n_params, names, x.device, layout, *classes)
+    key = None
+    if not traced:
+        classes = map(_static_class, (x, *values.values(), k_alpha, *grad_out))
+        key = ("bwd", spec, n_steps, n_neurons, n_params, names, x.device, layout, *classes)
     plan = _PLANS.get(key)
     if plan is None:
         config = _saved_layout(_training_config(spec, x)[1], n_steps, packed, ckpt_v)
         is_tensor = isinstance(k_alpha, torch.Tensor)
         plan = backward_plan(spec, n_neurons, values, is_tensor, names, grad_out, config)
-        _PLANS[key] = plan
+        if key is not None:
+            _PLANS[key] = plan
     outputs = allocate_backward(spec, x, len(names))
     saved = Saved(packed, ckpt_v, ckpt_a)
-    run_backward(spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, cached=True)
+    run_backward(
+        spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, not traced, traced
+    )
     grad_x, grad_v, grad_a, rows = outputs
     by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
     learned = {n: by_name[n] for n in names}
@@ -311,6 +325,37 @@ def _filled(outputs, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 T8 = tuple[(torch.Tensor,) * 8]  # the forward op's outputs (see ``present``)
+Grads4 = tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]
+# Traced kernel calls run triton_ops, so that inductor launches the kernels from the compiled
+# graph's own code (no Python per call); TETHER_CUSTOM_OPS=1 runs the opaque custom ops
+# instead (how the two were compared). The interpreter and the reference run custom ops.
+TRITON_OPS = os.environ.get("TETHER_CUSTOM_OPS", "0") in ("", "0")
+
+
+def traced_ops(x: torch.Tensor) -> tuple:
+    """The (forward, backward) ops a traced call on ``x`` records."""
+    if TRITON_OPS and not INTERPRET and uses_kernels(x):
+        return torch.ops.tether.neuron_fwd_kernels, torch.ops.tether.neuron_bwd_kernels
+    return torch.ops.tether.neuron_fwd, torch.ops.tether.neuron_bwd
+
+
+def _forward_op(x, v_init, a_init, tensors, floats, spec, op, training, traced) -> T8:
+    nspec = _spec(op, spec)
+    outputs = neuron_forward(x, v_init, a_init, tensors, floats, nspec, training, traced)
+    return _filled(outputs, x)
+
+
+def _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor, alpha_float,
+                 spec, op, needs, traced) -> Grads4:  # fmt: skip
+    nspec = _spec(op, spec)
+    alpha = alpha_float if alpha_tensor is None else alpha_tensor
+    saved = [None if s is None or s.numel() == 0 else s for s in saved]
+    grad_x, grad_v, grad_a, params = neuron_backward(
+        grads, x, v_init, a_init, saved, tensors, floats, alpha, nspec, needs, traced
+    )
+    # One-neuron-per-entry gradients are rows of one tensor: an op's outputs may not alias.
+    params = [p.clone() if p._base is not None else p for p in params]
+    return (*_filled((grad_x, grad_v, grad_a), x), params)
 
 
 @torch.library.custom_op("tether::neuron_fwd", mutates_args=())
@@ -324,9 +369,9 @@ def neuron_fwd(
     op: str,
     training: bool,
 ) -> T8:
-    """``neuron_forward`` as an op; ``spec``: the ints of ``NeuronSpec`` after ``op``."""
-    nspec = _spec(op, spec)
-    return _filled(neuron_forward(x, v_init, a_init, tensors, floats, nspec, training), x)
+    """``neuron_forward`` as an opaque op; ``spec``: the ints of ``NeuronSpec`` after
+    ``op``."""
+    return _forward_op(x, v_init, a_init, tensors, floats, spec, op, training, False)
 
 
 @neuron_fwd.register_fake
@@ -336,6 +381,21 @@ def _(x, v_init, a_init, tensors, floats, spec, op, training):
     config = _training_config(nspec, x)[0] if saving else None
     out, saved = allocate_forward(nspec, x, config, saving)
     return _filled((*out, *(saved or (None, None, None))), x)
+
+
+@torch.library.triton_op("tether::neuron_fwd_kernels", mutates_args=())
+def neuron_fwd_kernels(
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    tensors: list[torch.Tensor | None],
+    floats: list[float],
+    spec: list[int],
+    op: str,
+    training: bool,
+) -> T8:
+    """``neuron_forward`` on the kernels, as a ``triton_op``: tracing sees the launches."""
+    return _forward_op(x, v_init, a_init, tensors, floats, spec, op, training, True)
 
 
 @torch.library.custom_op("tether::neuron_bwd", mutates_args=())
@@ -352,17 +412,10 @@ def neuron_bwd(
     spec: list[int],
     op: str,
     needs: list[bool],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """``neuron_backward`` as an op (absent gradients as empty tensors)."""
-    nspec = _spec(op, spec)
-    alpha = alpha_float if alpha_tensor is None else alpha_tensor
-    saved = [None if s is None or s.numel() == 0 else s for s in saved]
-    grad_x, grad_v, grad_a, params = neuron_backward(
-        grads, x, v_init, a_init, saved, tensors, floats, alpha, nspec, needs
-    )
-    # One-neuron-per-entry gradients are rows of one tensor: an op's outputs may not alias.
-    params = [p.clone() if p._base is not None else p for p in params]
-    return (*_filled((grad_x, grad_v, grad_a), x), params)
+) -> Grads4:
+    """``neuron_backward`` as an opaque op (absent gradients as empty tensors)."""
+    return _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor,
+                        alpha_float, spec, op, needs, False)  # fmt: skip
 
 
 @neuron_bwd.register_fake
@@ -380,3 +433,23 @@ def _(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor, alpha_floa
         like(a_init, needs[2]),
         [p.new_empty(p.shape) for p in params],
     )
+
+
+@torch.library.triton_op("tether::neuron_bwd_kernels", mutates_args=())
+def neuron_bwd_kernels(
+    grads: list[torch.Tensor | None],
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    saved: list[torch.Tensor | None],
+    tensors: list[torch.Tensor | None],
+    floats: list[float],
+    alpha_tensor: torch.Tensor | None,
+    alpha_float: float,
+    spec: list[int],
+    op: str,
+    needs: list[bool],
+) -> Grads4:
+    """``neuron_backward`` on the kernels, as a ``triton_op``."""
+    return _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor,
+                        alpha_float, spec, op, needs, True)  # fmt: skip

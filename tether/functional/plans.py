@@ -126,10 +126,19 @@ def _argument_getter(kernel) -> Callable[[dict], tuple]:
     return operator.itemgetter(*_arg_names(kernel, False))
 
 
-def _launch(launcher: Launcher, plan: Plan, named: dict[str, object], cached: bool) -> None:
-    """Launch with the runtime arguments ``named`` by name."""
+def _launch(
+    launcher: Launcher, plan: Plan, named: dict[str, object], cached: bool, traced: bool
+) -> None:
+    """Launch with the runtime arguments ``named`` by name. ``traced``: inside a
+    ``triton_op`` (``ops``), through ``wrap_triton``, so that a compiled graph launches the
+    kernel from its own code."""
     args = _argument_getter(launcher.kernel)(named)
     config = plan.config
+    if traced:
+        kernel = torch.library.wrap_triton(launcher.kernel)
+        options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
+        kernel[(plan.grid,)](*args, **plan.constexprs, **options)
+        return
     binaries = plan.binaries if cached else None
     launcher(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
 
@@ -176,10 +185,12 @@ def run_forward(
     outputs: NeuronOutput,
     saved: Saved | None,
     cached: bool = False,
+    traced: bool = False,
 ) -> None:
     """Launch the forward over ``x: (T, *F)`` dense with T outermost into ``outputs`` (and
     ``saved`` in training) laid out like x (``allocate_forward``): the kernel indexes each
-    tensor's memory from its first element. ``cached``: the plan's calls share one binary."""
+    tensor's memory from its first element. ``cached``: the plan's calls share one binary;
+    ``traced``: see ``_launch``."""
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     named = {
@@ -201,7 +212,7 @@ def run_forward(
         "group_size": spec.group_size,
         "n_params": n_params,
     }
-    _launch(_launch_fwd, plan, named, cached)
+    _launch(_launch_fwd, plan, named, cached, traced)
 
 
 def step_like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -345,10 +356,11 @@ def run_backward(
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
     plan: Plan,
     cached: bool = False,
+    traced: bool = False,
 ) -> None:
     """Launch the backward over ``x: (T, *F)`` and ``grad_out`` laid out like x (and its
     steps) into ``grads`` (``allocate_backward``'s). ``cached``: the plan's calls share one
-    binary."""
+    binary; ``traced``: see ``_launch``."""
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     grad_x, grad_v_init, grad_a_init, grad_params = grads
@@ -374,7 +386,7 @@ def run_backward(
         "group_size": spec.group_size,
         "n_params": n_params,
     }
-    _launch(_launch_bwd, plan, named, cached)
+    _launch(_launch_bwd, plan, named, cached, traced)
 
 
 def kernel_alpha(alpha: Param) -> torch.Tensor | float:
