@@ -15,14 +15,9 @@ Under ``TRITON_INTERPRET=1`` there is no binary: every call goes through ``kerne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-
-try:
-    from triton import knobs
-except ImportError:  # older Triton: no launch hooks knob
-    knobs = None
 
 from tether.kernels import INTERPRET
 
@@ -36,31 +31,6 @@ def _arg_class(arg: object) -> object:
     if isinstance(arg, int):
         return arg == 1, arg % 16 == 0, arg.bit_length() < 32, arg < 0
     return type(arg)
-
-
-def _hooks() -> bool:
-    """Whether Triton's launch hooks are set (the direct launch skips them)."""
-    runtime = getattr(knobs, "runtime", None)
-    return runtime is not None and (
-        runtime.launch_enter_hook is not None or runtime.launch_exit_hook is not None
-    )
-
-
-def _direct(compiled) -> Callable | None:
-    """``launch(grid, device_index, *args)`` calling the compiled binary's launcher as
-    Triton's own per-call runner does, minus its device, stream and metadata look-ups
-    (the stream is the current one, as there); None where the binary has no such launcher."""
-    try:
-        compiled._init_handles()
-        run, function, metadata = compiled.run, compiled.function, compiled.packed_metadata
-    except AttributeError:
-        return None
-    stream_of = torch._C._cuda_getCurrentRawStream
-
-    def launch(grid: int, device_index: int, *args) -> None:
-        run(grid, 1, 1, stream_of(device_index), function, metadata, None, None, None, *args)
-
-    return launch
 
 
 class Launcher:
@@ -104,11 +74,7 @@ class Launcher:
         values = tuple(constexprs.values())
         known = None if binaries is None else binaries.get(current)
         if known is not None and not self.check_keys:
-            direct = known[2]
-            if direct is not None and not _hooks():
-                direct(grid, current, *args, *values)
-            else:
-                known[1][(grid, 1, 1)](*args, *values)
+            known[1][(grid, 1, 1)](*args, *values)
             return
         full = (current, num_warps, num_stages, values, tuple(map(_arg_class, args)))
         if known is not None and known[0] != full:
@@ -124,4 +90,4 @@ class Launcher:
         else:
             compiled[(grid, 1, 1)](*args, *values)
         if binaries is not None:
-            binaries[current] = (full, compiled, _direct(compiled))
+            binaries[current] = (full, compiled)
