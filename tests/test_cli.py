@@ -19,7 +19,7 @@ def quick_csv(tmp_path_factory):
     result = runner.invoke(
         app,
         ["run", "--quick", "--impls", "tether,untuned,eager", "--ops", "lif,alif",
-         "--shapes", "3x256,5x1000", "--out", str(path)],
+         "--shapes", "3x256,5x100", "--out", str(path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return path

@@ -2,7 +2,6 @@
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import compile_env
 from tests.helpers import Case, check_against_reference
 from tether.functional import core
 from tether.kernels import aot, hashing, neuron
@@ -190,25 +190,6 @@ def test_sampled_configs_match_the_reference(device, monkeypatch, config):
     check_against_reference(Case(neuron="alif", n_steps=21, features=(300,)), device)
 
 
-def compile_for_sm90(selection: str) -> dict[str, str]:
-    """``python -m tether.kernels.aot SELECTION`` without the interpreter (on every core)."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tether.kernels.aot", selection],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
-
-
-@pytest.fixture(scope="module")
-def compiled_configs() -> dict[str, str]:
-    return compile_for_sm90("--configs")
-
-
 @pytest.mark.parametrize("name", [v[0] for v in aot.config_variants()])
 def test_defaults_winners_and_a_sample_compile_for_sm90(compiled_configs, name):
     assert compiled_configs[name] == "ok"
@@ -232,7 +213,11 @@ def test_compiled_configs_cover_every_default_and_winner():
 
 @pytest.fixture(scope="module")
 def compiled_space() -> dict[str, str]:
-    return compile_for_sm90("--space")
+    """``python -m tether.kernels.aot --space``, on every core."""
+    command = [sys.executable, "-m", "tether.kernels.aot", "--space"]
+    done = subprocess.run(command, env=compile_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
 
 
 @pytest.mark.exhaustive
