@@ -4,7 +4,7 @@ switch. (The cached launch itself runs on the GPU, where every kernel test goes 
 import pytest
 import torch
 
-from tether.functional import core
+from tether.functional import ops, plans
 from tether.functional.alif import ALIFSubFunction
 from tether.functional.lif import LIFSubFunction
 from tether.functional.plif import PLIFSubFunction
@@ -97,13 +97,13 @@ def test_launcher_rejects_constexprs_out_of_signature_order(fake):
 def test_no_grad_forward_saves_nothing(device, monkeypatch):
     """Inputs that require grad under no_grad: no spike words or checkpoints are written."""
     saves = []
-    original = core._run_forward
+    original = ops.allocate_forward
 
     def spy(*args, **kwargs):
-        saves.append(args[7])  # save_for_backward
+        saves.append(args[3])  # save_for_backward
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(core, "_run_forward", spy)
+    monkeypatch.setattr(ops, "allocate_forward", spy)
     x = torch.randn(5, 64, device=device, requires_grad=True)
     with torch.no_grad():
         spikes, _, _ = LIFSubFunction.apply(x, None, 0.9, 1.0)
@@ -114,7 +114,7 @@ def test_no_grad_forward_saves_nothing(device, monkeypatch):
 
 @pytest.fixture
 def empty_caches():
-    caches = (table._BY_BUCKET, core._PLANS)
+    caches = (table._BY_BUCKET, ops._PLANS)
     saved = [dict(c) for c in caches]
     for c in caches:
         c.clear()
@@ -189,24 +189,25 @@ def test_plan_keys_stand_for_one_specialization_each(fake, monkeypatch, empty_ca
     ``check_keys`` the launcher computes the argument classes anyway and raises if one plan
     covered two specializations. The kernels are fakes: this checks the host-side keys."""
     monkeypatch.setattr(launch.Launcher, "check_keys", True)
-    monkeypatch.setattr(core, "uses_kernels", lambda x: True)
+    monkeypatch.setattr(ops, "uses_kernels", lambda x: True)
     launchers = {}
     for name in ("_launch_fwd", "_launch_bwd"):
         fake_kernel = FakeKernel()
-        fake_kernel.arg_names = getattr(core, name).kernel.arg_names
+        real = getattr(plans, name).kernel
+        fake_kernel.arg_names, fake_kernel.fn = real.arg_names, real.fn
         launchers[name] = launch.Launcher(fake_kernel)
-        monkeypatch.setattr(core, name, launchers[name])
+        monkeypatch.setattr(plans, name, launchers[name])
     cpu = torch.device("cpu")
     for function, args in _varied_calls(cpu):
         outputs = [t for t in function.apply(*args) if t is not None and t.requires_grad]
         if outputs:
             torch.autograd.backward(outputs[0], torch.ones_like(outputs[0]))
-    plans = {"fwd": 0, "bwd": 0}
-    for key, plan in core._PLANS.items():
-        plans[key[0]] += 1
+    counts = {"fwd": 0, "bwd": 0}
+    for key, plan in ops._PLANS.items():
+        counts[key[0]] += 1
         assert list(plan.binaries) == [0]  # each plan was launched and kept its binary
     for direction, name in (("fwd", "_launch_fwd"), ("bwd", "_launch_bwd")):
-        assert plans[direction] >= len(launchers[name].compiled) > 4
+        assert counts[direction] >= len(launchers[name].compiled) > 4
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
@@ -233,10 +234,10 @@ def test_even_and_ragged_step_counts_take_both_forward_paths(device, monkeypatch
     """T a multiple of CHUNK runs the forward without per-step bounds (EVEN_STEPS), any
     other T with them; test_sequence_lengths checks both against the reference, this that
     both are taken."""
-    monkeypatch.setattr(core, "_PLANS", {})
+    monkeypatch.setattr(ops, "_PLANS", {})
     for n_steps in (32, 33):
         x = torch.randn(n_steps, 300, device=device)
         with torch.no_grad():
             LIFSubFunction.call(x, None, 0.9, 1.0, 2.0)
-    flags = {plan.constexprs["EVEN_STEPS"] for key, plan in core._PLANS.items() if key[0] == "fwd"}
+    flags = {plan.constexprs["EVEN_STEPS"] for key, plan in ops._PLANS.items() if key[0] == "fwd"}
     assert flags == {True, False}

@@ -44,7 +44,7 @@ def test_per_channel_plif_on_conv_maps(device):
 def test_reset_and_state_shape(device):
     lif = make("lif", 8)
     lif(torch.randn(4, 2, 8, device=device))
-    assert lif.v.shape == (16,)
+    assert lif.v.shape == (2, 8)  # (B, *features), like x[0]
     with pytest.raises(ValueError, match="reset"):
         lif(torch.randn(4, 3, 8, device=device))
     lif.reset()
@@ -107,20 +107,6 @@ def test_call_with_a_graph_records_it(device):
     x = torch.randn(6, 64, device=device, requires_grad=True)
     spikes, v_final, _ = tether.functional.LIFSubFunction.call(x, None, 0.9, 1.0)
     assert spikes.grad_fn is not None and v_final.grad_fn is not None
-
-
-def test_module_inside_torch_compile(device):
-    """A compiled model runs the neuron as an opaque call (a graph break) with the same
-    outputs and gradients as eager."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32), tether.LIF(32)).to(device)
-    x = torch.randn(4, 3, 16, device=device, requires_grad=True)
-    eager = model(x)
-    (grad_eager,) = torch.autograd.grad(eager.sum(), x)
-    model[1].reset()
-    compiled = torch.compile(model, backend="eager")(x)
-    (grad_compiled,) = torch.autograd.grad(compiled.sum(), x)
-    assert torch.equal(compiled, eager) and torch.allclose(grad_compiled, grad_eager)
 
 
 @pytest.mark.parametrize("function", ["lif", "alif"])

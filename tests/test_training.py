@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.functional import core
+from tether.functional import ops
 from tether.neurons import OPS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -21,7 +21,7 @@ MIN_ACCURACY = 0.80  # chance is 0.10
 
 @pytest.mark.parametrize("neuron", OPS)
 def test_short_training_run_learns(monkeypatch, neuron):
-    monkeypatch.setattr(core, "INTERPRET", False)
+    monkeypatch.setattr(ops, "INTERPRET", False)
     result = train(Config(neuron=neuron, n_steps=6, epochs=2, quiet=True))  # 0.91 on CPU
     assert result["test_accuracy"] >= MIN_ACCURACY, result["curve"]
     assert result["seconds"] < 60

@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import compile_env
 from tests.helpers import Case, check_against_reference
-from tether.functional import core
+from tether.functional import ops
 from tether.kernels import aot, hashing, neuron
 from tether.neurons import OPS
 from tether.tuning import online, table
@@ -184,9 +184,9 @@ SAMPLE = [config_space("bwd", torch.float32)[i] for i in (0, 7, 19, 33, 47, 59)]
 @pytest.mark.parametrize("config", SAMPLE, ids=str)
 def test_sampled_configs_match_the_reference(device, monkeypatch, config):
     """A sample of the space, forced as both the forward and the backward config."""
-    monkeypatch.setattr(core, "_PLANS", {})  # plans cache the configs chosen
-    monkeypatch.setattr(core, "select_config", lambda *args: config)
-    monkeypatch.setattr(core, "select_training_configs", lambda *args: (config, config))
+    monkeypatch.setattr(ops, "_PLANS", {})  # plans cache the configs chosen
+    monkeypatch.setattr(table, "select_config", lambda *args: config)
+    monkeypatch.setattr(table, "select_training_configs", lambda *args: (config, config))
     check_against_reference(Case(neuron="alif", n_steps=21, features=(300,)), device)
 
 

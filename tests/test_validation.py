@@ -16,11 +16,15 @@ X = torch.randn(4, 6)
 @pytest.mark.parametrize(
     "args,error,match",
     [
-        ((torch.randn(4, 6, 1), None, 0.9, 1.0, 2.0, 0), ValueError, r"x_seq must have shape"),
+        ((torch.randn(4), None, 0.9, 1.0, 2.0, 0), ValueError, r"x_seq must have shape"),
         ((torch.randn(0, 6), None, 0.9, 1.0, 2.0, 0), ValueError, "T >= 1"),
         ((X.int(), None, 0.9, 1.0, 2.0, 0), TypeError, "x_seq must be float32"),
         (([[1.0]], None, 0.9, 1.0, 2.0, 0), TypeError, "x_seq must be a torch.Tensor"),
-        ((X, torch.zeros(5), 0.9, 1.0, 2.0, 0), ValueError, r"v_init must have shape \(N,\)"),
+        (
+            (X, torch.zeros(5), 0.9, 1.0, 2.0, 0),
+            ValueError,
+            r"v_init must have shape x_seq.shape\[1:\] = \(6,\)",
+        ),
         ((X, None, 0.9, 1.0, 2.0, 3), ValueError, "surrogate_type must be one of"),
         ((X, None, 0.9, 1.0, 2.0, "atan"), TypeError, "surrogate_type must be an int"),
         ((X, None, torch.rand(4), 1.0, 2.0, 0), ValueError, "N=6 neurons, not a multiple"),

@@ -67,10 +67,16 @@ class SpikeFunction(torch.autograd.Function):
     """``s = 1[u >= 0]`` with the surrogate gradient; the reference's only custom autograd."""
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, alpha: torch.Tensor, surrogate_type: int) -> torch.Tensor:
+    def forward(u: torch.Tensor, alpha: torch.Tensor, surrogate_type: int) -> torch.Tensor:
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        """Separate from ``forward`` so that ``torch.func`` transforms (the reference
+        backward's ``vjp``) can run it."""
+        u, alpha, surrogate_type = inputs
         ctx.save_for_backward(u, alpha)
         ctx.surrogate_type = surrogate_type
-        return (u >= 0).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad_spike: torch.Tensor):

@@ -19,8 +19,6 @@ class ALIFSubFunction(core.NeuronFunction):
     ``a`` is differentiable; only the membrane reset is detached (``detach_reset``).
     """
 
-    OP = "alif"
-
     @staticmethod
     def forward(
         ctx,
@@ -40,21 +38,13 @@ class ALIFSubFunction(core.NeuronFunction):
         store_state: bool = True,
     ):
         spec = core.NeuronSpec(
-            ctx._forward_cls.OP,
-            True,
-            surrogate_type,
-            soft_reset,
-            detach_reset,
-            store_traces,
-            group_size,
-            store_state,
-        )
+            "alif", True, surrogate_type, soft_reset, detach_reset, store_traces,
+            group_size, store_state,
+        )  # fmt: skip
         params = {"decay_v": decay_v, "threshold": threshold, "decay_a": decay_a, "beta": beta}
         core.check_inputs(spec, x_seq, {"v_init": v_init, "a_init": a_init}, params, alpha)
-        names = ("x", "v_init", "a_init", "decay_v", "decay_a", "threshold", "beta", "alpha")
-        out = core.forward(
-            ctx, spec, x_seq, v_init, a_init, params, alpha, dict(zip(names, ctx.needs_input_grad))
-        )
+        needs = core.input_needs(ctx, (0, 1, 2, 3, 5, 4, 6, 7))
+        out = core.forward(ctx, spec, x_seq, v_init, a_init, params, alpha, needs)
         return out.spikes, out.v_final, out.a_final, out.h_seq, out.a_seq
 
     @staticmethod

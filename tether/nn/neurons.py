@@ -1,8 +1,10 @@
 """Neuron modules: shapes, state across calls, parameters. Each ``forward`` calls ``.call``
 (``apply``, minus autograd's bookkeeping when no graph is recorded).
 
-Input ``x: (T, B, *features)``; output spikes of the same shape and dtype. The membrane
-(and ALIF's adaptation) is carried across calls as float32 ``(B*prod(features),)`` so that a
+Input ``x: (T, B, *features)``; output spikes of the same shape, dtype and strides: a
+channels_last conv activation viewed as ``(T, B, C, H, W)`` is used in place and its spikes
+come back channels_last (any layout dense with T outermost is; others are copied). The
+membrane (and ALIF's adaptation) is carried across calls as float32 ``(B, *features)`` so that a
 sequence fed in chunks gives the same spikes, state and gradients as fed whole (the state
 keeps its autograd graph: call ``reset()`` between independent sequences, or
 ``detach_state()`` for truncated BPTT). ``stateful=False``: every call starts from zeros and
@@ -18,6 +20,7 @@ from torch import nn
 
 from tether.functional.alif import ALIFSubFunction
 from tether.functional.lif import LIFSubFunction
+from tether.functional.ops import is_dense_steps
 from tether.functional.plif import PLIFSubFunction
 from tether.surrogates import Arctan, Surrogate
 
@@ -65,37 +68,56 @@ class _Neuron(nn.Module):
         if self.v is not None:
             self.v = self.v.detach()
 
-    def _group_size(self, features: tuple[int, ...]) -> int:
-        """Neurons sharing one parameter entry; checks ``n_neurons`` against the input."""
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (T, B, *features)`` as the Function takes it: as it is when dense with T
+        outermost (and B next, when parameters are per neuron), else a contiguous copy."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim < 2:
+            raise ValueError(f"input must have shape (T, B, ...), got {tuple(x.shape)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"input must have T >= 1 and B >= 1, got shape {tuple(x.shape)}")
+        self._check_features(tuple(x.shape[2:]))
+        per_neuron = self._per_neuron_params
+        batch_outer = x.shape[1] == 1 or x.stride(1) == math.prod(x.shape[2:])
+        if not is_dense_steps(x) or (per_neuron and not batch_outer):
+            x = x.contiguous()
+        return x
+
+    _per_neuron_params = False  # parameters with one entry per feature (PLIF, ALIF)
+
+    def _check_features(self, features: tuple[int, ...]) -> None:
         if math.prod(features) != self.n_neurons:
             raise ValueError(
                 f"input features {features} hold {math.prod(features)} neurons, but "
                 f"n_neurons={self.n_neurons}"
             )
-        return 1
 
-    def _flatten(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim < 2:
-            raise ValueError(f"input must have shape (T, B, ...), got {tuple(x.shape)}")
-        group_size = self._group_size(tuple(x.shape[2:]))
-        return x.reshape(x.shape[0], -1), group_size
+    @staticmethod
+    def _in_memory_order(param: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A per-neuron parameter ``(prod(features),)`` in the memory order of x's feature
+        dims (the kernels index neurons in memory order): a small copy unless row-major."""
+        features = x.shape[2:]
+        order = sorted(range(len(features)), key=lambda d: -x.stride(2 + d))
+        if order == sorted(order):
+            return param
+        return param.view(features).permute(order).reshape(-1)
 
-    def _initial(self, state: torch.Tensor | None, x_2d: torch.Tensor) -> torch.Tensor | None:
-        if state is not None and state.shape[0] != x_2d.shape[1]:
+    def _initial(self, state: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+        if state is not None and state.shape != x.shape[1:]:
             raise ValueError(
-                f"the carried state has {state.shape[0]} neurons but the input has "
-                f"{x_2d.shape[1]} (batch size changed?): call reset() between sequences"
+                f"the carried state has shape {tuple(state.shape)} but the input's steps "
+                f"have {tuple(x.shape[1:])} (batch size changed?): call reset() between "
+                "sequences"
             )
         return state
 
-    def _finish(self, x: torch.Tensor, spikes: torch.Tensor, v_seq: torch.Tensor | None):
+    def _finish(self, spikes: torch.Tensor, v_seq: torch.Tensor | None) -> torch.Tensor:
         if self.store_traces:
-            self.v_seq = v_seq.view(x.shape)
+            self.v_seq = v_seq
         if self.track_firing_rate:
             self.firing_rate = spikes.detach().float().mean()  # a tensor: no host sync
-        return spikes.view(x.shape)
+        return spikes
 
     @property
     def _alpha(self) -> torch.Tensor | float:
@@ -118,19 +140,25 @@ class _LIFFamily(_Neuron):
     decay: torch.Tensor | float
     threshold: torch.Tensor | float
 
+    def _params(self, x: torch.Tensor) -> tuple[object, object, int]:
+        """decay, threshold and group size for the Function."""
+        return self.decay, self.threshold, 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_2d, group_size = self._flatten(x)
+        """``x: (T, B, *features)`` -> spikes of the same shape, dtype and strides."""
+        x = self._layout(x)
+        decay, threshold, group_size = self._params(x)
         spikes, self.v, v_seq = self.FUNCTION.call(
-            x_2d,
-            self._initial(self.v, x_2d),
-            self.decay,
-            self.threshold,
+            x,
+            self._initial(self.v, x),
+            decay,
+            threshold,
             self._alpha,
             *self._switches,
             group_size,
             self.stateful,
         )
-        return self._finish(x, spikes, v_seq)
+        return self._finish(spikes, v_seq)
 
 
 class LIF(_LIFFamily):
@@ -201,15 +229,26 @@ class PLIF(_LIFFamily):
         self.decay = nn.Parameter(torch.full((n_neurons,), float(init_decay)))
         self.threshold = nn.Parameter(torch.full((n_neurons,), float(init_threshold)))
 
-    def _group_size(self, features: tuple[int, ...]) -> int:
+    @property
+    def _per_neuron_params(self) -> bool:
+        return not self.per_channel
+
+    def _check_features(self, features: tuple[int, ...]) -> None:
         if not self.per_channel:
-            return super()._group_size(features)
+            return super()._check_features(features)
         if not features or features[0] != self.n_neurons:
             raise ValueError(
                 f"per-channel PLIF expects input (T, B, C, ...) with C = n_neurons = "
                 f"{self.n_neurons}, got features {features}"
             )
-        return math.prod(features[1:])
+
+    def _params(self, x: torch.Tensor) -> tuple[object, object, int]:
+        if not self.per_channel:
+            order = self._in_memory_order
+            return order(self.decay, x), order(self.threshold, x), 1
+        # Channel of the neuron at memory position m: (m // stride_C) % C, in any layout.
+        group_size = x.stride(2) if self.n_neurons > 1 else 1
+        return self.decay, self.threshold, group_size
 
     def extra_repr(self) -> str:
         return f"{self.n_neurons}, per_channel={self.per_channel}"
@@ -264,24 +303,28 @@ class ALIF(_Neuron):
         if self.a is not None:
             self.a = self.a.detach()
 
+    _per_neuron_params = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_2d, group_size = self._flatten(x)
+        """``x: (T, B, *features)`` -> spikes of the same shape, dtype and strides."""
+        x = self._layout(x)
+        order = self._in_memory_order
         spikes, self.v, self.a, v_seq, a_seq = ALIFSubFunction.call(
-            x_2d,
-            self._initial(self.v, x_2d),
-            self._initial(self.a, x_2d),
-            self.decay_v,
-            self.decay_a,
-            self.threshold,
-            self.beta,
+            x,
+            self._initial(self.v, x),
+            self._initial(self.a, x),
+            order(self.decay_v, x),
+            order(self.decay_a, x),
+            order(self.threshold, x),
+            order(self.beta, x),
             self._alpha,
             *self._switches,
-            group_size,
+            1,
             self.stateful,
         )
         if self.store_traces:
-            self.a_seq = a_seq.view(x.shape)
-        return self._finish(x, spikes, v_seq)
+            self.a_seq = a_seq
+        return self._finish(spikes, v_seq)
 
     def extra_repr(self) -> str:
         return f"{self.n_neurons}"

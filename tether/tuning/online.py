@@ -11,17 +11,18 @@ from collections.abc import Callable
 import torch
 import triton.testing
 
-from tether.functional import core
+from tether.functional import plans
 from tether.neurons import NEURONS
+from tether.reference import NeuronOutput
 from tether.tuning.space import KernelConfig, config_space, default_config, training_forward_config
 
 ONLINE_CANDIDATES = 16
 Call = Callable[[], object]
 
 
-def op_spec(op: str) -> core.NeuronSpec:
+def op_spec(op: str) -> plans.NeuronSpec:
     """The path the benchmark and the tuner time: no traces, no final state."""
-    return core.NeuronSpec(op, NEURONS[op].adaptive, store_traces=False, store_final=False)
+    return plans.NeuronSpec(op, NEURONS[op].adaptive, store_traces=False, store_state=False)
 
 
 def kernel_calls(
@@ -39,24 +40,24 @@ def kernel_calls(
     spec = op_spec(op)
     x = x.detach()
     params = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
-    n_params = core.vector_length(params)
+    n_params = plans.vector_length(params)
     if direction == "fwd":
 
         def forward():
-            return core.launch_forward(spec, x, None, None, params, n_params, config, False)
+            return plans.launch_forward(spec, x, None, None, params, n_params, config, False)
 
         return forward, None, lambda: (forward()[0].spikes, None)
     train_config = training_forward_config(config)
 
     def train_forward():
-        return core.launch_forward(spec, x, None, None, params, n_params, train_config, True)
+        return plans.launch_forward(spec, x, None, None, params, n_params, train_config, True)
 
     out, saved = train_forward()
     param_grads = {name: isinstance(value, torch.Tensor) for name, value in params.items()}
-    grads = core.NeuronOutput(grad, None, None, None, None)
+    grads = NeuronOutput(grad, None, None, None, None)
 
     def backward():
-        return core.launch_backward(
+        return plans.launch_backward(
             spec, x, saved, params, 2.0, n_params, param_grads, grads, config
         )
 

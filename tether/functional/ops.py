@@ -1,0 +1,352 @@
+"""The neuron ops ``tether::neuron_fwd`` and ``tether::neuron_bwd`` and their implementations.
+
+``neuron_forward`` / ``neuron_backward`` run the Triton kernels on CUDA tensors (and on CPU
+tensors under ``TRITON_INTERPRET=1``) and the eager reference elsewhere (and for float64).
+The autograd Functions call them directly in eager mode, which costs no dispatcher time;
+under ``torch.compile``, ``torch.export`` or any other tracing they call the same code
+registered as ``torch.library`` custom ops, with fake implementations giving the output
+shapes and strides, so a model with neurons traces into one graph.
+
+Layout: a sequence ``x: (T, *F)`` must be dense with T outermost (contiguous, channels_last
+activations viewed as ``(T, B, C, H, W)``, any permutation of the dims after T); the
+kernels see the ``(T, N)`` view of its memory (``plans.steps``), so neuron ``n`` is the
+``n``-th element of a step in memory order. Outputs take x's strides and states
+``x[0]``'s, so nothing is copied; a state or gradient in another layout is copied into x's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from tether.functional.plans import (
+    GRAD_NAMES,
+    STATE_PARAMS,
+    NeuronSpec,
+    Plan,
+    Saved,
+    allocate_backward,
+    allocate_forward,
+    backward_plan,
+    flat,
+    flat_outputs,
+    forward_plan,
+    kernel_alpha,
+    kernel_values,
+    reduce_param_grads,
+    run_backward,
+    run_forward,
+    steps,
+    vector_length,
+)
+from tether.kernels import INTERPRET
+from tether.reference import NeuronOutput, neuron_reference
+from tether.tuning import table
+from tether.tuning.space import PACK_DTYPES, KernelConfig
+
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+Maybe = torch.Tensor | None
+# Plans by everything a plan and its binary depend on: one dict lookup per call. A plan
+# keeps its binary, so the key fixes every argument's class (outputs are fresh, aligned).
+_PLANS: dict[tuple, Plan] = {}
+
+
+def uses_kernels(x: torch.Tensor) -> bool:
+    """CUDA tensors, or CPU tensors under the interpreter, in a kernel dtype."""
+    on_kernel_device = x.is_cuda or (INTERPRET and x.device.type == "cpu")
+    return on_kernel_device and x.dtype in KERNEL_DTYPES
+
+
+def is_dense_steps(x: torch.Tensor) -> bool:
+    """Whether ``x: (T, *F)`` is dense in memory with T outermost (some order of F)."""
+    expected = 1
+    dims = sorted((st, sz) for sz, st in zip(x.shape[1:], x.stride()[1:]) if sz != 1)
+    for stride, size in dims:
+        if stride != expected:
+            return False
+        expected *= size
+    return x.shape[0] == 1 or x.stride(0) == expected
+
+
+def _same_layout(t: torch.Tensor, like: torch.Tensor) -> bool:
+    return t.shape == like.shape and all(
+        a == b for a, b, size in zip(t.stride(), like.stride(), like.shape) if size != 1
+    )
+
+
+def as_layout(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t`` with ``like``'s strides: itself if it has them, else a copy."""
+    if _same_layout(t, like):
+        return t
+    return torch.empty_like(like, dtype=t.dtype).copy_(t)
+
+
+def _static_class(value: object) -> object:
+    """What a cached plan and binary depend on in one input: a tensor's dtype, device, whether
+    it has one element and whether its address is 16-byte aligned; else the type."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype, value.device, value.numel() == 1, value.data_ptr() % 16 == 0
+    return type(value)
+
+
+def present(spec: NeuronSpec, training: bool, kernels: bool) -> tuple[bool, ...]:
+    """Which of the forward's eight outputs exist: spikes, v_final, a_final, h_seq, a_seq,
+    packed, ckpt_v, ckpt_a (the op returns empty tensors for the others)."""
+    saving = training and kernels
+    final, traces = spec.store_state, spec.store_traces
+    adaptive = spec.adaptive
+    return (True, final, final and adaptive, traces, traces and adaptive, saving, saving,
+            saving and adaptive)  # fmt: skip
+
+
+def _params(tensors: list[Maybe], floats: list[float]) -> dict[str, torch.Tensor | float]:
+    return {n: f if t is None else t for n, t, f in zip(STATE_PARAMS, tensors, floats)}
+
+
+def _training_config(spec: NeuronSpec, x: torch.Tensor) -> tuple[KernelConfig, KernelConfig]:
+    n_steps, n_neurons = x.shape[0], x[0].numel()
+    return table.select_training_configs(spec.op, x.dtype, n_steps, n_neurons, x.device)
+
+
+def _reference(spec: NeuronSpec, x2, v2, a2, params: dict, alpha) -> NeuronOutput:
+    """The eager definition over the flat views ``x2: (T, N)``, ``v2, a2: (N,)``."""
+    return neuron_reference(
+        x2, v2, params["decay_v"], params["threshold"], alpha, spec.surrogate_type,
+        spec.soft_reset, spec.detach_reset, spec.group_size, adaptive=spec.adaptive,
+        a_init=a2, decay_a=params["decay_a"], beta=params["beta"],
+    )  # fmt: skip
+
+
+def neuron_forward(
+    x: torch.Tensor,
+    v_init: Maybe,
+    a_init: Maybe,
+    tensors: list[Maybe],
+    floats: list[float],
+    spec: NeuronSpec,
+    training: bool,
+) -> tuple[Maybe, ...]:
+    """The forward over ``x: (T, *F)`` (dense, T outermost); ``tensors``/``floats``: the four
+    state parameters (``STATE_PARAMS``), a tensor or else the float. Returns the eight
+    outputs of ``present`` (None where absent)."""
+    flat_state = [None if s is None else flat(as_layout(s, x[0])) for s in (v_init, a_init)]
+    params = _params(tensors, floats)
+    if not uses_kernels(x):
+        out, _ = allocate_forward(spec, x, None, False)
+        with torch.no_grad():
+            ref = _reference(spec, steps(x), *flat_state, params, 1.0)
+        for mine, theirs in zip(flat_outputs(out), ref):
+            if mine is not None:
+                mine.copy_(theirs)
+        return (*out, None, None, None)
+    values = kernel_values(params)
+    n_params = vector_length(values)
+    x2 = steps(x)
+    untuned = table.is_untuned()
+    classes = map(_static_class, (x2, *flat_state, *values.values()))
+    key = ("fwd", spec, training, untuned, *x2.shape, n_params, *classes)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if training:
+            config = _training_config(spec, x)[0]
+        else:
+            config = table.select_config(spec.op, "fwd", x.dtype, *x2.shape, x.device)
+        has_state = (s is not None for s in flat_state)
+        plan = _PLANS[key] = forward_plan(spec, x2, *has_state, values, config, training)
+    out, saved = allocate_forward(spec, x, plan.config, training)
+    outputs = flat_outputs(out)
+    run_forward(spec, x2, *flat_state, values, n_params, plan, outputs, saved, cached=True)
+    return (*out, *(saved or (None, None, None)))
+
+
+def _saved_layout(config: KernelConfig, n_steps: int, packed, ckpt_v) -> KernelConfig:
+    """``config`` with the chunk and packing width that the forward saved in (the same
+    unless the table changed between forward and backward, e.g. ``table.untuned()``)."""
+    pack_bits = next(b for b, d in PACK_DTYPES.items() if d == packed.dtype)
+    chunk = config.chunk
+    while -(-n_steps // chunk) > ckpt_v.shape[0]:
+        chunk *= 2
+    while chunk > 1 and -(-n_steps // (chunk // 2)) == ckpt_v.shape[0]:
+        chunk //= 2
+    if (chunk, pack_bits) == (config.chunk, config.pack_bits):
+        return config
+    return dataclasses.replace(config, chunk=chunk, pack_bits=pack_bits)
+
+
+def neuron_backward(
+    grads: list[Maybe],
+    x: torch.Tensor,
+    v_init: Maybe,
+    a_init: Maybe,
+    saved: list[Maybe],
+    tensors: list[Maybe],
+    floats: list[float],
+    alpha: torch.Tensor | float,
+    spec: NeuronSpec,
+    needs: list[bool],
+) -> tuple[Maybe, Maybe, Maybe, list[torch.Tensor]]:
+    """The backward: ``grads`` of the five outputs (None where unused), the forward's inputs
+    and ``saved`` (packed, ckpt_v, ckpt_a). ``needs``: x, v_init, a_init, then
+    ``GRAD_NAMES``. Returns grad_x, grad_v_init, grad_a_init (None where not needed) and one
+    gradient per needed parameter in ``GRAD_NAMES`` order."""
+    names = tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
+    likes = (x, x[0], x[0], x, x)
+    grads = [None if g is None else as_layout(g, like) for g, like in zip(grads, likes)]
+    params = _params(tensors, floats)
+    if not uses_kernels(x):
+        return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
+    grad_out = flat_outputs(NeuronOutput(*grads))
+    values, k_alpha = kernel_values(params), kernel_alpha(alpha)
+    n_params = vector_length(values)
+    x2 = steps(x)
+    packed, ckpt_v, ckpt_a = saved
+    config = _saved_layout(_training_config(spec, x)[1], x2.shape[0], packed, ckpt_v)
+    classes = map(_static_class, (x2, *values.values(), k_alpha, *grad_out))
+    key = ("bwd", spec, config, *x2.shape, n_params, names, *classes)
+    plan = _PLANS.get(key)
+    if plan is None:
+        is_tensor = isinstance(k_alpha, torch.Tensor)
+        plan = _PLANS[key] = backward_plan(spec, x2, values, is_tensor, names, grad_out, config)
+    grad_x, grad_v, grad_a, rows = allocate_backward(spec, x, len(names))
+    views = (steps(grad_x), flat(grad_v), None if grad_a is None else flat(grad_a), rows)
+    saved = Saved(packed, ckpt_v, ckpt_a)
+    run_backward(spec, x2, saved, values, k_alpha, n_params, grad_out, views, plan, cached=True)
+    learned = {n: alpha if n == "alpha" else params[n] for n in names}
+    param_grads = reduce_param_grads(rows, learned, n_params, spec.group_size)
+    return (
+        grad_x if needs[0] else None,
+        grad_v.to(v_init.dtype) if needs[1] else None,
+        grad_a.to(a_init.dtype) if needs[2] else None,
+        [param_grads[n] for n in names],
+    )
+
+
+def _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names):
+    """Differentiate the reference forward with ``torch.func.vjp`` (it recomputes: no graph
+    is kept between forward and backward, so backward can run any number of times, and it
+    works inside the custom op, where autograd does not record)."""
+    inputs = {"x": steps(x), "v_init": v_init, "a_init": a_init, **params, "alpha": alpha}
+    inputs["v_init"] = None if v_init is None else flat(as_layout(v_init, x[0]))
+    inputs["a_init"] = None if a_init is None else flat(as_layout(a_init, x[0]))
+    wanted = dict(zip(("x", "v_init", "a_init", *GRAD_NAMES), needs))
+    diff = [n for n, v in inputs.items() if isinstance(v, torch.Tensor) and wanted[n]]
+    flat_grads = flat_outputs(NeuronOutput(*grads))
+    used = [i for i, g in enumerate(flat_grads) if g is not None]
+
+    def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        given = {**inputs, **dict(zip(diff, values))}
+        out = _reference(spec, given["x"], given["v_init"], given["a_init"], given,
+                         given["alpha"])  # fmt: skip
+        return tuple(out[i] for i in used)
+
+    found = dict.fromkeys(diff)
+    if diff and used:
+        _, vjp = torch.func.vjp(outputs, *(inputs[n] for n in diff))
+        found = dict(zip(diff, vjp(tuple(flat_grads[i] for i in used))))
+
+    def laid_out(name: str, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The gradient of a flat leaf, in ``like``'s shape and layout (zeros if unused)."""
+        out = torch.empty_like(like, dtype=dtype)
+        if found[name] is None:
+            return out.zero_()
+        (steps(out) if like.ndim == x.ndim else flat(out)).copy_(found[name])
+        return out
+
+    grad_x = laid_out("x", x, x.dtype) if needs[0] else None
+    grad_v = laid_out("v_init", x[0], v_init.dtype) if needs[1] else None
+    grad_a = laid_out("a_init", x[0], a_init.dtype) if needs[2] else None
+    by_name = {**params, "alpha": alpha}
+    param_grads = [torch.zeros_like(by_name[n]) if found[n] is None else found[n] for n in names]
+    return grad_x, grad_v, grad_a, param_grads
+
+
+# --- the same code as torch.library custom ops, for tracing -------------------------------
+
+
+def spec_ints(spec: NeuronSpec) -> list[int]:
+    """A spec's fields after ``op`` as the ints an op takes."""
+    return [int(v) for v in spec[1:]]
+
+
+def _spec(op: str, ints: list[int]) -> NeuronSpec:
+    adaptive, surrogate, soft, detach, traces, group_size, state = ints
+    return NeuronSpec(op, bool(adaptive), surrogate, bool(soft), bool(detach), bool(traces),
+                      group_size, bool(state))  # fmt: skip
+
+
+def _filled(outputs, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Absent outputs as empty tensors (an op returns tensors only)."""
+    return tuple(x.new_empty(0) if t is None else t for t in outputs)
+
+
+T8 = tuple[(torch.Tensor,) * 8]  # the forward op's outputs (see ``present``)
+
+
+@torch.library.custom_op("tether::neuron_fwd", mutates_args=())
+def neuron_fwd(
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    tensors: list[torch.Tensor | None],
+    floats: list[float],
+    spec: list[int],
+    op: str,
+    training: bool,
+) -> T8:
+    """``neuron_forward`` as an op; ``spec``: the ints of ``NeuronSpec`` after ``op``."""
+    nspec = _spec(op, spec)
+    return _filled(neuron_forward(x, v_init, a_init, tensors, floats, nspec, training), x)
+
+
+@neuron_fwd.register_fake
+def _(x, v_init, a_init, tensors, floats, spec, op, training):
+    nspec = _spec(op, spec)
+    saving = training and uses_kernels(x)
+    config = _training_config(nspec, x)[0] if saving else None
+    out, saved = allocate_forward(nspec, x, config, saving)
+    return _filled((*out, *(saved or (None, None, None))), x)
+
+
+@torch.library.custom_op("tether::neuron_bwd", mutates_args=())
+def neuron_bwd(
+    grads: list[torch.Tensor | None],
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    saved: list[torch.Tensor | None],
+    tensors: list[torch.Tensor | None],
+    floats: list[float],
+    alpha_tensor: torch.Tensor | None,
+    alpha_float: float,
+    spec: list[int],
+    op: str,
+    needs: list[bool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """``neuron_backward`` as an op (absent gradients as empty tensors)."""
+    nspec = _spec(op, spec)
+    alpha = alpha_float if alpha_tensor is None else alpha_tensor
+    saved = [None if s is None or s.numel() == 0 else s for s in saved]
+    grad_x, grad_v, grad_a, params = neuron_backward(
+        grads, x, v_init, a_init, saved, tensors, floats, alpha, nspec, needs
+    )
+    # One-neuron-per-entry gradients are rows of one tensor: an op's outputs may not alias.
+    params = [p.clone() if p._base is not None else p for p in params]
+    return (*_filled((grad_x, grad_v, grad_a), x), params)
+
+
+@neuron_bwd.register_fake
+def _(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor, alpha_float, spec, op,
+      needs):  # fmt: skip
+    def like(state: Maybe, need: bool) -> torch.Tensor:
+        return torch.empty_like(x[0], dtype=state.dtype) if need else x.new_empty(0)
+
+    learned = [*tensors, alpha_tensor]
+    names = [n for n, need in zip(GRAD_NAMES, needs[3:]) if need]
+    params = [learned[GRAD_NAMES.index(n)] for n in names]
+    return (
+        torch.empty_like(x) if needs[0] else x.new_empty(0),
+        like(v_init, needs[1]),
+        like(a_init, needs[2]),
+        [p.new_empty(p.shape) for p in params],
+    )

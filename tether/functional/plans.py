@@ -1,0 +1,411 @@
+"""Kernel launches with an explicit config: plans, argument building and the saved layout.
+
+A call's static facts (shapes, dtypes, parameter kinds, switches) fix its ``Plan``: the
+config, grid, constexprs and, once launched, the compiled binary. ``ops`` caches plans per
+distinct call; the tuner calls ``launch_forward``/``launch_backward`` with each config.
+Kernel arguments are built by name and ordered by the kernel's own signature.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import torch
+
+from tether.kernels import neuron_bwd_kernel, neuron_fwd_kernel
+from tether.kernels.launch import Launcher
+from tether.reference import NeuronOutput
+from tether.tuning.space import PACK_DTYPES, KernelConfig
+
+STATE_PARAMS = ("decay_v", "threshold", "decay_a", "beta")
+GRAD_NAMES = (*STATE_PARAMS, "alpha")  # parameters that can take a gradient, in row order
+Param = torch.Tensor | float
+
+
+class NeuronSpec(NamedTuple):
+    """The static choices of one call (compile-time switches of the kernels). A named tuple:
+    it is part of the per-call cache keys, and tuples hash and compare in C."""
+
+    op: str  # "lif" | "plif" | "alif": the winners-table key
+    adaptive: bool
+    surrogate_type: int = 0
+    soft_reset: bool = False
+    detach_reset: bool = True
+    store_traces: bool = True
+    group_size: int = 1
+    store_state: bool = True  # write v_final (and a_final); off when the caller drops them
+
+
+class Plan(NamedTuple):
+    """What the static facts of a call fix, computed once per distinct call."""
+
+    config: KernelConfig
+    grid: int
+    constexprs: dict[str, object]
+    strides: dict[str, int]  # "<param>_stride" of the four state parameters: 0 = shared
+    binaries: dict  # the launcher's compiled kernel for this plan, by device
+
+
+class Saved(NamedTuple):
+    """What the training forward keeps for the backward."""
+
+    packed: torch.Tensor  # (ceil(T / pack_bits), N) int8|int16|int32
+    ckpt_v: torch.Tensor  # (ceil(T / chunk), N) float32
+    ckpt_a: torch.Tensor | None
+
+
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division on the host (``triton.cdiv`` is a JIT callable: ~9 us a call)."""
+    return -(-a // b)
+
+
+def saved_shapes(n_steps: int, n_neurons: int, config: KernelConfig) -> tuple[tuple, tuple]:
+    """Shapes of the packed spikes and of each checkpoint tensor for ``config``."""
+    return (cdiv(n_steps, config.pack_bits), n_neurons), (cdiv(n_steps, config.chunk), n_neurons)
+
+
+def kernel_values(params: dict[str, Param]) -> dict[str, torch.Tensor | float]:
+    """The four state parameters as kernel arguments: flat contiguous tensors or floats;
+    absent ones are 0.0."""
+    values = {}
+    for name in STATE_PARAMS:
+        value = params.get(name, 0.0)
+        if isinstance(value, torch.Tensor):
+            values[name] = (value if value.ndim == 1 else value.reshape(-1)).contiguous()
+        else:
+            values[name] = float(value)
+    return values
+
+
+def vector_length(params: dict[str, Param]) -> int:
+    """P: the length of the vector parameters (1 when all are scalars)."""
+    return max((p.numel() for p in params.values() if isinstance(p, torch.Tensor)), default=1)
+
+
+def _param_switches(values: dict[str, object]) -> tuple[dict[str, int], dict[str, bool]]:
+    """The parameters' strides (0: one value for all neurons) and ``*_IS_TENSOR`` constexprs."""
+    strides = {
+        f"{n}_stride": int(isinstance(v, torch.Tensor) and v.numel() > 1) for n, v in values.items()
+    }
+    is_tensor = {f"{n.upper()}_IS_TENSOR": isinstance(v, torch.Tensor) for n, v in values.items()}
+    return strides, is_tensor
+
+
+@functools.cache
+def _arg_names(kernel, constexpr: bool) -> tuple[str, ...]:
+    """The kernel's constexpr (or runtime) arguments, in signature order (``kernel.fn``'s
+    annotations: the compiled and the interpreted kernel both have them)."""
+    hints = kernel.fn.__annotations__
+    return tuple(n for n in kernel.arg_names if ("constexpr" in str(hints.get(n))) == constexpr)
+
+
+def _constexpr_order(kernel, constexprs: dict[str, object]) -> dict[str, object]:
+    """``constexprs`` in the kernel's signature order (the launcher passes them by position)."""
+    names = _arg_names(kernel, True)
+    missing = set(names) ^ set(constexprs)
+    if missing:
+        raise ValueError(f"constexprs differ from the kernel's: {sorted(missing)}")
+    return {name: constexprs[name] for name in names}
+
+
+_launch_fwd = Launcher(neuron_fwd_kernel)
+_launch_bwd = Launcher(neuron_bwd_kernel)
+
+
+def _launch(launcher: Launcher, plan: Plan, named: dict[str, object], cached: bool) -> None:
+    """Launch with the runtime arguments ``named`` (unused pointers may be None: any tensor
+    argument stands in, never read)."""
+    x = named["x_ptr"]
+    args = tuple(x if (v := named[n]) is None else v for n in _arg_names(launcher.kernel, False))
+    config = plan.config
+    binaries = plan.binaries if cached else None
+    launcher(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
+
+
+def forward_plan(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    has_v_init: bool,
+    has_a_init: bool,
+    values: dict[str, object],
+    config: KernelConfig,
+    save_for_backward: bool,
+) -> Plan:
+    """The plan of a forward over ``x: (T, N)``."""
+    strides, is_tensor = _param_switches(values)
+    constexprs = {
+        **is_tensor,
+        "ADAPTIVE": spec.adaptive,
+        "SOFT_RESET": spec.soft_reset,
+        "HAS_V_INIT": has_v_init,
+        "HAS_A_INIT": has_a_init,
+        "STORE_H": spec.store_traces,
+        "STORE_A": spec.store_traces and spec.adaptive,
+        "SAVE_FOR_BACKWARD": save_for_backward,
+        "STORE_FINAL": spec.store_state,
+        "EVEN_STEPS": x.shape[0] % config.chunk == 0,
+        "BLOCK": config.block,
+        "CHUNK": config.chunk,
+        "PACK_BITS": config.pack_bits,
+    }
+    constexprs = _constexpr_order(neuron_fwd_kernel, constexprs)
+    return Plan(config, cdiv(x.shape[1], config.block), constexprs, strides, {})
+
+
+def run_forward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    values: dict[str, object],
+    n_params: int,
+    plan: Plan,
+    outputs: NeuronOutput,
+    saved: Saved | None,
+    cached: bool = False,
+) -> None:
+    """Launch the forward over ``x: (T, N)`` into ``outputs`` (and ``saved`` in training),
+    all flat ``(T, N)`` / ``(N,)`` views. ``cached``: the plan's calls share one binary."""
+    n_steps, n_neurons = x.shape
+    named = {
+        "x_ptr": x,
+        "spikes_ptr": outputs.spikes,
+        "h_seq_ptr": outputs.h_seq,
+        "a_seq_ptr": outputs.a_seq,
+        "v_init_ptr": v_init,
+        "a_init_ptr": a_init,
+        "v_final_ptr": outputs.v_final,
+        "a_final_ptr": outputs.a_final,
+        "packed_ptr": saved and saved.packed,
+        "ckpt_v_ptr": saved and saved.ckpt_v,
+        "ckpt_a_ptr": saved and saved.ckpt_a,
+        **values,
+        **plan.strides,
+        "n_steps": n_steps,
+        "n_neurons": n_neurons,
+        "group_size": spec.group_size,
+        "n_params": n_params,
+    }
+    _launch(_launch_fwd, plan, named, cached)
+
+
+def steps(t: torch.Tensor) -> torch.Tensor:
+    """``t: (T, *F)``, dense with T outermost, as the ``(T, N)`` view of its memory: neuron
+    ``n`` is the ``n``-th element of a step in memory order (what the kernels index)."""
+    n = t[0].numel()
+    return t.as_strided((t.shape[0], n), (n, 1))
+
+
+def flat(t: torch.Tensor) -> torch.Tensor:
+    """A dense state ``t: F`` as the ``(N,)`` view of its memory."""
+    return t.as_strided((t.numel(),), (1,))
+
+
+def allocate_forward(
+    spec: NeuronSpec, x: torch.Tensor, config: KernelConfig | None, save_for_backward: bool
+) -> tuple[NeuronOutput, Saved | None]:
+    """Outputs of a forward over ``x: (T, *F)`` dense with T outermost, in x's layout:
+    sequences like x, final states like ``x[0]`` in float32 (float64 for float64 x).
+    ``config`` fixes the saved layout in training (None: nothing saved)."""
+    state_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    step = x[0]
+
+    def state(present: bool) -> torch.Tensor | None:
+        return torch.empty_like(step, dtype=state_dtype) if present else None
+
+    out = NeuronOutput(
+        spikes=torch.empty_like(x),
+        v_final=state(spec.store_state),
+        a_final=state(spec.store_state and spec.adaptive),
+        h_seq=torch.empty_like(x) if spec.store_traces else None,
+        a_seq=torch.empty_like(x) if spec.store_traces and spec.adaptive else None,
+    )
+    saved = None
+    if save_for_backward:
+        packed, ckpt = saved_shapes(x.shape[0], step.numel(), config)
+        saved = Saved(
+            x.new_empty(packed, dtype=PACK_DTYPES[config.pack_bits]),
+            x.new_empty(ckpt, dtype=torch.float32),
+            x.new_empty(ckpt, dtype=torch.float32) if spec.adaptive else None,
+        )
+    return out, saved
+
+
+def flat_outputs(out: NeuronOutput) -> NeuronOutput:
+    """The kernel's views of forward outputs: ``(T, N)`` sequences, ``(N,)`` states."""
+
+    def view(t: torch.Tensor | None, sequence: bool) -> torch.Tensor | None:
+        return None if t is None else steps(t) if sequence else flat(t)
+
+    spikes, v_final, a_final, h_seq, a_seq = out
+    return NeuronOutput(
+        view(spikes, True),
+        view(v_final, False),
+        view(a_final, False),
+        view(h_seq, True),
+        view(a_seq, True),
+    )
+
+
+def launch_forward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    v_init: torch.Tensor | None,
+    a_init: torch.Tensor | None,
+    params: dict[str, Param],
+    n_params: int,
+    config: KernelConfig,
+    save_for_backward: bool,
+) -> tuple[NeuronOutput, Saved | None]:
+    """Run the forward kernel with an explicit config on ``x: (T, N)`` contiguous (what the
+    tuner times); ``config.chunk`` and ``config.pack_bits`` fix the saved layout that the
+    backward must be launched with."""
+    values = kernel_values(params)
+    has_a = a_init is not None
+    plan = forward_plan(spec, x, v_init is not None, has_a, values, config, save_for_backward)
+    out, saved = allocate_forward(spec, x, config, save_for_backward)
+    run_forward(spec, x, v_init, a_init, values, n_params, plan, flat_outputs(out), saved)
+    return out, saved
+
+
+def backward_plan(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    values: dict[str, object],
+    alpha_is_tensor: bool,
+    grad_names: tuple[str, ...],
+    grad_out: NeuronOutput,
+    config: KernelConfig,
+) -> Plan:
+    """The plan of a backward over ``x: (T, N)``; ``grad_names`` get one row each."""
+    strides, is_tensor = _param_switches(values)
+    rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
+    constexprs = {
+        **is_tensor,
+        "ALPHA_IS_TENSOR": alpha_is_tensor,
+        "ADAPTIVE": spec.adaptive,
+        "SOFT_RESET": spec.soft_reset,
+        "DETACH_RESET": spec.detach_reset,
+        "SURROGATE": spec.surrogate_type,
+        "HAS_GRAD_SPIKES": grad_out.spikes is not None,
+        "HAS_GRAD_H": grad_out.h_seq is not None,
+        "HAS_GRAD_A_SEQ": grad_out.a_seq is not None,
+        "HAS_GRAD_V_FINAL": grad_out.v_final is not None,
+        "HAS_GRAD_A_FINAL": grad_out.a_final is not None,
+        **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
+        "BLOCK": config.block,
+        "CHUNK": config.chunk,
+        "PACK_BITS": config.pack_bits,
+    }
+    constexprs = _constexpr_order(neuron_bwd_kernel, constexprs)
+    return Plan(config, cdiv(x.shape[1], config.block), constexprs, strides, {})
+
+
+def allocate_backward(
+    spec: NeuronSpec, x: torch.Tensor, n_rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
+    the per-neuron parameter gradient rows ``(max(n_rows, 1), N)`` float32."""
+    grad_v_init = torch.empty_like(x[0], dtype=torch.float32)
+    grad_a_init = torch.empty_like(grad_v_init) if spec.adaptive else None
+    rows = x.new_empty((max(n_rows, 1), x[0].numel()), dtype=torch.float32)
+    return torch.empty_like(x), grad_v_init, grad_a_init, rows
+
+
+def run_backward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    saved: Saved,
+    values: dict[str, object],
+    alpha: torch.Tensor | float,
+    n_params: int,
+    grad_out: NeuronOutput,
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
+    plan: Plan,
+    cached: bool = False,
+) -> None:
+    """Launch the backward over ``x: (T, N)`` and the flat ``(T, N)`` / ``(N,)`` views
+    ``grad_out`` into ``grads`` (``allocate_backward``'s, as flat views). ``cached``: the
+    plan's calls share one binary."""
+    n_steps, n_neurons = x.shape
+    grad_x, grad_v_init, grad_a_init, grad_params = grads
+    named = {
+        "x_ptr": x,
+        "packed_ptr": saved.packed,
+        "ckpt_v_ptr": saved.ckpt_v,
+        "ckpt_a_ptr": saved.ckpt_a,
+        "grad_spikes_ptr": grad_out.spikes,
+        "grad_h_ptr": grad_out.h_seq,
+        "grad_a_seq_ptr": grad_out.a_seq,
+        "grad_v_final_ptr": grad_out.v_final,
+        "grad_a_final_ptr": grad_out.a_final,
+        "grad_x_ptr": grad_x,
+        "grad_v_init_ptr": grad_v_init,
+        "grad_a_init_ptr": grad_a_init,
+        "grad_params_ptr": grad_params,
+        **values,
+        "alpha": alpha,
+        **plan.strides,
+        "n_steps": n_steps,
+        "n_neurons": n_neurons,
+        "group_size": spec.group_size,
+        "n_params": n_params,
+    }
+    _launch(_launch_bwd, plan, named, cached)
+
+
+def kernel_alpha(alpha: Param) -> torch.Tensor | float:
+    return alpha.reshape(-1) if isinstance(alpha, torch.Tensor) else float(alpha)
+
+
+def launch_backward(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    saved: Saved,
+    params: dict[str, Param],
+    alpha: Param,
+    n_params: int,
+    needs_param_grad: dict[str, bool],
+    grad_out: NeuronOutput,
+    config: KernelConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """Run the backward kernel with an explicit config. ``grad_out`` holds the gradients of
+    the forward's outputs (None where unused). Returns grad_x, grad_v_init, grad_a_init and,
+    for each parameter in ``needs_param_grad``, its per-neuron gradient summed over time:
+    (N,) float32."""
+    values, alpha = kernel_values(params), kernel_alpha(alpha)
+    grad_out = NeuronOutput(*(None if g is None else g.contiguous() for g in grad_out))
+    names = tuple(n for n in GRAD_NAMES if needs_param_grad.get(n))
+    is_tensor = isinstance(alpha, torch.Tensor)
+    plan = backward_plan(spec, x, values, is_tensor, names, grad_out, config)
+    grads = allocate_backward(spec, x, len(names))
+    run_backward(spec, x, saved, values, alpha, n_params, grad_out, grads, plan)
+    *grads, rows = grads
+    return (*grads, {name: rows[i] for i, name in enumerate(names)})
+
+
+def reduce_param_grads(
+    rows: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    n_params: int,
+    group_size: int,
+) -> dict[str, torch.Tensor]:
+    """Sum per-neuron gradients ``rows: (R, N)``, one row per entry of ``params`` (in
+    order), into each parameter's shape, deterministically, in one reduction: neuron
+    ``n`` belongs to entry ``(n // group_size) % n_params`` of a vector parameter."""
+    if not params:
+        return {}
+    rows = rows[: len(params)]
+    if group_size == 1 and n_params == rows.shape[1]:
+        totals = rows  # one neuron per entry: nothing to sum
+    else:
+        totals = rows.view(len(params), -1, n_params, group_size).sum(dim=(1, 3))
+    grads = {}
+    for total, (name, param) in zip(totals.unbind(), params.items()):
+        if param.numel() != n_params:  # a one-element parameter beside vectors
+            total = total.sum()
+        if total.shape != param.shape:
+            total = total.reshape(param.shape)
+        grads[name] = total if total.dtype == param.dtype else total.to(param.dtype)
+    return grads
