@@ -10,11 +10,13 @@ import pytest
 import torch
 
 import tether
+from tether.neurons import NEURONS
 
+MODULES = [neuron.module for neuron in NEURONS.values()]
 SHAPES = [(16, 4, 256), (32, 8, 1024)]
 
 
-@pytest.mark.parametrize("neuron", ["LIF", "PLIF", "ALIF"])
+@pytest.mark.parametrize("neuron", MODULES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_forward(benchmark, neuron, shape):
     layer = getattr(tether, neuron)(shape[-1])
@@ -28,7 +30,7 @@ def test_forward(benchmark, neuron, shape):
     assert benchmark(forward).shape == x.shape
 
 
-@pytest.mark.parametrize("neuron", ["LIF", "PLIF", "ALIF"])
+@pytest.mark.parametrize("neuron", MODULES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_forward_backward(benchmark, neuron, shape):
     layer = getattr(tether, neuron)(shape[-1])

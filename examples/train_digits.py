@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 import tether
+from tether.neurons import NEURONS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SURROGATES = {"arctan": tether.Arctan, "sigmoid": tether.Sigmoid, "fastsigmoid": tether.FastSigmoid}
@@ -51,7 +52,7 @@ class SpikingMLP(nn.Module):
 
     def __init__(self, config: Config) -> None:
         super().__init__()
-        neuron = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}[config.neuron]
+        neuron = getattr(tether, NEURONS[config.neuron].module)
         surrogate = SURROGATES[config.surrogate]
         self.readout = config.readout
         self.fc1 = nn.Linear(64, config.hidden)
@@ -180,7 +181,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     defaults = Config()
-    parser.add_argument("--neuron", choices=["lif", "plif", "alif"], default=defaults.neuron)
+    parser.add_argument("--neuron", choices=list(NEURONS), default=defaults.neuron)
     parser.add_argument("--surrogate", choices=sorted(SURROGATES), default=defaults.surrogate)
     parser.add_argument("--readout", choices=["membrane", "counts"], default=defaults.readout)
     parser.add_argument("--steps", type=int, default=defaults.n_steps, help="T")

@@ -1,6 +1,6 @@
 """Host time per call on a GPU: ``python scripts/host_time.py TAG [--quick] >> host.csv``.
 
-For LIF, PLIF and ALIF, fwd and fwdbwd, at T=8 x N=1024 (GPU work nil) and two larger shapes,
+For every neuron, fwd and fwdbwd, at T=8 x N=1024 (GPU work nil) and two larger shapes,
 prints one CSV row per (op, mode, shape, impl): the time to enqueue 200 calls (no sync), the
 wall time with the final sync, and ``triton.testing.do_bench``'s median. Run it once per tree
 (``PYTHONPATH=<tree> python scripts/host_time.py <tag>``) to compare two versions of the
@@ -15,11 +15,12 @@ import torch
 import triton
 
 from tether.benchmark.providers import PROVIDERS, Problem
+from tether.neurons import OPS
 
 
 def main(tag: str, quick: bool) -> None:
     device = torch.device("cuda")
-    ops = ("lif", "plif") if quick else ("lif", "plif", "alif")
+    ops = ("lif", "plif") if quick else OPS
     shapes = ((8, 1024), (8, 2**20)) if quick else ((8, 1024), (8, 2**20), (32, 2**20))
     impls = ("tether",) if quick else ("tether", "untuned")
     for op in ops:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from tether.functional import ALIFSubFunction, LIFSubFunction, PLIFSubFunction
-from tether.reference import neuron_reference
+from tether import functional
+from tether.neurons import NEURONS, PARAMS, NeuronDef
+from tether.tolerances import TOLERANCES
 
-# Relative error bound: max|actual - expected| <= tol * max|expected|. Elementwise tensors
-# (spike-independent state, grad_x, grad_v_init) use ELEMENT_TOL; parameter gradients, sums
-# over T*N terms with cancellation, use PARAM_TOL. Low precision: the kernel and the
-# reference both compute in float32 from the same rounded inputs and round their outputs,
-# so they differ by about one unit of the output format.
-ELEMENT_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
-PARAM_TOL = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+STATE_RANGES = {"v": (-0.5, 0.8), "a": (0.0, 1.0)}  # initial states, by state name
 MIN_MARGIN = 1e-5  # |h - theta| below this may round either way: such a case is redrawn
 
 
@@ -33,7 +28,7 @@ class Case:
     """One call of a neuron Function; ``param_mode``: 'float', 'scalar' (0-d tensors),
     'neuron' ((F,) vectors over (T, B*F)) or 'channel' ((C,) vectors, group_size H*W)."""
 
-    neuron: str = "lif"  # lif | plif | alif
+    neuron: str = "lif"  # an op of tether.neurons.NEURONS
     n_steps: int = 33
     batch: int = 2
     features: tuple[int, ...] = (37,)
@@ -46,7 +41,10 @@ class Case:
     with_init: bool = True
     grad_outputs: tuple[str, ...] = ("spikes", "v_final", "h_seq", "a_final", "a_seq")
     seed: int = 0
-    inputs: dict = field(default_factory=dict)
+
+    @property
+    def definition(self) -> NeuronDef:
+        return NEURONS[self.neuron]
 
     @property
     def n_neurons(self) -> int:
@@ -57,6 +55,8 @@ class Case:
         return math.prod(self.features[1:]) if self.param_mode == "channel" else 1
 
     def make_inputs(self, device: torch.device, seed: int) -> dict:
+        """x: (T, N) float64; initial states (N,) (or None); parameters by ``param_mode``
+        from each parameter's test range; alpha."""
         g = torch.Generator().manual_seed(seed)
 
         def rand(*shape, lo=0.0, hi=1.0):
@@ -68,53 +68,34 @@ class Case:
             "neuron": (math.prod(self.features),),
             "channel": (self.features[0],),
         }[self.param_mode]
-
-        def param(lo, hi, default):
-            if n_params is None:
-                return default
-            return rand(*n_params, lo=lo, hi=hi) if n_params else rand(lo=lo, hi=hi)
-
         x = torch.randn(self.n_steps, self.n_neurons, generator=g, dtype=torch.float64)
-        inputs = {
-            "x": (x * 0.6 + 0.3).to(device),
-            "v_init": rand(self.n_neurons, lo=-0.5, hi=0.8) if self.with_init else None,
-            "decay_v": param(0.6, 0.95, 0.9),
-            "threshold": param(0.7, 1.3, 1.0),
-            "alpha": rand(lo=1.5, hi=3.0) if self.trainable_alpha else 2.0,
-        }
-        if self.neuron == "alif":
-            inputs.update(
-                a_init=rand(self.n_neurons, lo=0.0, hi=1.0) if self.with_init else None,
-                decay_a=param(0.5, 0.95, 0.8),
-                beta=param(0.1, 0.6, 0.3),
-            )
+        inputs = {"x": (x * 0.6 + 0.3).to(device)}
+        for state in self.definition.states:
+            lo, hi = STATE_RANGES[state]
+            inputs[f"{state}_init"] = rand(self.n_neurons, lo=lo, hi=hi) if self.with_init else None
+        for name in self.definition.params:
+            lo, hi = PARAMS[name].test
+            inputs[name] = PARAMS[name].value if n_params is None else rand(*n_params, lo=lo, hi=hi)
+        inputs["alpha"] = rand(lo=1.5, hi=3.0) if self.trainable_alpha else 2.0
         return inputs
 
-    def call(self, args: dict):
-        """Run the tether Function on prepared ``args`` (see ``prepare``)."""
-        x = args["x"]
+    def call(self, args: dict) -> dict:
+        """Run the tether Function on prepared ``args`` (see ``prepare``): outputs by name."""
+        neuron = self.definition
+        function = getattr(functional, neuron.function)
         switches = (self.surrogate_type, self.soft_reset, self.detach_reset, True, self.group_size)
-        if self.neuron == "alif":
-            out = ALIFSubFunction.apply(
-                x, args["v_init"], args["a_init"], args["decay_v"], args["decay_a"],
-                args["threshold"], args["beta"], args["alpha"], *switches,
-            )  # fmt: skip
-            return dict(zip(("spikes", "v_final", "a_final", "h_seq", "a_seq"), out))
-        function = PLIFSubFunction if self.neuron == "plif" else LIFSubFunction
-        out = function.apply(
-            x, args["v_init"], args["decay_v"], args["threshold"], args["alpha"], *switches
-        )
-        return dict(zip(("spikes", "v_final", "h_seq"), out))
+        arguments = [args[name] for name in neuron.arguments]
+        out = function.apply(args["x"], *arguments, args["alpha"], *switches)
+        return dict(zip(neuron.outputs, out))
 
     def reference(self, args: dict) -> dict:
         """The eager reference on prepared ``args``."""
-        extra = {}
-        if self.neuron == "alif":
-            extra = dict(adaptive=True, a_init=args["a_init"], decay_a=args["decay_a"],
-                         beta=args["beta"])  # fmt: skip
-        out = neuron_reference(
-            args["x"], args["v_init"], args["decay_v"], args["threshold"], args["alpha"],
-            self.surrogate_type, self.soft_reset, self.detach_reset, self.group_size, **extra,
+        params = {name: args[name] for name in self.definition.params}
+        states = {f"{s}_init": args[f"{s}_init"] for s in self.definition.states}
+        out = self.definition.reference(
+            args["x"], params, args["alpha"], surrogate_type=self.surrogate_type,
+            soft_reset=self.soft_reset, detach_reset=self.detach_reset,
+            group_size=self.group_size, **states,
         )  # fmt: skip
         return {k: v for k, v in out._asdict().items() if v is not None}
 
@@ -152,7 +133,7 @@ def case_theta(case: Case, inputs: dict, ref: dict) -> torch.Tensor:
         return p.double()[(n // case.group_size) % p.numel()]
 
     theta = per_neuron(inputs["threshold"])
-    if case.neuron == "alif":
+    if case.definition.adaptive:
         theta = theta + per_neuron(inputs["beta"]) * ref["a_seq"].double()
     return theta
 
@@ -171,10 +152,10 @@ def check_against_reference(case: Case, device: torch.device) -> None:
     ref = case.reference(ref_in)
     assert out["spikes"].dtype == case.dtype
     assert torch.equal(out["spikes"].cpu().double(), ref["spikes"].cpu().double()), "spikes differ"
-    tol = ELEMENT_TOL[case.dtype]
+    tol = TOLERANCES[case.dtype]
     for name in ("v_final", "a_final", "h_seq", "a_seq"):
         if name in out:
-            assert_close(out[name], ref[name], tol, name)
+            assert_close(out[name], ref[name], tol.element, name)
 
     g = torch.Generator().manual_seed(case.seed + 7)
     names = [name for name in case.grad_outputs if name in out and out[name] is not None]
@@ -197,7 +178,5 @@ def check_against_reference(case: Case, device: torch.device) -> None:
             assert a is None or not a.abs().any(), f"grad {name} should be zero"
             continue
         assert a is not None, f"grad {name} missing"
-        tol = (
-            ELEMENT_TOL[case.dtype] if name in ("x", "v_init", "a_init") else PARAM_TOL[case.dtype]
-        )
-        assert_close(a, b, tol, f"grad {name}")
+        elementwise = name == "x" or name.endswith("_init")
+        assert_close(a, b, tol.element if elementwise else tol.param, f"grad {name}")

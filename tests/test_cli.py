@@ -5,8 +5,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench import app
+from tether.benchmark.cli import app
 from tether.benchmark.runner import COLUMNS
+from tether.kernels.hashing import kernel_hash
+from tether.tuning.table import load_table
 
 runner = CliRunner()
 
@@ -17,7 +19,7 @@ def quick_csv(tmp_path_factory):
     result = runner.invoke(
         app,
         ["run", "--quick", "--impls", "tether,untuned,eager", "--ops", "lif,alif",
-         "--shapes", "3x256,5x1000", "--out", str(path)],
+         "--shapes", "3x256,5x100", "--out", str(path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return path
@@ -128,8 +130,6 @@ def sweep_csv(tmp_path):
     """A committed H100 sweep without its capability column (as sweeps written before that
     column), marked as measured on the current kernel so that the test does not depend on
     when the kernel last changed."""
-    from tether.tuning.table import kernel_hash
-
     frame = pd.read_csv("results/nvidia-h100-80gb-hbm3/sweep_grid_lif_fwd_float32.csv")
     path = tmp_path / "sweep.csv"
     frame = frame.drop(columns="capability", errors="ignore")
@@ -144,8 +144,6 @@ def test_export_merges_sweep_winners_into_a_table(sweep_csv, tmp_path):
     assert result.exit_code == 2 and "capability" in result.output
     result = runner.invoke(app, [*args, "--capability", "9.0"])
     assert result.exit_code == 0, result.output
-    from tether.tuning.table import kernel_hash, load_table
-
     entries = load_table(table)
     frame = pd.read_csv(sweep_csv)
     assert len(entries) == frame.groupby(["T", "N"]).ngroups == 24
@@ -170,8 +168,6 @@ def test_export_takes_the_capability_from_the_rows(sweep_csv, tmp_path):
     table = tmp_path / "winners.json"
     result = runner.invoke(app, ["export", str(with_capability), "--table", str(table)])
     assert result.exit_code == 0, result.output
-    from tether.tuning.table import load_table
-
     assert {e["capability"] for e in load_table(table)} == {"9.0"}
 
 

@@ -2,20 +2,20 @@
 
 import ast
 import json
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import compile_env
 from tests.helpers import Case, check_against_reference
 from tether.functional import ops
-from tether.kernels import aot, neuron
-from tether.tuning import table
-from tether.tuning.space import KernelConfig, config_space, default_config
+from tether.kernels import aot, hashing, neuron
+from tether.neurons import OPS
+from tether.tuning import online, table
+from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
 
 CONFIG = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 16}
 
@@ -24,7 +24,7 @@ def entry(**overrides):
     base = {
         "gpu": "NVIDIA H100 80GB HBM3", "capability": "9.0", "op": "lif", "direction": "fwd",
         "dtype": "float32", "t_bucket": 32, "n_bucket": 2**23,
-        "kernel_hash": table.kernel_hash("fwd"), "config": dict(CONFIG),
+        "kernel_hash": hashing.kernel_hash("fwd"), "config": dict(CONFIG),
     }  # fmt: skip
     return {**base, **overrides}
 
@@ -36,7 +36,9 @@ def test_shipped_table_is_valid():
 def test_shipped_entries_are_for_the_current_kernel():
     """A kernel edit makes its direction's shipped entries stale: re-tune (or say so) in the
     same change."""
-    stale = [e for e in table.load_table() if e["kernel_hash"] != table.kernel_hash(e["direction"])]
+    stale = [
+        e for e in table.load_table() if e["kernel_hash"] != hashing.kernel_hash(e["direction"])
+    ]
     assert not stale, f"{len(stale)} shipped entries carry another kernel's hash"
 
 
@@ -52,7 +54,7 @@ def test_kernel_hash_per_direction_covers_what_the_kernel_reaches():
     source = Path(neuron.__file__).read_text()
 
     def hashes(text):
-        return {d: table.kernel_code(text, d) for d in ("fwd", "bwd")}
+        return {d: hashing.kernel_code(text, d) for d in ("fwd", "bwd")}
 
     base = hashes(source)
     assert base["fwd"] != base["bwd"]
@@ -73,7 +75,7 @@ def test_kernel_hash_per_direction_covers_what_the_kernel_reaches():
 
 def test_kernel_hash_leaves_out_empty_fields():
     """Newer Pythons add empty fields (``type_params=[]``) to the tree: the hash ignores them."""
-    text = table._canonical(ast.parse("def f(x):\n    return x"))
+    text = hashing._canonical(ast.parse("def f(x):\n    return x"))
     assert text == (
         "Module(body=[FunctionDef(name='f', args=arguments(args=[arg(arg='x')]), "
         "body=[Return(value=Name(id='x', ctx=Load()))])])"
@@ -154,7 +156,7 @@ def test_kernel_config_checks_its_fields():
         KernelConfig(512, 4, 1, 16, 8)
 
 
-@pytest.mark.parametrize("op", ["lif", "plif", "alif"])
+@pytest.mark.parametrize("op", OPS)
 def test_space_contains_the_defaults(op):
     for direction in ("fwd", "bwd"):
         for dtype in (torch.float32, torch.bfloat16):
@@ -188,43 +190,50 @@ def test_sampled_configs_match_the_reference(device, monkeypatch, config):
     check_against_reference(Case(neuron="alif", n_steps=21, features=(300,)), device)
 
 
-def _compile_share(index: int, shares: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    code = (
-        "import json, sys; from tether.kernels import aot, neuron; v = list(aot.space_variants());"
-        f"r = {{}}; [r.update(aot.compile_variants(v[{index}::{shares}]))];"
-        "json.dump(r, sys.stdout)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
+@pytest.mark.parametrize("name", [v[0] for v in aot.config_variants()])
+def test_defaults_winners_and_a_sample_compile_for_sm90(compiled_configs, name):
+    assert compiled_configs[name] == "ok"
+
+
+def test_compiled_configs_cover_every_default_and_winner():
+    names = {v[0] for v in aot.config_variants()}
+    expected = [
+        (e["direction"], e["dtype"], KernelConfig(**e["config"]))
+        for e in table.load_table(table.TABLE_PATH)
+    ]
+    for direction, dtype_name in (("fwd", "float32"), ("bwd", "float32"), ("bwd", "bfloat16")):
+        expected += [
+            (direction, dtype_name, default_config(direction, DTYPES[dtype_name], op, n_steps))
+            for op in OPS
+            for n_steps in (4, 64)
+        ]
+    missing = [e for e in expected if aot.config_variant(*e)[0] not in names]
+    assert not missing
+
+
+@pytest.fixture(scope="module")
+def compiled_space() -> dict[str, str]:
+    """``python -m tether.kernels.aot --space``, on every core."""
+    command = [sys.executable, "-m", "tether.kernels.aot", "--space"]
+    done = subprocess.run(command, env=compile_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
 
-@pytest.fixture(scope="module")
-def compiled_space() -> dict:
-    shares = 2  # two processes: CI has two cores
-    with ThreadPoolExecutor(shares) as pool:
-        results = list(pool.map(lambda i: _compile_share(i, shares), range(shares)))
-    return {k: v for r in results for k, v in r.items()}
-
-
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("name", [v[0] for v in aot.space_variants()])
 def test_every_config_in_the_space_compiles_for_sm90(compiled_space, name):
     assert compiled_space[name] == "ok"
 
 
 def test_autotune_env_var_tunes_unknown_gpus_once(monkeypatch):
-    from tether.tuning import sweep
-
     calls = []
 
     def fake_autotune(op, direction, dtype, n_steps, n_neurons, device):
         calls.append((op, direction, n_steps, n_neurons))
         return KernelConfig(256, 2, 1, 8, 32)
 
-    monkeypatch.setattr(sweep, "autotune_online", fake_autotune)
+    monkeypatch.setattr(online, "autotune_online", fake_autotune)
     monkeypatch.setenv("TETHER_AUTOTUNE", "1")
     cpu = torch.device("cpu")
     chosen = table._choose("NVIDIA Z9|12.0", "lif", "bwd", torch.float32, 32, 2**20, cpu)
@@ -235,8 +244,7 @@ def test_autotune_env_var_tunes_unknown_gpus_once(monkeypatch):
     )
 
 
-def test_online_autotune_returns_a_config_of_the_space(device):
-    from tether.tuning.sweep import autotune_online
-
-    config = autotune_online("alif", "bwd", torch.float32, 5, 300, device)
+def test_online_autotune_returns_a_config_of_the_space(device, monkeypatch):
+    monkeypatch.setattr(online, "ONLINE_CANDIDATES", 3)  # under the interpreter: 2 s each
+    config = online.autotune_online("alif", "bwd", torch.float32, 5, 300, device)
     assert config in config_space("bwd", torch.float32)

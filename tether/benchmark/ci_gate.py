@@ -10,17 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
+from tether.benchmark.gate import gate
+from tether.benchmark.runner import RESULTS, read_results
+from tether.kernels.hashing import kernel_hash
 
-from tether.benchmark.runner import read_results
-from tether.tuning.table import kernel_hash
-
-TOLERANCE = "0.05"
+TOLERANCE = 0.05
 
 
 def main(results: Path) -> int:
-    from bench import app
-
+    """0 when every GPU folder's gate passes (or none has a baseline), else 1."""
     folders = sorted(p.parent for p in results.glob("*/latest.csv"))
     if not folders:
         print(f"ci_gate: no results/<gpu>/latest.csv under {results}: nothing to gate")
@@ -39,18 +37,10 @@ def main(results: Path) -> int:
         if not baseline.exists():
             print(f"ci_gate: {folder.name}: no baseline.csv, gate skipped")
             continue
-        result = CliRunner().invoke(
-            app,
-            ["gate", "--baseline", str(baseline), "--current", str(latest),
-             "--tolerance", TOLERANCE],
-        )  # fmt: skip
-        print(f"ci_gate: {folder.name}:\n{result.output}")
-        failed |= result.exit_code != 0
+        print(f"ci_gate: {folder.name}:")
+        failed |= not gate(baseline, latest, TOLERANCE)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    root = (
-        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "results"
-    )
-    sys.exit(main(root))
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS))

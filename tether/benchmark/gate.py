@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
-from tether.benchmark.runner import KEY
+from tether.benchmark.runner import KEY, read_results
 
 GATED_SPEED = ("tether",)  # implementations whose slowdown fails the gate
 GATED_ERROR = ("tether", "eager", "compile")  # peers' semantics differ: reported only
@@ -27,7 +30,6 @@ class GateReport:
     only_in_baseline: pd.DataFrame
     only_in_current: pd.DataFrame
     error_violations: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -61,3 +63,42 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, tolerance: float) -> 
         only_in_current=merged[merged["_merge"] == "right_only"][KEY],
         error_violations=errors[KEY + ["max_error", "error_bound"]],
     )
+
+
+def print_report(report: GateReport, tolerance: float, console: Console) -> None:
+    """Tables of regressions and improvements, unmatched rows, errors and the verdict."""
+    for title, rows in (("Regressions", report.regressions), ("Improvements", report.improvements)):
+        if len(rows):
+            table = Table(title=f"{title} (tolerance {tolerance:.0%})")
+            for column in ("op", "impl", "mode", "dtype", "T", "N", "device", "before ms",
+                           "after ms", "change", "fails above"):  # fmt: skip
+                table.add_column(column)
+            for _, r in rows.iterrows():
+                table.add_row(*[str(r[k]) for k in ("op", "impl", "mode", "dtype", "T", "N", "device")],
+                              f"{r['ms_base']:.4g}", f"{r['ms_cur']:.4g}", f"{r['change']:+.1%}",
+                              f"{r['allowed']:+.0%}" if r["impl"] in GATED_SPEED else "not gated")  # fmt: skip
+            console.print(table)
+    for title, rows in (("only in baseline", report.only_in_baseline),
+                        ("only in current", report.only_in_current)):  # fmt: skip
+        for _, r in rows.iterrows():
+            console.print(f"[yellow]{title}:[/yellow] " + " ".join(str(r[k]) for k in rows.columns))
+    for _, r in report.error_violations.iterrows():
+        console.print(
+            f"[red]error over bound:[/red] {r['op']} {r['impl']} {r['mode']} {r['dtype']} "
+            f"T={r['T']} N={r['N']}: {float(r['max_error']):.2e} > {float(r['error_bound']):.1e}"
+        )
+    verdict = "FAILED" if report.failed else "passed"
+    console.print(
+        f"gate {verdict}: {len(report.regressions)} slower, {len(report.improvements)} faster, "
+        f"{report.unchanged} within tolerance, {len(report.only_in_baseline)} only in baseline, "
+        f"{len(report.only_in_current)} only in current, "
+        f"{len(report.error_violations)} over the error bound"
+    )
+
+
+def gate(baseline: Path, current: Path, tolerance: float) -> bool:
+    """Compare two result CSVs, print the report; True when the gate passes. Raises
+    ``ValueError`` saying what is wrong with a file."""
+    report = compare(read_results(baseline), read_results(current), tolerance)
+    print_report(report, tolerance, Console(width=200))
+    return not report.failed

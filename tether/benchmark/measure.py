@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import triton
 
-from tether.tuning.table import kernel_hash
+from tether.kernels.hashing import kernel_hash
 
 # Minimal bytes per (step, neuron) element, in units of the I/O dtype's size:
 #   fwd    read x, write spikes                                                  = 2

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from tether.functional import ALIFSubFunction, LIFSubFunction, PLIFSubFunction
-from tether.reference import alif_reference, lif_reference
+from tether import functional
+from tether.neurons import NEURONS
 from tether.tuning.table import untuned
 
-OPS = ("lif", "plif", "alif")
 MODES = ("fwd", "fwdbwd")
 CORE_IMPLS = ("tether", "untuned", "graphed", "eager", "compile")
 PEER_IMPLS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
@@ -45,27 +44,13 @@ class Problem:
     def make(
         cls, op: str, mode: str, n_steps: int, n_neurons: int, dtype: torch.dtype, device
     ) -> Problem:
+        """Seeded by the shape; parameters from the registry (``NeuronDef.bench_params``)."""
         g = torch.Generator(device=device).manual_seed(n_steps * 7919 + n_neurons)
         x = torch.randn(n_steps, n_neurons, device=device, generator=g, dtype=torch.float32)
         x = (x * 0.6 + 0.3).to(dtype)
         grad = torch.randn(n_steps, n_neurons, device=device, generator=g).to(dtype)
         train = mode == "fwdbwd"
-
-        def vector(lo: float, hi: float) -> torch.Tensor:
-            v = torch.rand(n_neurons, device=device, generator=g) * (hi - lo) + lo
-            return v.requires_grad_(train)
-
-        if op == "lif":
-            params = {"decay_v": 0.9, "threshold": 1.0}
-        elif op == "plif":
-            params = {"decay_v": vector(0.85, 0.95), "threshold": vector(0.9, 1.1)}
-        else:
-            params = {
-                "decay_v": vector(0.85, 0.95),
-                "threshold": vector(0.9, 1.1),
-                "decay_a": vector(0.8, 0.95),
-                "beta": vector(0.1, 0.3),
-            }
+        params = NEURONS[op].bench_params(n_neurons, g, requires_grad=train)
         return cls(op, mode, x.requires_grad_(train), grad, params)
 
     @property
@@ -93,15 +78,10 @@ def _wrap(problem: Problem, spikes_of: Callable[[], torch.Tensor]) -> Run:
     return run_fwdbwd
 
 
-def _reference_call(problem: Problem):
-    p = problem.params
-    if problem.op == "alif":
-        return lambda x: (
-            alif_reference(
-                x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA
-            ).spikes
-        )
-    return lambda x: lif_reference(x, None, p["decay_v"], p["threshold"], ALPHA).spikes
+def _reference_call(problem: Problem) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> spikes`` of the eager reference (from zero state)."""
+    neuron, params = NEURONS[problem.op], problem.params
+    return lambda x: neuron.reference(x, params, ALPHA).spikes
 
 
 def eager(problem: Problem) -> Run:
@@ -115,15 +95,12 @@ def compiled(problem: Problem) -> Run:
 
 
 def tether_impl(problem: Problem) -> Run:
-    p, x = problem.params, problem.x
+    neuron, p = NEURONS[problem.op], problem.params
+    function = getattr(functional, neuron.function)
+    args = (problem.x, *(p.get(name) for name in neuron.arguments), ALPHA)
     # Arctan, hard reset, detached reset, no traces, group size 1, no final state (the
-    # baselines return spikes only)
+    # baselines return spikes only); initial states are None (zeros)
     switches = (0, False, True, False, 1, False)
-    if problem.op == "alif":
-        args = (x, None, None, p["decay_v"], p["decay_a"], p["threshold"], p["beta"], ALPHA)
-        return _wrap(problem, lambda: ALIFSubFunction.call(*args, *switches)[0])
-    function = PLIFSubFunction if problem.op == "plif" else LIFSubFunction
-    args = (x, None, p["decay_v"], p["threshold"], ALPHA)
     return _wrap(problem, lambda: function.call(*args, *switches)[0])
 
 

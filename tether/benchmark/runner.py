@@ -17,8 +17,10 @@ from tether.benchmark.measure import (
     time_ms,
 )
 from tether.benchmark.providers import PROVIDERS, Problem, eager, skip_reason
+from tether.tolerances import TOLERANCES
 from tether.tuning.space import DTYPES
 
+RESULTS = Path(__file__).resolve().parents[2] / "results"  # the checkout's results/
 KEY = ["op", "impl", "mode", "dtype", "T", "N", "device"]
 COLUMNS = KEY[:-1] + [
     "ms",
@@ -37,22 +39,19 @@ COLUMNS = KEY[:-1] + [
     "kernel_hash",
     "timestamp",
 ]
-# Per-element tolerance of grad_x against the eager reference (relative to its max).
-GRAD_TOL = {torch.float32: 1e-4, torch.float16: 4e-3, torch.bfloat16: 3e-2}
-# max_error is the fraction of output elements (spikes; grad_x in fwdbwd) that differ from
-# the reference beyond GRAD_TOL. Not zero in general: a membrane within rounding of the
-# threshold may fire in one implementation and not in another.
-ERROR_BOUND = 1e-3
 
 
 def error_fraction(out, truth, dtype: torch.dtype) -> float:
+    """The fraction of output elements off the reference ``truth``: spikes that differ, and
+    in training grad_x elements beyond ``TOLERANCES[dtype].element`` (relative to the max).
+    A row is accurate when this is at most ``TOLERANCES[dtype].bound``."""
     spikes, grad_x = out
     wrong = (spikes.float() != truth[0].float()).sum().item()
     total = spikes.numel()
     if grad_x is not None:
         ref = truth[1].float()
         scale = ref.abs().max().clamp_min(1e-12)
-        wrong += ((grad_x.float() - ref).abs() > GRAD_TOL[dtype] * scale).sum().item()
+        wrong += ((grad_x.float() - ref).abs() > TOLERANCES[dtype].element * scale).sum().item()
         total += grad_x.numel()
     return wrong / total
 
@@ -111,7 +110,7 @@ def run_benchmarks(
                     "copy_gbps": copy_gbps,
                     "peak_mem_mb": peak_memory_mb(run, device),
                     "max_error": max_error,
-                    "error_bound": ERROR_BOUND,
+                    "error_bound": TOLERANCES[dtype].bound,
                     **facts,
                 }
             )

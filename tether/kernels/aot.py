@@ -1,10 +1,12 @@
 """Ahead-of-time compilation of the neuron kernels for a GPU target, without a GPU.
 
-The interpreter accepts code the compiler rejects, so CI compiles every kernel variant
-(and every config of the tuning space) for ``GPUTarget("cuda", 90, 32)``. Compiling needs
-real ``JITFunction``s, so it must run in a process without ``TRITON_INTERPRET``:
-``python -m tether.kernels.aot [--space]`` compiles the switch variants (or the tuning
-space) and prints one JSON object ``{variant id: "ok" | error}``.
+The interpreter accepts code the compiler rejects, so CI compiles the kernels for
+``GPUTarget("cuda", 90, 32)``: every switch variant, the launch configs the runtime can pick
+(the defaults, every shipped winner and a fixed sample of the tuning space) and, as a
+separate job, every config of the space. Compiling needs real ``JITFunction``s, so it must
+run in a process without ``TRITON_INTERPRET``: ``python -m tether.kernels.aot [--configs |
+--space]`` compiles the switch variants (or those configs) on every core and prints one JSON
+object ``{variant id: "ok" | error}``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import multiprocessing
+import os
+import random
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import triton
@@ -21,7 +27,9 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
-from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
+from tether.neurons import NEURONS, PARAMS, NeuronDef
+from tether.tuning.space import DIRECTIONS, DTYPES, KernelConfig, config_space, default_config
+from tether.tuning.table import TABLE_PATH, load_table
 
 HOPPER = GPUTarget("cuda", 90, 32)
 _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16"}
@@ -82,15 +90,31 @@ def compile_kernel(
     return triton.compile(source, target=target, options=options)
 
 
-def fwd_switches(adaptive: bool, soft_reset: bool, save: bool, i: int) -> dict:
+def _kernel_neurons() -> list[NeuronDef]:
+    """The neurons the kernels tell apart: the first of each (ADAPTIVE, parameters) pair
+    (PLIF compiles as LIF with vector parameters)."""
+    first: dict[tuple, NeuronDef] = {}
+    for neuron in NEURONS.values():
+        first.setdefault((neuron.adaptive, neuron.params), neuron)
+    return list(first.values())
+
+
+KERNEL_NEURONS = _kernel_neurons()
+WIDEST = max(NEURONS.values(), key=lambda n: len(n.params))  # its switches cover the others'
+TUNED_DTYPES = ("float32", "bfloat16")
+SAMPLE_PER_SPACE = 2  # configs drawn from each (direction, dtype) space by --configs
+
+
+def _is_tensor(neuron: NeuronDef, tensors: bool) -> dict[str, bool]:
+    return {f"{name.upper()}_IS_TENSOR": tensors and name in neuron.params for name in PARAMS}
+
+
+def fwd_switches(neuron: NeuronDef, soft_reset: bool, save: bool, i: int) -> dict:
     """Forward constexprs; ``i`` varies the remaining flags across variants."""
-    tensors = i % 2 == 0
+    adaptive = "a" in neuron.states
     return dict(
-        DECAY_V_IS_TENSOR=tensors,
-        THRESHOLD_IS_TENSOR=tensors,
-        DECAY_A_IS_TENSOR=tensors and adaptive,
-        BETA_IS_TENSOR=tensors and adaptive,
-        ADAPTIVE=adaptive,
+        **_is_tensor(neuron, i % 2 == 0),
+        ADAPTIVE=neuron.adaptive,
         SOFT_RESET=soft_reset,
         HAS_V_INIT=i % 3 != 0,
         HAS_A_INIT=adaptive and i % 3 != 0,
@@ -102,17 +126,19 @@ def fwd_switches(adaptive: bool, soft_reset: bool, save: bool, i: int) -> dict:
     )
 
 
-def bwd_switches(adaptive: bool, soft_reset: bool, detach: bool, surrogate: int, i: int) -> dict:
+def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: int, i: int) -> dict:
     """Backward constexprs; ``i`` varies the remaining flags across variants."""
     tensors = i % 2 == 0
-    rows = iter(range(5))
+    adaptive = "a" in neuron.states
+    rows = iter(range(len(PARAMS) + 1))
+    grad_rows = {
+        f"{name.upper()}_GRAD_ROW": next(rows) if tensors and name in neuron.params else -1
+        for name in PARAMS
+    }
     return dict(
-        DECAY_V_IS_TENSOR=tensors,
-        THRESHOLD_IS_TENSOR=tensors,
-        DECAY_A_IS_TENSOR=tensors and adaptive,
-        BETA_IS_TENSOR=tensors and adaptive,
+        **_is_tensor(neuron, tensors),
         ALPHA_IS_TENSOR=tensors,
-        ADAPTIVE=adaptive,
+        ADAPTIVE=neuron.adaptive,
         SOFT_RESET=soft_reset,
         DETACH_RESET=detach,
         SURROGATE=surrogate,
@@ -121,10 +147,7 @@ def bwd_switches(adaptive: bool, soft_reset: bool, detach: bool, surrogate: int,
         HAS_GRAD_A_SEQ=adaptive and i % 3 == 0,
         HAS_GRAD_V_FINAL=i % 2 == 1,
         HAS_GRAD_A_FINAL=adaptive and i % 2 == 1,
-        DECAY_V_GRAD_ROW=next(rows) if tensors else -1,
-        THRESHOLD_GRAD_ROW=next(rows) if tensors else -1,
-        DECAY_A_GRAD_ROW=next(rows) if tensors and adaptive else -1,
-        BETA_GRAD_ROW=next(rows) if tensors and adaptive else -1,
+        **grad_rows,
         ALPHA_GRAD_ROW=next(rows) if tensors else -1,
     )
 
@@ -136,30 +159,55 @@ def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied."""
     names = list(DTYPES)
     families = (
-        ("fwd", itertools.product((False, True), repeat=3), fwd_switches),
-        ("bwd", itertools.product((False, True), (False, True), (False, True), (0, 1, 2)),
+        ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
+        ("bwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True), (0, 1, 2)),
          bwd_switches),
     )  # fmt: skip
     for direction, cases, switches in families:
-        for i, case in enumerate(cases):
+        for i, (neuron, *flags) in enumerate(cases):
             dtype = DTYPES[names[i % 3]]
-            config = default_config(direction, dtype)
-            yield f"{direction}-{names[i % 3]}-{case}", direction, dtype, config, switches(*case, i)
+            config = default_config(direction, dtype, neuron.op)
+            name = f"{direction}-{names[i % 3]}-{neuron.op}-{tuple(flags)}"
+            yield name, direction, dtype, config, switches(neuron, *flags, i)
+
+
+def config_variant(direction: str, dtype_name: str, config: KernelConfig) -> Variant:
+    """``config`` on the widest neuron's switches."""
+    switches = (
+        fwd_switches(WIDEST, False, True, 0)
+        if direction == "fwd"
+        else bwd_switches(WIDEST, False, True, 0, 0)
+    )
+    return f"{direction}-{dtype_name}-{config}", direction, DTYPES[dtype_name], config, switches
 
 
 def space_variants() -> Iterator[Variant]:
-    """Every config of the tuning space, on the ALIF variant (the superset of switches)."""
-    for direction in ("fwd", "bwd"):
-        for dtype_name, dtype in DTYPES.items():
-            if dtype_name == "float16":
-                continue  # tuned dtypes: float32 and bfloat16
-            for config in config_space(direction, dtype):
-                switches = (
-                    fwd_switches(True, False, True, 0)
-                    if direction == "fwd"
-                    else bwd_switches(True, False, True, 0, 0)
-                )
-                yield f"{direction}-{dtype_name}-{config}", direction, dtype, config, switches
+    """Every config of the tuning space (tuned dtypes: float32 and bfloat16)."""
+    for direction, dtype_name in itertools.product(DIRECTIONS, TUNED_DTYPES):
+        for config in config_space(direction, DTYPES[dtype_name]):
+            yield config_variant(direction, dtype_name, config)
+
+
+def config_variants() -> list[Variant]:
+    """The configs the runtime can pick: every default (per op and T bucket) and every
+    shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction, dtype) space
+    drawn with a fixed seed; each once."""
+    chosen: dict[str, Variant] = {}
+
+    def add(direction: str, dtype_name: str, config: KernelConfig) -> None:
+        variant = config_variant(direction, dtype_name, config)
+        chosen.setdefault(variant[0], variant)
+
+    for direction, dtype_name in itertools.product(DIRECTIONS, TUNED_DTYPES):
+        dtype = DTYPES[dtype_name]
+        for op, n_steps in itertools.product(NEURONS, (1, 16)):  # T <= 8 and above
+            add(direction, dtype_name, default_config(direction, dtype, op, n_steps))
+        draw = random.Random(f"{direction}-{dtype_name}")
+        for config in draw.sample(config_space(direction, dtype), SAMPLE_PER_SPACE):
+            add(direction, dtype_name, config)
+    for entry in load_table(TABLE_PATH):
+        add(entry["direction"], entry["dtype"], KernelConfig(**entry["config"]))
+    return list(chosen.values())
 
 
 def compile_variants(variants: list[Variant]) -> dict[str, str]:
@@ -174,12 +222,31 @@ def compile_variants(variants: list[Variant]) -> dict[str, str]:
     return results
 
 
+def compile_in_parallel(variants: list[Variant], jobs: int) -> dict[str, str]:
+    """``compile_variants`` over ``jobs`` fresh processes (Triton compiles on one core)."""
+    jobs = max(1, min(jobs, len(variants)))
+    if jobs == 1:
+        return compile_variants(variants)
+    shares = [variants[i::jobs] for i in range(jobs)]
+    spawn = multiprocessing.get_context("spawn")  # no forked copy of a parent's Triton state
+    with ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
+        return {k: v for result in pool.map(compile_variants, shares) for k, v in result.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--space", action="store_true", help="compile the tuning space")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--configs", action="store_true", help="defaults, winners, a sample")
+    which.add_argument("--space", action="store_true", help="every config of the space")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes")
     args = parser.parse_args(argv)
-    variants = space_variants() if args.space else switch_variants()
-    json.dump(compile_variants(list(variants)), sys.stdout)
+    if args.space:
+        variants = list(space_variants())
+    elif args.configs:
+        variants = config_variants()
+    else:
+        variants = list(switch_variants())
+    json.dump(compile_in_parallel(variants, args.jobs), sys.stdout)
     return 0
 
 

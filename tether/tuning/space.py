@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from tether.neurons import NEURONS
+
 PACK_DTYPES = {8: torch.int8, 16: torch.int16, 32: torch.int32}
 # The I/O dtypes of the kernels, by the names tables, CSVs and the CLI use.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -72,9 +74,9 @@ def default_config(
     - fp32 forward: 256 neurons on 2 warps, chunk 8: 2.3% above the best on average, against
       12% for 1024 on 4 warps (up to 3.6x at small N).
     - fp32 backward: 512 neurons on 4 warps. Chunk 8 where the backward keeps parameter
-      gradient sums in registers (PLIF, ALIF: chunk 16 ran 1.5-2x slower) or T <= 8 (a
-      16-step tile would be mostly masked); chunk 16 for LIF above (half the membrane
-      checkpoints: 8-12% faster than chunk 8 from T = 16).
+      gradient sums in registers (``learnable`` neurons, PLIF and ALIF: chunk 16 ran 1.5-2x
+      slower) or T <= 8 (a 16-step tile would be mostly masked); chunk 16 for the others
+      above (LIF: half the membrane checkpoints, 8-12% faster than chunk 8 from T = 16).
     - 16-bit I/O: 8 values per 16-byte vector, so 4 warps need 1024 neurons; chunk 16 at
       this width ran 6x slower (the bf16 sweep).
     """
@@ -82,7 +84,7 @@ def default_config(
         return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
     if direction == "fwd":
         return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
-    chunk = 16 if op == "lif" and n_steps > 8 else 8  # T > 8: the T bucket of 16 and up
+    chunk = 8 if NEURONS[op].learnable or n_steps <= 8 else 16  # T > 8: buckets of 16 up
     return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32)
 
 

@@ -9,16 +9,14 @@ The table is ``winners.json`` beside this file (or the file named by ``TETHER_WI
 Buckets are the next power of two of T (1..1024) and N (2**10..2**26). A lookup takes the
 entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
 entries whose ``kernel_hash`` differs from the current code of their direction's kernel
-(``kernel_hash(direction)``) are ignored. With no
+(``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no
 entry the heuristic ``default_config`` is used. Lookups are cached per process.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
-import hashlib
 import json
 import math
 import os
@@ -28,7 +26,8 @@ from typing import Any
 
 import torch
 
-from tether.kernels import neuron as neuron_kernels
+from tether.kernels.hashing import kernel_hash
+from tether.neurons import OPS
 from tether.tuning.space import (
     DIRECTIONS,
     DTYPES,
@@ -41,7 +40,6 @@ SCHEMA = 1
 TABLE_PATH = Path(__file__).with_name("winners.json")
 T_RANGE = (1, 1024)
 N_RANGE = (2**10, 2**26)
-OPS = ("lif", "plif", "alif")
 REQUIRED = {
     "gpu": str,
     "capability": str,
@@ -57,57 +55,6 @@ REQUIRED = {
 
 class WinnersTableError(ValueError):
     """The winners table file is malformed."""
-
-
-def _canonical(node: object) -> str:
-    """A syntax tree as text, leaving out empty fields: the same text on every Python
-    version (``ast.dump`` lists fields that newer versions added, such as ``type_params``)."""
-    if isinstance(node, ast.AST):
-        fields = (
-            f"{name}={_canonical(value)}"
-            for name, value in ast.iter_fields(node)
-            if value is not None and value != []
-        )
-        return f"{type(node).__name__}({', '.join(fields)})"
-    if isinstance(node, list):
-        return f"[{', '.join(map(_canonical, node))}]"
-    return repr(node)
-
-
-KERNELS = {"fwd": "neuron_fwd_kernel", "bwd": "neuron_bwd_kernel"}
-
-
-def kernel_code(source: str, direction: str | None = None) -> str:
-    """The code a hash covers, as canonical tree text. ``direction=None``: the whole
-    template file. ``"fwd"``/``"bwd"``: that direction's kernel, the module-level functions
-    it reaches (directly or through each other) and every other module-level statement
-    (imports, constants) — so an edit to one kernel leaves the other's entries valid, and an
-    edit to a shared helper or constant invalidates both."""
-    tree = ast.parse(source)
-    if direction is None:
-        return _canonical(tree)
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    reached, todo = set(), [KERNELS[direction]]
-    while todo:
-        name = todo.pop()
-        if name in reached:
-            continue
-        reached.add(name)
-        todo += [
-            n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name) and n.id in functions
-        ]
-    kept = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name in reached]
-    return _canonical(ast.Module(body=kept, type_ignores=[]))
-
-
-@functools.cache
-def kernel_hash(direction: str | None = None) -> str:
-    """A hash of the kernel template's syntax tree (``kernel_code``): table entries carry
-    their direction's hash and are stale once it changes; result CSVs carry the whole
-    file's. Hashing the tree rather than the bytes keeps entries valid across comment and
-    formatting changes, and invalidates them on any change to the code itself."""
-    code = kernel_code(Path(neuron_kernels.__file__).read_text(), direction)
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def bucket(value: int, lo: int, hi: int) -> int:
@@ -236,7 +183,7 @@ def select_config(
 ) -> KernelConfig:
     """The launch config for one call: the nearest tuned entry; else, with
     ``TETHER_AUTOTUNE=1``, a config timed once at this shape
-    (``tuning.sweep.autotune_online``); else the default. Cached per (GPU, op, direction,
+    (``tuning.online.autotune_online``); else the default. Cached per (GPU, op, direction,
     dtype, bucket)."""
     if _untuned:
         return default_config(direction, dtype, op, n_steps)
@@ -272,7 +219,8 @@ def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> KernelConf
         if config is not None:
             return config
         if os.environ.get("TETHER_AUTOTUNE", "0") not in ("", "0"):
-            from tether.tuning.sweep import autotune_online  # the harness, only when asked
+            # imported here: it imports core, which imports this module
+            from tether.tuning.online import autotune_online
 
             return autotune_online(op, direction, dtype, n_steps, n_neurons, device)
     return default_config(direction, dtype, op, n_steps)

@@ -10,7 +10,6 @@ gradient differ from the eager reference is recorded as rejected and can never w
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,75 +20,15 @@ import torch
 from tether.benchmark.measure import copy_bandwidth_gbps, run_facts, time_ms
 from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
 from tether.benchmark.runner import error_fraction
-from tether.functional import core
-from tether.tuning.space import (
-    DTYPES,
-    KernelConfig,
-    config_space,
-    default_config,
-    training_forward_config,
-)
-from tether.tuning.table import (
-    SCHEMA,
-    TABLE_PATH,
-    gpu_key,
-    kernel_hash,
-    load_table,
-    n_bucket,
-    t_bucket,
-)
+from tether.kernels.hashing import kernel_hash
+from tether.tolerances import TOLERANCES
+from tether.tuning.online import kernel_calls
+from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
+from tether.tuning.table import SCHEMA, TABLE_PATH, gpu_key, load_table, n_bucket, t_bucket
 
-STANDARD_SHAPES = [(8, 2**20), (32, 2**20), (128, 2**20), (8, 2**23), (32, 2**23), (128, 2**22)]
-QUICK_SHAPES = [(8, 2**14), (32, 2**20), (32, 2**23)]
-MAX_ELEMENTS = 2**29  # per (T, N): inputs, gradients and reference fit an 80 GB GPU
-FULL_SHAPES = [
-    (t, n)
-    for t, n in itertools.product((1, 4, 16, 64, 256, 1024), (2**10, 2**14, 2**18, 2**22, 2**26))
-    if t * n <= MAX_ELEMENTS
-]
-GRIDS = {"quick": QUICK_SHAPES, "standard": STANDARD_SHAPES, "full": FULL_SHAPES}
 # Bytes the kernel itself must move per element, in units of the dtype size:
 # fwd reads x, writes spikes; bwd reads x and grad_spikes, writes grad_x.
 KERNEL_BYTES = {"fwd": 2, "bwd": 3}
-REJECT_BOUND = 1e-3  # as the benchmark's error bound: fraction of elements off
-
-
-def op_spec(op: str) -> core.NeuronSpec:
-    # the path the benchmark times: no traces, no final state
-    return core.NeuronSpec(op, adaptive=op == "alif", store_traces=False, store_final=False)
-
-
-def _launchers(problem: Problem, config: KernelConfig, direction: str):
-    """(kernel call to time, its training-forward call or None, outputs for the check)."""
-    spec = op_spec(problem.op)
-    x = problem.x.detach()
-    params = {
-        k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in problem.params.items()
-    }
-    n_params = core.vector_length(params)
-    if direction == "fwd":
-
-        def forward():
-            return core.launch_forward(spec, x, None, None, params, n_params, config, False)
-
-        return forward, None, lambda: (forward()[0].spikes, None)
-    train_config = training_forward_config(config)
-
-    def train_forward():
-        return core.launch_forward(spec, x, None, None, params, n_params, train_config, True)
-
-    out, saved = train_forward()
-    # as in training: a gradient for every tensor parameter (PLIF's and ALIF's are learned);
-    # each one adds a per-neuron sum that the backward keeps in registers
-    param_grads = {name: isinstance(value, torch.Tensor) for name, value in params.items()}
-    grads = core.NeuronOutput(problem.grad, None, None, None, None)
-
-    def backward():
-        return core.launch_backward(
-            spec, x, saved, params, 2.0, n_params, param_grads, grads, config
-        )
-
-    return backward, train_forward, lambda: (out.spikes, backward()[0])
 
 
 def sweep(
@@ -119,7 +58,9 @@ def sweep(
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
                 "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip
         for config in configs:
-            kernel, train_forward, outputs = _launchers(problem, config, direction)
+            kernel, train_forward, outputs = kernel_calls(
+                op, direction, problem.x, problem.grad, problem.params, config
+            )
             error = error_fraction(outputs(), truth, dtype)
             ms = time_ms(kernel, device, quick=True)
             gbps = KERNEL_BYTES[direction] * dtype.itemsize * elements / ms / 1e6
@@ -136,7 +77,7 @@ def sweep(
                     "gbps": gbps,
                     "pct_copy_bw": 100 * gbps / copy_gbps,
                     "max_error": error,
-                    "rejected": error > REJECT_BOUND,
+                    "rejected": error > TOLERANCES[dtype].bound,
                 }
             )
             if on_step:
@@ -218,29 +159,3 @@ def export_winners(
     entries.sort(key=key)
     path.write_text(json.dumps({"schema": SCHEMA, "entries": entries}, indent=1) + "\n")
     return fresh
-
-
-ONLINE_CANDIDATES = 16
-
-
-def autotune_online(
-    op: str, direction: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device
-) -> KernelConfig:
-    """``TETHER_AUTOTUNE=1`` on a GPU with no table entry: time a slice of the space at
-    this shape on random data and return the fastest (correctness of every config in the
-    space is checked offline, in CI and by ``sweep``)."""
-    candidates = [
-        c for c in config_space(direction, dtype) if c.num_stages == 1 and c.pack_bits == 32
-    ][:ONLINE_CANDIDATES]
-    dtype_name = str(dtype).removeprefix("torch.")
-    mode = "fwd" if direction == "fwd" else "fwdbwd"
-    problem = Problem.make(op, mode, n_steps, n_neurons, DTYPES[dtype_name], device)
-    best, best_ms = default_config(direction, dtype, op, n_steps), float("inf")
-    for config in candidates:
-        kernel, train_forward, _ = _launchers(problem, config, direction)
-        ms = time_ms(kernel, device, quick=True)
-        if train_forward is not None:
-            ms += time_ms(train_forward, device, quick=True)
-        if ms < best_ms:
-            best, best_ms = config, ms
-    return best
