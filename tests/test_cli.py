@@ -104,6 +104,7 @@ def test_gate_reports_missing_rows_and_errors(quick_csv, tmp_path):
     "args,message",
     [
         (["run", "--ops", "lstm"], "--ops: unknown"),
+        (["models", "--models", "resnet"], "--models: unknown"),
         (["run", "--shapes", "32by8"], "--shapes"),
         (["run", "--impls", "tether", "--device", "tpu"], "--device"),
         (["plot", "missing.csv"], "no such file"),
@@ -190,3 +191,13 @@ def test_an_implementation_that_raises_keeps_the_other_rows(tmp_path, monkeypatc
     assert "provider exploded" in result.output and "untuned" in result.output
     frame = pd.read_csv(out)
     assert list(frame["impl"]) == ["eager"]
+
+
+def test_models_quick_writes_checked_rows_and_plots(tmp_path):
+    out = tmp_path / "models.csv"
+    args = ["models", "--models", "shd_mlp", "--impls", "tether", "--compiled", "eager"]
+    result = runner.invoke(app, [*args, "--quick", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert set(frame["neuron"]) == {"lif", "alif"} and frame["ok"].all()
+    assert (frame["ms"] > 0).all() and list(tmp_path.glob("models_quick_*.png"))

@@ -149,6 +149,62 @@ def run(
 
 
 @app.command()
+def models(
+    names: Annotated[
+        str, typer.Option("--models", help="cifar_conv, shd_mlp, spikformer_block")
+    ] = "cifar_conv,shd_mlp,spikformer_block",
+    impls: Annotated[str, typer.Option(help="tether, spikingjelly, snntorch")] = (
+        "tether,spikingjelly,snntorch"
+    ),
+    dtypes: Annotated[str, typer.Option(help="float32, bfloat16 (autocast)")] = "float32",
+    compiled: Annotated[str, typer.Option(help="eager, compiled or both")] = "eager,compiled",
+    quick: Annotated[bool, typer.Option(help="tiny sizes: runs on a CPU")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    out: Annotated[
+        Path | None, typer.Option(help="CSV to write (default results/<device>/models.csv)")
+    ] = None,
+    plot: Annotated[bool, typer.Option(help="also draw time and memory PNGs")] = True,
+) -> None:
+    """Training steps of whole SNNs (forward, loss, backward, optimizer step) side by side:
+    every implementation's first step is checked against tether's, then timed."""
+    from tether.benchmark.measure import device_name
+    from tether.benchmark.models import IMPLS, MODELS, plot_models, run_models
+    from tether.benchmark.runner import RESULTS
+
+    model_list = parse_list(names, tuple(MODELS), "models")
+    impl_list = parse_list(impls, IMPLS, "impls")
+    dtype_list = parse_list(dtypes, ("float32", "bfloat16"), "dtypes")
+    modes = parse_list(compiled, ("eager", "compiled"), "compiled")
+    dev = pick_device(device)
+    path = out or RESULTS / slug(device_name(dev)) / "models.csv"
+    failures: list[str] = []
+
+    def failed(label: str, err: Exception) -> None:
+        failures.append(label)
+        typer.secho(f"FAILED {label}:\n{''.join(traceback.format_exception(err))}", err=True)
+
+    rows = run_models(
+        model_list, impl_list, dtype_list, [m == "compiled" for m in modes], quick, dev, path,
+        on_point=lambda label: typer.echo(f"done {label}", err=True),
+        on_skip=lambda reason: typer.echo(reason, err=True), on_fail=failed,
+    )  # fmt: skip
+    for r in rows:
+        mode = "compiled" if r["compiled"] else "eager"
+        typer.echo(
+            f"{r['model']:17s} {r['neuron']:5s} {r['impl']:12s} {mode:8s} {r['dtype']:8s} "
+            f"{r['layout']:13s} T={r['T']:<5d} {r['ms']:9.3f} ms  {r['peak_mem_mb']:8.1f} MB  "
+            f"{'ok' if r['ok'] else 'MISMATCH: ' + r['note']}"
+        )
+    typer.echo(f"wrote {len(rows)} rows to {path}")
+    if plot and rows:
+        for png in plot_models(path, path.parent):
+            typer.echo(f"wrote {png}")
+    if failures or not rows:
+        typer.secho(f"error: {len(failures)} failed, {len(rows)} rows: {failures}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
 def plot(
     csv: Annotated[Path, typer.Argument(help="a results CSV from `run`")],
     out_dir: Annotated[Path | None, typer.Option(help="default: the CSV's folder")] = None,
