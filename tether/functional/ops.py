@@ -370,20 +370,61 @@ def _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor,
     return (*_filled((grad_x, grad_v, grad_a), x), params)
 
 
-@torch.library.custom_op("tether::neuron_fwd", mutates_args=())
-def neuron_fwd(
-    x: torch.Tensor,
-    v_init: torch.Tensor | None,
-    a_init: torch.Tensor | None,
-    tensors: list[torch.Tensor | None],
-    floats: list[float],
-    spec: list[int],
-    op: str,
-    training: bool,
-) -> T8:
-    """``neuron_forward`` as an opaque op; ``spec``: the ints of ``NeuronSpec`` after
-    ``op``."""
-    return _forward_op(x, v_init, a_init, tensors, floats, spec, op, training, False)
+def _forward_op_fn(traced: bool):
+    """The forward op's function (its annotations are the op's schema)."""
+
+    def forward_op(
+        x: torch.Tensor,
+        v_init: torch.Tensor | None,
+        a_init: torch.Tensor | None,
+        tensors: list[torch.Tensor | None],
+        floats: list[float],
+        spec: list[int],
+        op: str,
+        training: bool,
+    ) -> T8:
+        return _forward_op(x, v_init, a_init, tensors, floats, spec, op, training, traced)
+
+    return forward_op
+
+
+def _backward_op_fn(traced: bool):
+    """The backward op's function (its annotations are the op's schema)."""
+
+    def backward_op(
+        grads: list[torch.Tensor | None],
+        x: torch.Tensor,
+        v_init: torch.Tensor | None,
+        a_init: torch.Tensor | None,
+        saved: list[torch.Tensor | None],
+        tensors: list[torch.Tensor | None],
+        floats: list[float],
+        alpha_tensor: torch.Tensor | None,
+        alpha_float: float,
+        spec: list[int],
+        op: str,
+        needs: list[bool],
+    ) -> Grads4:
+        return _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor,
+                            alpha_float, spec, op, needs, traced)  # fmt: skip
+
+    return backward_op
+
+
+# Opaque ops (``spec``: the ints of ``NeuronSpec`` after ``op``; absent outputs are empty
+# tensors), with fake implementations for tracing; and the same code as triton_ops.
+neuron_fwd = torch.library.custom_op("tether::neuron_fwd", mutates_args=())(
+    _forward_op_fn(traced=False)
+)
+neuron_bwd = torch.library.custom_op("tether::neuron_bwd", mutates_args=())(
+    _backward_op_fn(traced=False)
+)
+neuron_fwd_kernels = torch.library.triton_op("tether::neuron_fwd_kernels", mutates_args=())(
+    _forward_op_fn(traced=True)
+)
+neuron_bwd_kernels = torch.library.triton_op("tether::neuron_bwd_kernels", mutates_args=())(
+    _backward_op_fn(traced=True)
+)
 
 
 @neuron_fwd.register_fake
@@ -393,41 +434,6 @@ def _(x, v_init, a_init, tensors, floats, spec, op, training):
     config = _training_config(nspec, x)[0] if saving else None
     out, saved = allocate_forward(nspec, x, config, saving)
     return _filled((*out, *(saved or (None, None, None))), x)
-
-
-@torch.library.triton_op("tether::neuron_fwd_kernels", mutates_args=())
-def neuron_fwd_kernels(
-    x: torch.Tensor,
-    v_init: torch.Tensor | None,
-    a_init: torch.Tensor | None,
-    tensors: list[torch.Tensor | None],
-    floats: list[float],
-    spec: list[int],
-    op: str,
-    training: bool,
-) -> T8:
-    """``neuron_forward`` on the kernels, as a ``triton_op``: tracing sees the launches."""
-    return _forward_op(x, v_init, a_init, tensors, floats, spec, op, training, True)
-
-
-@torch.library.custom_op("tether::neuron_bwd", mutates_args=())
-def neuron_bwd(
-    grads: list[torch.Tensor | None],
-    x: torch.Tensor,
-    v_init: torch.Tensor | None,
-    a_init: torch.Tensor | None,
-    saved: list[torch.Tensor | None],
-    tensors: list[torch.Tensor | None],
-    floats: list[float],
-    alpha_tensor: torch.Tensor | None,
-    alpha_float: float,
-    spec: list[int],
-    op: str,
-    needs: list[bool],
-) -> Grads4:
-    """``neuron_backward`` as an opaque op (absent gradients as empty tensors)."""
-    return _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor,
-                        alpha_float, spec, op, needs, False)  # fmt: skip
 
 
 @neuron_bwd.register_fake
@@ -445,23 +451,3 @@ def _(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor, alpha_floa
         like(a_init, needs[2]),
         [p.new_empty(p.shape) for p in params],
     )
-
-
-@torch.library.triton_op("tether::neuron_bwd_kernels", mutates_args=())
-def neuron_bwd_kernels(
-    grads: list[torch.Tensor | None],
-    x: torch.Tensor,
-    v_init: torch.Tensor | None,
-    a_init: torch.Tensor | None,
-    saved: list[torch.Tensor | None],
-    tensors: list[torch.Tensor | None],
-    floats: list[float],
-    alpha_tensor: torch.Tensor | None,
-    alpha_float: float,
-    spec: list[int],
-    op: str,
-    needs: list[bool],
-) -> Grads4:
-    """``neuron_backward`` on the kernels, as a ``triton_op``."""
-    return _backward_op(grads, x, v_init, a_init, saved, tensors, floats, alpha_tensor,
-                        alpha_float, spec, op, needs, True)  # fmt: skip
