@@ -1,5 +1,7 @@
 """The bench CLI through typer's test runner."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -201,3 +203,19 @@ def test_models_quick_writes_checked_rows_and_plots(tmp_path):
     frame = pd.read_csv(out)
     assert set(frame["neuron"]) == {"lif", "alif"} and frame["ok"].all()
     assert (frame["ms"] > 0).all() and list(tmp_path.glob("models_quick_*.png"))
+
+
+def test_model_gate_fails_on_slower_or_mismatched_tether_steps():
+    from tether.benchmark.gate import compare_models
+
+    baseline = pd.read_csv(Path("results/nvidia-h100-80gb-hbm3/models.csv"))
+    assert compare_models(baseline, baseline, 0.10) == []
+    slower = baseline.copy()
+    tether = slower.index[(slower["impl"] == "tether") & (slower["ok"])][0]
+    slower.loc[tether, "ms"] *= 1.2
+    peer = slower.index[slower["impl"] != "tether"][0]
+    slower.loc[peer, "ms"] *= 3  # peers are not gated
+    assert len(compare_models(baseline, slower, 0.10)) == 1
+    broken = baseline.copy()
+    broken.loc[tether, "ok"] = False
+    assert "no longer matches" in compare_models(baseline, broken, 0.10)[0]

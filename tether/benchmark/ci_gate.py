@@ -1,7 +1,8 @@
 """CI's performance gate: ``python -m tether.benchmark.ci_gate [results/]``.
 
 For every GPU folder under ``results/`` holding ``baseline.csv`` and ``latest.csv``, run the
-gate (tolerance 5%); fail when any fails. Print a loud notice when the kernel source changed
+gate (tolerance 5%), and where it holds ``models_baseline.csv`` and ``models.csv``, the model
+steps' gate (10%: a whole step moves more between runs than one kernel); fail when any fails. Print a loud notice when the kernel source changed
 after the latest GPU results were recorded (their ``kernel_hash`` differs from the code's).
 """
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tether.benchmark.gate import gate
+from tether.benchmark.gate import gate, gate_models
 from tether.benchmark.runner import RESULTS, read_results
 from tether.kernels.hashing import kernel_hash
 
 TOLERANCE = 0.05
+MODEL_TOLERANCE = 0.10
 
 
 def main(results: Path) -> int:
@@ -39,6 +41,9 @@ def main(results: Path) -> int:
             continue
         print(f"ci_gate: {folder.name}:")
         failed |= not gate(baseline, latest, TOLERANCE)
+        models, models_baseline = folder / "models.csv", folder / "models_baseline.csv"
+        if models.exists() and models_baseline.exists():
+            failed |= not gate_models(models_baseline, models, MODEL_TOLERANCE)
     return 1 if failed else 0
 
 

@@ -102,3 +102,35 @@ def gate(baseline: Path, current: Path, tolerance: float) -> bool:
     report = compare(read_results(baseline), read_results(current), tolerance)
     print_report(report, tolerance, Console(width=200))
     return not report.failed
+
+
+def compare_models(baseline: pd.DataFrame, current: pd.DataFrame, tolerance: float) -> list[str]:
+    """The model benchmarks' gate (``tether-bench models`` CSVs): why it fails, one line per
+    tether step that got slower than ``tolerance`` or stopped matching its first step
+    (a step already mismatched in the baseline is not gated); empty when it passes."""
+    from tether.benchmark.models import KEY as MODEL_KEY
+
+    def tether_rows(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["impl"] == "tether"].astype({k: str for k in MODEL_KEY})
+
+    merged = tether_rows(baseline).merge(
+        tether_rows(current), on=MODEL_KEY, suffixes=("_base", "_cur")
+    )
+    failures = []
+    for _, r in merged[merged["ok_base"].astype(str) == "True"].iterrows():
+        label = " ".join(str(r[k]) for k in MODEL_KEY[:7])
+        if str(r["ok_cur"]) != "True":
+            failures.append(f"{label}: first step no longer matches ({r['note_cur']})")
+        elif r["ms_cur"] > r["ms_base"] * (1 + tolerance):
+            failures.append(f"{label}: {r['ms_base']:.3f} -> {r['ms_cur']:.3f} ms")
+    return failures
+
+
+def gate_models(baseline: Path, current: Path, tolerance: float) -> bool:
+    """``compare_models`` on two CSVs, printed; True when the gate passes."""
+    frames = [pd.read_csv(path) for path in (baseline, current)]
+    failures = compare_models(*frames, tolerance)
+    for line in failures:
+        print(f"model step regression: {line}")
+    print(f"model steps: {'FAIL' if failures else 'pass'} ({current.name} vs {baseline.name})")
+    return not failures
