@@ -208,7 +208,7 @@ def test_models_quick_writes_checked_rows_and_plots(tmp_path):
 def test_model_gate_fails_on_slower_or_mismatched_tether_steps():
     from tether.benchmark.gate import compare_models
 
-    baseline = pd.read_csv(Path("results/nvidia-h100-80gb-hbm3/models.csv"))
+    baseline = pd.read_csv(Path(__file__).parents[1] / "results/nvidia-h100-80gb-hbm3/models.csv")
     assert compare_models(baseline, baseline, 0.10) == []
     slower = baseline.copy()
     tether = slower.index[(slower["impl"] == "tether") & (slower["ok"])][0]
