@@ -196,7 +196,8 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         ("lif", "plif"),
         package="spikingjelly",
         reset=spikingjelly_reset,
-        kernels=r"multistep_p?lif_|\bp?lif_(forward|backward)\b",
+        # SpikingJelly 2.0's Triton kernels on an H100 (torch.profiler names)
+        kernels=r"^_(forward|backward)_kernel$|multistep_p?lif_|\bp?lif_(forward|backward)\b",
         notes={"plif": "ParametricLIFNode: one learnable decay per layer, fixed threshold"},
     ),
     "snntorch": Implementation(
