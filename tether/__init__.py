@@ -2,8 +2,11 @@
 
 from tether import functional
 from tether.data import rate_encoding
-from tether.nn import ALIF, LIF, PLIF
+from tether.nn import ALIF, LIF, PLIF, detach_net, reset_net
 from tether.surrogates import Arctan, FastSigmoid, Sigmoid
 
-__all__ = ["ALIF", "LIF", "PLIF", "Arctan", "FastSigmoid", "Sigmoid", "functional", "rate_encoding"]
+__all__ = [
+    "ALIF", "LIF", "PLIF", "Arctan", "FastSigmoid", "Sigmoid", "detach_net", "functional",
+    "rate_encoding", "reset_net",
+]  # fmt: skip
 __version__ = "0.1.0"

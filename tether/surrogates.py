@@ -18,9 +18,12 @@ The same formulas are written once more, in Triton, in ``tether/kernels/neuron.p
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
+
+from tether.parametrize import POSITIVE, load_legacy, raw_value
 
 ARCTAN, SIGMOID, FAST_SIGMOID = 0, 1, 2
 SURROGATE_IDS = {ARCTAN: "Arctan", SIGMOID: "Sigmoid", FAST_SIGMOID: "FastSigmoid"}
@@ -90,21 +93,37 @@ class SpikeFunction(torch.autograd.Function):
 
 
 class Surrogate(nn.Module):
-    """A surrogate gradient: an id the kernels switch on and a (possibly trainable) ``alpha``."""
+    """A surrogate gradient: an id the kernels switch on and a (possibly trainable) ``alpha``.
+
+    ``alpha`` must be > 0 (a negative one flips the gradient's sign). A trainable ``alpha`` is
+    stored as the parameter ``log_alpha`` and used as ``alpha = exp(log_alpha)`` (a 0-d
+    tensor), so no optimizer step makes it negative; the ``alpha`` property gives the value.
+    """
 
     surrogate_type: int = ARCTAN
 
     def __init__(self, alpha: float = 2.0, trainable: bool = False) -> None:
         super().__init__()
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+        if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool):
             raise TypeError(f"alpha must be a float, got {type(alpha).__name__}")
+        log_alpha = raw_value("alpha", float(alpha), POSITIVE)
+        self.trainable = trainable
         if trainable:
-            self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+            self.log_alpha = nn.Parameter(torch.tensor(log_alpha))
         else:
-            self.alpha = float(alpha)
+            self.fixed_alpha = float(alpha)
+
+    @property
+    def alpha(self) -> torch.Tensor | float:
+        """The surrogate's ``alpha``: a float, or ``exp(log_alpha)`` when trainable."""
+        return self.log_alpha.exp() if self.trainable else self.fixed_alpha
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
+        load_legacy(state_dict, prefix, ("alpha",), POSITIVE)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
-        alpha = self.alpha if isinstance(self.alpha, float) else "trainable"
+        alpha = "trainable" if self.trainable else self.fixed_alpha
         return f"alpha={alpha}"
 
 

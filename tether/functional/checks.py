@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -59,8 +60,8 @@ def check_inputs(
         raise ValueError(f"group_size must be an int >= 1, got {group_size!r}")
     n_params = 1
     for name, value in {**params, "alpha": alpha}.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            continue
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            continue  # Python and numpy numbers
         _check_tensor(name, value, x.device)
         if value.numel() == 0:
             raise ValueError(f"{name} is an empty tensor: give a float or at least one entry")

@@ -152,6 +152,8 @@ def forward(
             dense = _CHECKED[key] = is_dense_steps(x)
     if not dense:
         x = x.contiguous()
+    if not isinstance(alpha, (float, torch.Tensor)):
+        alpha = float(alpha)  # a checked real number: int or numpy
     # Under no_grad ``apply`` records no graph (no next_functions): nothing to save.
     training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
     tensors, floats = _split(params)

@@ -7,22 +7,65 @@ come back channels_last (any layout dense with T outermost is; others are copied
 membrane (and ALIF's adaptation) is carried across calls as float32 ``(B, *features)`` so that a
 sequence fed in chunks gives the same spikes, state and gradients as fed whole (the state
 keeps its autograd graph: call ``reset()`` between independent sequences, or
-``detach_state()`` for truncated BPTT). ``stateful=False``: every call starts from zeros and
-the kernels skip writing the final state (4 bytes per neuron less).
+``detach_state()`` for truncated BPTT; ``reset_net(model)`` / ``detach_net(model)`` do it for
+every neuron of a model). Forgetting ``reset()`` between training batches: the backward that
+reaches the freed graph of the carried state raises, asking for ``reset()`` (the forward does
+not: it may be an evaluation). ``stateful=False``: every call starts from zeros and the
+kernels skip writing the final state (4 bytes per neuron less). Deepcopy and pickling detach
+the state.
+
+``n_neurons`` is optional: LIF has no per-neuron parameter, and PLIF/ALIF given
+``n_neurons=None`` create their parameters on the first call from the input's features
+(``torch.nn`` lazy modules: build the optimizer after a first forward, or give ``n_neurons``).
+Learnable decays are ``sigmoid`` of a raw parameter (``tether.parametrize``).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from tether.functional.alif import ALIFSubFunction
 from tether.functional.lif import LIFSubFunction
 from tether.functional.ops import is_dense_steps
 from tether.functional.plif import PLIFSubFunction
+from tether.parametrize import UNIT, load_legacy, raw_value
 from tether.surrogates import Arctan, Surrogate
+
+_STATES = ("v", "a", "v_seq", "a_seq", "firing_rate")  # what a call leaves on the module
+
+
+def _real(name: str, value: object) -> float:
+    """A real scalar (Python or numpy number, one-element tensor) as a float, or raise naming
+    the argument."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a real number, got a tensor of shape {tuple(value.shape)} "
+                "(per-neuron parameters: PLIF, ALIF)"
+            )
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def _decay(decay: object, tau: object, default: float, names: tuple[str, str]) -> float:
+    """``decay``, or ``1 - 1/tau`` when ``tau`` is given (SpikingJelly's ``tau`` with
+    ``decay_input=False``), or ``default``; ``names``: the two arguments' names."""
+    decay_name, tau_name = names
+    if tau is None:
+        return default if decay is None else _real(decay_name, decay)
+    if decay is not None:
+        raise ValueError(f"give {decay_name} or {tau_name}, not both")
+    tau = _real(tau_name, tau)
+    if not tau > 1:
+        raise ValueError(f"{tau_name} must be > 1 (decay = 1 - 1/{tau_name}), got {tau}")
+    return 1 - 1 / tau
 
 
 class _Neuron(nn.Module):
@@ -30,7 +73,7 @@ class _Neuron(nn.Module):
 
     def __init__(
         self,
-        n_neurons: int,
+        n_neurons: int | None,
         alpha: float,
         surrogate: Surrogate | None,
         store_traces: bool,
@@ -40,8 +83,10 @@ class _Neuron(nn.Module):
         stateful: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(n_neurons, int) or isinstance(n_neurons, bool) or n_neurons < 1:
-            raise ValueError(f"n_neurons must be a positive int, got {n_neurons!r}")
+        if n_neurons is not None and (
+            not isinstance(n_neurons, int) or isinstance(n_neurons, bool) or n_neurons < 1
+        ):
+            raise ValueError(f"n_neurons must be a positive int or None, got {n_neurons!r}")
         if surrogate is not None and not isinstance(surrogate, Surrogate):
             raise TypeError(
                 f"surrogate must be a tether surrogate (Arctan, Sigmoid, FastSigmoid), "
@@ -68,16 +113,30 @@ class _Neuron(nn.Module):
         if self.v is not None:
             self.v = self.v.detach()
 
-    def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (T, B, *features)`` as the Function takes it: as it is when dense with T
-        outermost (and B next, when parameters are per neuron), else a contiguous copy."""
+    def __getstate__(self) -> dict:
+        """For ``copy.deepcopy`` and pickling: the carried state and traces detached (a graph
+        is not copied), so a module copies in any state."""
+        state = super().__getstate__()
+        for name in _STATES:
+            if isinstance(state.get(name), torch.Tensor):
+                state[name] = state[name].detach()
+        return state
+
+    @staticmethod
+    def _check_input(x: object) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim < 2:
             raise ValueError(f"input must have shape (T, B, ...), got {tuple(x.shape)}")
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"input must have T >= 1 and B >= 1, got shape {tuple(x.shape)}")
-        self._check_features(tuple(x.shape[2:]))
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (T, B, *features)`` as the Function takes it: as it is when dense with T
+        outermost (and B next, when parameters are per neuron), else a contiguous copy."""
+        self._check_input(x)
+        if self.n_neurons is not None:
+            self._check_features(tuple(x.shape[2:]))
         per_neuron = self._per_neuron_params
         batch_outer = x.shape[1] == 1 or x.stride(1) == math.prod(x.shape[2:])
         if not is_dense_steps(x) or (per_neuron and not batch_outer):
@@ -89,8 +148,10 @@ class _Neuron(nn.Module):
     def _check_features(self, features: tuple[int, ...]) -> None:
         if math.prod(features) != self.n_neurons:
             raise ValueError(
-                f"input features {features} hold {math.prod(features)} neurons, but "
-                f"n_neurons={self.n_neurons}"
+                f"the input (T, B, *features) has features {features} holding "
+                f"{math.prod(features)} neurons, but n_neurons={self.n_neurons}: a module takes "
+                "(T, B, ...) input (a 2-D input is (T, B) with no features; one step of "
+                "(B, ...): x.unsqueeze(0))"
             )
 
     @staticmethod
@@ -104,12 +165,16 @@ class _Neuron(nn.Module):
         return param.view(features).permute(order).reshape(-1)
 
     def _initial(self, state: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
-        if state is not None and state.shape != x.shape[1:]:
+        if state is None:
+            return None
+        if state.shape != x.shape[1:]:
             raise ValueError(
                 f"the carried state has shape {tuple(state.shape)} but the input's steps "
                 f"have {tuple(x.shape[1:])} (batch size changed?): call reset() between "
                 "sequences"
             )
+        if not torch.compiler.is_compiling() and state.grad_fn is not None and _graph_freed(state):
+            return _FreedGraph.apply(state.detach().requires_grad_())
         return state
 
     def _finish(self, spikes: torch.Tensor, v_seq: torch.Tensor | None) -> torch.Tensor:
@@ -131,6 +196,108 @@ class _Neuron(nn.Module):
             self.detach_reset,
             self.store_traces,
         )
+
+
+def _graph_freed(state: torch.Tensor) -> bool:
+    """Whether a backward pass freed the graph of the carried ``state`` (its node's saved
+    tensors are gone)."""
+    try:
+        getattr(state.grad_fn, "saved_tensors", None)
+    except RuntimeError:
+        return True
+    return False
+
+
+class _FreedGraph(torch.autograd.Function):
+    """Stands for a carried state whose graph a backward pass freed: the forward passes the
+    values, and a backward that reaches it (where PyTorch would say "Trying to backward
+    through the graph a second time") raises saying what to do."""
+
+    @staticmethod
+    def forward(state: torch.Tensor) -> torch.Tensor:
+        return state.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> None:
+        raise RuntimeError(
+            "backward through a tether neuron's carried state, whose graph an earlier "
+            "backward freed: call reset() (tether.reset_net(model)) between independent "
+            "batches, or detach_state() (tether.detach_net(model)) after each backward for "
+            "truncated BPTT"
+        )
+
+
+def reset_net(model: nn.Module) -> None:
+    """``reset()`` every tether neuron in ``model`` (SpikingJelly's ``functional.reset_net``):
+    call it between independent batches."""
+    for module in model.modules():
+        if isinstance(module, _Neuron):
+            module.reset()
+
+
+def detach_net(model: nn.Module) -> None:
+    """``detach_state()`` every tether neuron in ``model``: keep the state's values, cut its
+    graph (truncated BPTT over chunks of a long sequence)."""
+    for module in model.modules():
+        if isinstance(module, _Neuron):
+            module.detach_state()
+
+
+class _LearnableNeuron(LazyModuleMixin, _Neuron):
+    """PLIF and ALIF: learnable parameters with one entry per neuron or per channel, created
+    from the first input when ``n_neurons`` is None (uninitialized parameters until then, as
+    ``nn.LazyLinear``'s). Decays in ``DECAYS`` are stored as logits (``<name>_logit``) and
+    read as ``sigmoid`` through properties, so they stay in (0, 1)."""
+
+    DECAYS: tuple[str, ...] = ()
+    __getstate__ = _Neuron.__getstate__  # not the lazy mixin's: it keeps the state's graph
+
+    def _create_parameters(self, initial: dict[str, float]) -> None:
+        """``initial``: effective initial value by parameter name (decays checked in (0, 1))."""
+        self._initial_raw: dict[str, float] = {}
+        for name, value in initial.items():
+            if name in self.DECAYS:
+                name, value = UNIT.raw_name(name), raw_value(name, value, UNIT)
+            self._initial_raw[name] = value
+        for name in self._initial_raw:
+            if self.n_neurons is None:
+                setattr(self, name, nn.UninitializedParameter())
+            else:
+                setattr(self, name, nn.Parameter(torch.empty(self.n_neurons)))
+        if self.n_neurons is not None:
+            self._fill_parameters()
+
+    def _fill_parameters(self) -> None:
+        with torch.no_grad():
+            for name, value in self._initial_raw.items():
+                getattr(self, name).fill_(value)
+
+    def _neurons_of(self, features: tuple[int, ...]) -> int:
+        """The parameter length for input features."""
+        return math.prod(features)
+
+    def initialize_parameters(self, x: torch.Tensor) -> None:
+        """The lazy modules' hook: create the parameters for the first input's features."""
+        if not self.has_uninitialized_params():
+            return
+        self._check_input(x)
+        self.n_neurons = self._neurons_of(tuple(x.shape[2:]))
+        for name in self._initial_raw:
+            getattr(self, name).materialize((self.n_neurons,))
+        self._fill_parameters()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
+        load_legacy(state_dict, prefix, self.DECAYS, UNIT)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if self.n_neurons is None and not self.has_uninitialized_params():
+            self.n_neurons = getattr(self, next(iter(self._initial_raw))).numel()
+
+    def _sigmoid(self, name: str) -> torch.Tensor:
+        return torch.sigmoid(getattr(self, UNIT.raw_name(name)))
 
 
 class _LIFFamily(_Neuron):
@@ -162,12 +329,16 @@ class _LIFFamily(_Neuron):
 
 
 class LIF(_LIFFamily):
-    """Leaky integrate-and-fire with fixed ``decay`` and ``threshold`` (see the README)."""
+    """Leaky integrate-and-fire with fixed ``decay`` and ``threshold`` (see the README), the
+    same for every neuron: any input shape, ``n_neurons`` (optional) only checks it.
+
+    ``decay`` (default 0.9) or ``tau`` (``decay = 1 - 1/tau``, SpikingJelly's ``LIFNode(tau)``
+    with ``decay_input=False``); real numbers (Python, numpy or one-element tensors)."""
 
     def __init__(
         self,
-        n_neurons: int,
-        decay: float = 0.9,
+        n_neurons: int | None = None,
+        decay: float | None = None,
         threshold: float = 1.0,
         alpha: float = 2.0,
         surrogate: Surrogate | None = None,
@@ -176,6 +347,7 @@ class LIF(_LIFFamily):
         detach_reset: bool = True,
         track_firing_rate: bool = False,
         stateful: bool = True,
+        tau: float | None = None,
     ) -> None:
         super().__init__(
             n_neurons,
@@ -187,24 +359,30 @@ class LIF(_LIFFamily):
             track_firing_rate,
             stateful,
         )
-        self.decay = float(decay)
-        self.threshold = float(threshold)
+        self.decay = _decay(decay, tau, 0.9, ("decay", "tau"))
+        self.threshold = _real("threshold", threshold)
 
     def extra_repr(self) -> str:
         return f"{self.n_neurons}, decay={self.decay}, threshold={self.threshold}"
 
 
-class PLIF(_LIFFamily):
+class PLIF(_LIFFamily, _LearnableNeuron):
     """LIF with learnable ``decay`` and ``threshold``: one per neuron (input features hold
     ``n_neurons`` values), or with ``per_channel=True`` one per channel of ``(T, B, C, ...)``
-    input (``n_neurons = C``), broadcast over the batch and the trailing dims."""
+    input (``n_neurons = C``), broadcast over the batch and the trailing dims.
+    ``n_neurons=None``: taken from the first input (build the optimizer after it).
+
+    ``decay = sigmoid(decay_logit)`` stays in (0, 1); ``decay_logit`` is the parameter (the
+    ``decay`` property is computed from it). ``init_decay`` (default 0.9, in (0, 1)) or
+    ``init_tau`` (> 1, ``init_decay = 1 - 1/init_tau``) set its initial value."""
 
     FUNCTION = PLIFSubFunction
+    DECAYS = ("decay",)
 
     def __init__(
         self,
-        n_neurons: int,
-        init_decay: float = 0.9,
+        n_neurons: int | None = None,
+        init_decay: float | None = None,
         init_threshold: float = 1.0,
         alpha: float = 2.0,
         surrogate: Surrogate | None = None,
@@ -214,6 +392,7 @@ class PLIF(_LIFFamily):
         detach_reset: bool = True,
         track_firing_rate: bool = False,
         stateful: bool = True,
+        init_tau: float | None = None,
     ) -> None:
         super().__init__(
             n_neurons,
@@ -226,12 +405,27 @@ class PLIF(_LIFFamily):
             stateful,
         )
         self.per_channel = per_channel
-        self.decay = nn.Parameter(torch.full((n_neurons,), float(init_decay)))
-        self.threshold = nn.Parameter(torch.full((n_neurons,), float(init_threshold)))
+        decay = _decay(init_decay, init_tau, 0.9, ("init_decay", "init_tau"))
+        threshold = _real("init_threshold", init_threshold)
+        self._create_parameters({"decay": decay, "threshold": threshold})
+
+    @property
+    def decay(self) -> torch.Tensor:
+        """``(n_neurons,)`` ``sigmoid(decay_logit)``, in (0, 1)."""
+        return self._sigmoid("decay")
 
     @property
     def _per_neuron_params(self) -> bool:
         return not self.per_channel
+
+    def _neurons_of(self, features: tuple[int, ...]) -> int:
+        if not self.per_channel:
+            return super()._neurons_of(features)
+        if not features:
+            raise ValueError(
+                f"per-channel PLIF expects input (T, B, C, ...), got features {features}"
+            )
+        return features[0]
 
     def _check_features(self, features: tuple[int, ...]) -> None:
         if not self.per_channel:
@@ -254,13 +448,17 @@ class PLIF(_LIFFamily):
         return f"{self.n_neurons}, per_channel={self.per_channel}"
 
 
-class ALIF(_Neuron):
+class ALIF(_LearnableNeuron):
     """Adaptive LIF: ``theta_t = threshold + beta * a_{t-1}``, ``a_t = decay_a*a_{t-1} + s_t``,
-    with learnable per-neuron ``decay_v, decay_a, threshold, beta``."""
+    with learnable per-neuron ``decay_v, decay_a, threshold, beta`` (``n_neurons=None``: from
+    the first input). The decays are ``sigmoid`` of the parameters ``decay_v_logit``,
+    ``decay_a_logit`` (initial values in (0, 1))."""
+
+    DECAYS = ("decay_v", "decay_a")
 
     def __init__(
         self,
-        n_neurons: int,
+        n_neurons: int | None = None,
         decay_v: float = 0.9,
         decay_a: float = 0.9,
         threshold: float = 1.0,
@@ -283,15 +481,20 @@ class ALIF(_Neuron):
             track_firing_rate,
             stateful,
         )
-        for name, value in (
-            ("decay_v", decay_v),
-            ("decay_a", decay_a),
-            ("threshold", threshold),
-            ("beta", beta),
-        ):
-            setattr(self, name, nn.Parameter(torch.full((n_neurons,), float(value))))
+        initial = {"decay_v": decay_v, "decay_a": decay_a, "threshold": threshold, "beta": beta}
+        self._create_parameters({name: _real(name, value) for name, value in initial.items()})
         self.a: torch.Tensor | None = None
         self.a_seq: torch.Tensor | None = None
+
+    @property
+    def decay_v(self) -> torch.Tensor:
+        """``(n_neurons,)`` ``sigmoid(decay_v_logit)``, in (0, 1)."""
+        return self._sigmoid("decay_v")
+
+    @property
+    def decay_a(self) -> torch.Tensor:
+        """``(n_neurons,)`` ``sigmoid(decay_a_logit)``, in (0, 1)."""
+        return self._sigmoid("decay_a")
 
     def reset(self) -> None:
         super().reset()
