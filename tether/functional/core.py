@@ -47,8 +47,7 @@ __all__ = [
 class _InferenceContext:
     """Stands in for autograd's ``ctx`` when no graph is recorded."""
 
-    def __init__(self, function: type, n_inputs: int) -> None:
-        self._forward_cls = function
+    def __init__(self, n_inputs: int) -> None:
         self.needs_input_grad = (False,) * n_inputs
 
     def set_materialize_grads(self, value: bool) -> None:
@@ -68,7 +67,7 @@ class NeuronFunction(torch.autograd.Function):
             isinstance(a, torch.Tensor) and a.requires_grad for a in args
         ):
             return cls.apply(*args)
-        return cls.forward(_InferenceContext(cls, len(args)), *args)
+        return cls.forward(_InferenceContext(len(args)), *args)
 
 
 class Grads(NamedTuple):
