@@ -235,3 +235,29 @@ def test_forgetting_reset_between_batches_says_call_reset(neuron):
     module(x).sum().backward()
     tether.detach_net(module)
     module(x).sum().backward()
+
+
+@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
+def test_single_steps_equal_the_multi_step_call(device, neuron):
+    """``step(x_t)`` over t gives the multi-step call's spikes, final state and gradients."""
+    cls = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}[neuron]
+    torch.manual_seed(0)
+    whole, stepped = cls(6).to(device), cls(6).to(device)
+    stepped.load_state_dict(whole.state_dict())
+    x = (torch.randn(5, 2, 6, device=device) * 0.8 + 0.5).requires_grad_()
+    out_whole = whole(x)
+    out_stepped = torch.stack([stepped.step(x[t]) for t in range(x.shape[0])])
+    assert torch.equal(out_whole, out_stepped)
+    torch.testing.assert_close(stepped.v, whole.v)
+    g = torch.randn_like(out_whole)
+    grads_whole = torch.autograd.grad((out_whole * g).sum(), [x, *whole.parameters()])
+    grads_step = torch.autograd.grad((out_stepped * g).sum(), [x, *stepped.parameters()])
+    for a, b in zip(grads_whole, grads_step):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_step_needs_state_and_a_tensor():
+    with pytest.raises(ValueError, match="stateful=True"):
+        tether.LIF(stateful=False).step(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"step\(\) takes one step"):
+        tether.LIF().step(torch.tensor(1.0))

@@ -39,6 +39,10 @@ from tether.surrogates import Arctan, Surrogate
 _STATES = ("v", "a", "v_seq", "a_seq", "firing_rate")  # what a call leaves on the module
 
 
+def _shape_of(x: object) -> object:
+    return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def _real(name: str, value: object) -> float:
     """A real scalar (Python or numpy number, one-element tensor) as a float, or raise naming
     the argument."""
@@ -112,6 +116,17 @@ class _Neuron(nn.Module):
         """Keep the state's values but cut its graph (truncated BPTT)."""
         if self.v is not None:
             self.v = self.v.detach()
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One time step, ``x: (B, ...)`` -> spikes ``(B, ...)``, the state carried to the
+        next call: SpikingJelly's single-step mode and snnTorch's per-step call. The same
+        spikes, state and gradients as the multi-step call over the whole sequence; each
+        call launches the kernels once, so feed whole sequences where you have them."""
+        if not self.stateful:
+            raise ValueError("step() carries the state between calls: it needs stateful=True")
+        if not isinstance(x, torch.Tensor) or x.ndim < 1:
+            raise ValueError(f"step() takes one step x: (B, ...), got {_shape_of(x)}")
+        return self(x.unsqueeze(0))[0]
 
     def __getstate__(self) -> dict:
         """For ``copy.deepcopy`` and pickling: the carried state and traces detached (a graph
