@@ -33,6 +33,7 @@ from tether.functional.plans import (
     launch_backward,
     launch_forward,
     reduce_param_grads,
+    split_params,
     vector_length,
 )
 from tether.reference import NeuronOutput
@@ -111,17 +112,6 @@ def _traced(x: torch.Tensor) -> bool:
     return torch.compiler.is_compiling() or type(x) is not torch.Tensor
 
 
-def _split(params: dict[str, Param]) -> tuple[list, list[float]]:
-    """The four state parameters as (tensor or None, float) lists, absent ones 0.0."""
-    tensors, floats = [], []
-    for name in STATE_PARAMS:
-        value = params.get(name, 0.0)
-        is_tensor = isinstance(value, torch.Tensor)
-        tensors.append(value if is_tensor else None)
-        floats.append(0.0 if is_tensor else float(value))
-    return tensors, floats
-
-
 def forward(
     ctx,
     spec: NeuronSpec,
@@ -155,7 +145,7 @@ def forward(
         alpha = float(alpha)  # a checked real number: int or numpy
     # Under no_grad ``apply`` records no graph (no next_functions): nothing to save.
     training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
-    tensors, floats = _split(params)
+    tensors, floats = split_params(params)
     if traced:
         fwd_op = traced_ops(x)[0]
         outs = fwd_op(x, v_init, a_init, tensors, floats, spec_ints(spec), spec.op, training)

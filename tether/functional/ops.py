@@ -34,6 +34,7 @@ from tether.functional.plans import (
     flat_outputs,
     forward_plan,
     kernel_alpha,
+    kernel_params,
     reduce_param_grads,
     run_backward,
     run_forward,
@@ -116,29 +117,6 @@ def _params(tensors: list[Maybe], floats: list[float]) -> dict[str, torch.Tensor
     return {n: f if t is None else t for n, t, f in zip(STATE_PARAMS, tensors, floats)}
 
 
-def _kernel_params(
-    tensors: list[Maybe], floats: list[float], device: torch.device | None = None
-) -> tuple[dict, int]:
-    """The kernel's parameter arguments (flat contiguous tensors, else floats) by name, and
-    P, the length of the vector parameters (1 when none). With ``device`` (a traced kernel
-    call) floats become one-element float32 tensors there: a compiled graph passes a float
-    argument as float64, which the kernels' float32 state does not take."""
-    values, n_params = {}, 1
-    for name, t, f in zip(STATE_PARAMS, tensors, floats):
-        if t is None and device is not None:
-            t = _as_tensor(f, device)
-        if t is None:
-            values[name] = f
-        else:
-            values[name] = t = (t if t.ndim == 1 else t.reshape(-1)).contiguous()
-            n_params = max(n_params, t.shape[0])
-    return values, n_params
-
-
-def _as_tensor(value: float, device: torch.device) -> torch.Tensor:
-    return torch.full((1,), value, dtype=torch.float32, device=device)
-
-
 def _training_config(spec: NeuronSpec, x: torch.Tensor) -> tuple[KernelConfig, KernelConfig]:
     n_steps, n_neurons = x.shape[0], x.numel() // x.shape[0]
     return table.select_training_configs(spec.op, x.dtype, n_steps, n_neurons, x.device)
@@ -178,7 +156,7 @@ def neuron_forward(
             if mine is not None:
                 mine.copy_(theirs)
         return (*out, None, None, None)
-    values, n_params = _kernel_params(tensors, floats, x.device if traced else None)
+    values, n_params = kernel_params(tensors, floats, x.device if traced else None)
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     key = None
@@ -242,9 +220,9 @@ def neuron_backward(
         params = _params(tensors, floats)
         return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
     grad_out = NeuronOutput(*grads)
-    values, n_params = _kernel_params(tensors, floats, x.device if traced else None)
+    values, n_params = kernel_params(tensors, floats, x.device if traced else None)
     if traced and not isinstance(alpha, torch.Tensor):
-        alpha = _as_tensor(alpha, x.device)
+        alpha = torch.full((1,), alpha, dtype=torch.float32, device=x.device)
     k_alpha = kernel_alpha(alpha)
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps

@@ -67,17 +67,35 @@ def saved_shapes(n_steps: int, n_neurons: int, config: KernelConfig) -> tuple[tu
     return (cdiv(n_steps, config.pack_bits), n_neurons), (cdiv(n_steps, config.chunk), n_neurons)
 
 
-def kernel_values(params: dict[str, Param]) -> dict[str, torch.Tensor | float]:
-    """The four state parameters as kernel arguments: flat contiguous tensors or floats;
-    absent ones are 0.0."""
-    values = {}
+def split_params(params: dict[str, Param]) -> tuple[list, list[float]]:
+    """The four state parameters (``STATE_PARAMS``) as (tensor or None, float) lists, the
+    form the ops take; absent ones are 0.0."""
+    tensors, floats = [], []
     for name in STATE_PARAMS:
         value = params.get(name, 0.0)
-        if isinstance(value, torch.Tensor):
-            values[name] = (value if value.ndim == 1 else value.reshape(-1)).contiguous()
+        is_tensor = isinstance(value, torch.Tensor)
+        tensors.append(value if is_tensor else None)
+        floats.append(0.0 if is_tensor else float(value))
+    return tensors, floats
+
+
+def kernel_params(
+    tensors: list[torch.Tensor | None], floats: list[float], device: torch.device | None = None
+) -> tuple[dict, int]:
+    """The kernel's parameter arguments (flat contiguous tensors, else floats) by name, and
+    P, the length of the vector parameters (1 when none). With ``device`` (a traced kernel
+    call) floats become one-element float32 tensors there: a compiled graph passes a float
+    argument as float64, which the kernels' float32 state does not take."""
+    values, n_params = {}, 1
+    for name, t, f in zip(STATE_PARAMS, tensors, floats):
+        if t is None and device is not None:
+            t = torch.full((1,), f, dtype=torch.float32, device=device)
+        if t is None:
+            values[name] = f
         else:
-            values[name] = float(value)
-    return values
+            values[name] = t = (t if t.ndim == 1 else t.reshape(-1)).contiguous()
+            n_params = max(n_params, t.shape[0])
+    return values, n_params
 
 
 def vector_length(params: dict[str, Param]) -> int:
@@ -291,7 +309,7 @@ def launch_forward(
     """Run the forward kernel with an explicit config on ``x: (T, N)`` contiguous (what the
     tuner times); ``config.chunk`` and ``config.pack_bits`` fix the saved layout that the
     backward must be launched with."""
-    values = kernel_values(params)
+    values = kernel_params(*split_params(params))[0]
     has_a = a_init is not None
     has_v = v_init is not None
     plan = forward_plan(spec, *x.shape, has_v, has_a, values, config, save_for_backward)
@@ -408,7 +426,7 @@ def launch_backward(
     the forward's outputs (None where unused). Returns grad_x, grad_v_init, grad_a_init and,
     for each parameter in ``needs_param_grad``, its per-neuron gradient summed over time:
     (N,) float32."""
-    values, alpha = kernel_values(params), kernel_alpha(alpha)
+    values, alpha = kernel_params(*split_params(params))[0], kernel_alpha(alpha)
     grad_out = NeuronOutput(*(None if g is None else g.contiguous() for g in grad_out))
     names = tuple(n for n in GRAD_NAMES if needs_param_grad.get(n))
     is_tensor = isinstance(alpha, torch.Tensor)
