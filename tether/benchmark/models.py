@@ -533,15 +533,17 @@ def run_models(
     return rows
 
 
-def upsert(path: Path, rows: list[dict]) -> pd.DataFrame:
-    """Write ``rows`` into the CSV at ``path``, replacing rows with the same ``KEY``."""
-    new = pd.DataFrame(rows, columns=COLUMNS)
+def upsert(
+    path: Path, rows: list[dict], key: list[str] = KEY, columns: list[str] = COLUMNS
+) -> pd.DataFrame:
+    """Write ``rows`` into the CSV at ``path``, replacing rows with the same ``key``."""
+    new = pd.DataFrame(rows, columns=columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         old = pd.read_csv(path)
-        keys = set(map(tuple, new[KEY].astype(str).to_numpy()))
-        keep = [tuple(r) not in keys for r in old[KEY].astype(str).to_numpy()]
-        new = pd.concat([old[keep], new], ignore_index=True)[COLUMNS]
+        keys = set(map(tuple, new[key].astype(str).to_numpy()))
+        keep = [tuple(r) not in keys for r in old[key].astype(str).to_numpy()]
+        new = pd.concat([old[keep], new], ignore_index=True)[columns]
     new.to_csv(path, index=False, float_format="%.6g")
     return new
 
