@@ -58,7 +58,7 @@ def rank_step(
     x, labels = make_batch(model, size, models.SEED + rank, device)
     reset = models.IMPLEMENTATIONS[impl].reset
     step = models.training_step(net, reset, x, labels, dtype, compiled=False)
-    ms = torch.tensor(models.time_steps(step, device, quick=device.type != "cuda"))
+    ms = torch.tensor(models.time_steps(step, device, quick=device.type != "cuda"), device=device)
     dist.all_reduce(ms, op=dist.ReduceOp.MAX)
     return {
         "ms": ms.item(),
