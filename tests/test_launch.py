@@ -220,8 +220,8 @@ def test_second_gpu_while_the_first_is_current():
     results = []
     with torch.cuda.device(0):
         for device in ("cuda:0", "cuda:1"):
-            x = x0.to(device).requires_grad_()
-            decay = decay0.to(device).requires_grad_()
+            x = x0.to(device, copy=True).requires_grad_()  # a leaf on each device
+            decay = decay0.to(device, copy=True).requires_grad_()
             spikes, v_final, _ = PLIFSubFunction.apply(x, None, decay, 1.0, 2.0, 0)
             (spikes.sum() + v_final.sum()).backward()
             assert spikes.device == torch.device(device)
