@@ -237,6 +237,28 @@ def test_forgetting_reset_between_batches_says_call_reset(neuron):
     module(x).sum().backward()
 
 
+@pytest.mark.parametrize("neuron", MODULES)
+def test_training_after_inference_mode_without_reset(path, neuron):
+    """A call under ``torch.inference_mode`` leaves a state (and a lazy module's parameters)
+    that a training call without ``reset()`` uses as if made under ``no_grad``: the same
+    spikes and gradients, on the reference path and the kernels."""
+    x = _x(2, 1, 3, device=path)
+    inferred, plain = MODULES[neuron]().to(path), MODULES[neuron]().to(path)
+    with torch.inference_mode():
+        inferred(x)
+    with torch.no_grad():
+        plain(x)
+    outs, grads = [], []
+    for module in (inferred, plain):
+        x_grad = x.clone().requires_grad_()
+        outs.append(module(x_grad))
+        outs[-1].sum().backward()
+        grads.append([x_grad.grad, *(p.grad for p in module.parameters())])
+    assert torch.equal(*outs)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
 def test_single_steps_equal_the_multi_step_call(device, neuron):
     """``step(x_t)`` over t gives the multi-step call's spikes, final state and gradients."""

@@ -12,7 +12,8 @@ every neuron of a model). Forgetting ``reset()`` between training batches: the b
 reaches the freed graph of the carried state raises, asking for ``reset()`` (the forward does
 not: it may be an evaluation). ``stateful=False``: every call starts from zeros and the
 kernels skip writing the final state (4 bytes per neuron less). Deepcopy and pickling detach
-the state.
+the state. A state left by a call under ``torch.inference_mode`` is copied into a plain tensor
+by the next call outside it, so training may follow evaluation without ``reset()``.
 
 ``n_neurons`` is optional: LIF has no per-neuron parameter, and PLIF/ALIF given
 ``n_neurons=None`` create their parameters on the first call from the input's features
@@ -188,7 +189,11 @@ class _Neuron(nn.Module):
                 f"have {tuple(x.shape[1:])} (batch size changed?): call reset() between "
                 "sequences"
             )
-        if not torch.compiler.is_compiling() and state.grad_fn is not None and _graph_freed(state):
+        if torch.compiler.is_compiling():
+            return state
+        if state.is_inference() and not torch.is_inference_mode_enabled():
+            return state.clone()  # left by a call under inference_mode: autograd may save it
+        if state.grad_fn is not None and _graph_freed(state):
             return _FreedGraph.apply(state.detach().requires_grad_())
         return state
 
@@ -296,14 +301,16 @@ class _LearnableNeuron(LazyModuleMixin, _Neuron):
         return math.prod(features)
 
     def initialize_parameters(self, x: torch.Tensor) -> None:
-        """The lazy modules' hook: create the parameters for the first input's features."""
+        """The lazy modules' hook: create the parameters for the first input's features (plain
+        tensors, also when that call runs under ``torch.inference_mode``)."""
         if not self.has_uninitialized_params():
             return
         self._check_input(x)
         self.n_neurons = self._neurons_of(tuple(x.shape[2:]))
-        for name in self._initial_raw:
-            getattr(self, name).materialize((self.n_neurons,))
-        self._fill_parameters()
+        with torch.inference_mode(False):
+            for name in self._initial_raw:
+                getattr(self, name).materialize((self.n_neurons,))
+            self._fill_parameters()
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
         load_legacy(state_dict, prefix, self.DECAYS, UNIT)
