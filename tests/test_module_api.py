@@ -88,6 +88,10 @@ def test_tau_is_one_minus_the_reciprocal_of_the_decay(device):
     assert tether.LIF(tau=2.0).decay == 0.5
     assert torch.equal(tether.LIF(tau=2.0)(x), tether.LIF(decay=0.5)(x))
     torch.testing.assert_close(tether.PLIF(3, init_tau=4.0).decay, torch.full((3,), 0.75))
+    alif = tether.ALIF(3, tau_v=4.0, tau_a=5.0)
+    torch.testing.assert_close(alif.decay_v, torch.full((3,), 0.75))
+    torch.testing.assert_close(alif.decay_a, torch.full((3,), 0.8))
+    assert torch.equal(alif.to(device)(x), tether.ALIF(3, decay_v=0.75, decay_a=0.8).to(device)(x))
 
 
 @pytest.mark.parametrize(
@@ -97,8 +101,10 @@ def test_tau_is_one_minus_the_reciprocal_of_the_decay(device):
         (lambda: tether.LIF(tau=1.0), "tau must be > 1"),
         (lambda: tether.PLIF(init_decay=0.5, init_tau=2.0), "init_decay or init_tau"),
         (lambda: tether.PLIF(init_tau=0.5), "init_tau must be > 1"),
+        (lambda: tether.ALIF(decay_v=0.5, tau_v=2.0), "decay_v or tau_v, not both"),
+        (lambda: tether.ALIF(tau_a=1.0), "tau_a must be > 1"),
     ],
-    ids=["lif-both", "lif-tau1", "plif-both", "plif-tau"],
+    ids=["lif-both", "lif-tau1", "plif-both", "plif-tau", "alif-v-both", "alif-tau-a"],
 )
 def test_tau_errors(make, match):
     with pytest.raises(ValueError, match=match):

@@ -474,15 +474,16 @@ class ALIF(_LearnableNeuron):
     """Adaptive LIF: ``theta_t = threshold + beta * a_{t-1}``, ``a_t = decay_a*a_{t-1} + s_t``,
     with learnable per-neuron ``decay_v, decay_a, threshold, beta`` (``n_neurons=None``: from
     the first input). The decays are ``sigmoid`` of the parameters ``decay_v_logit``,
-    ``decay_a_logit`` (initial values in (0, 1))."""
+    ``decay_a_logit``; their initial values are ``decay_v`` (default 0.9, in (0, 1)) or
+    ``tau_v`` (> 1, ``decay_v = 1 - 1/tau_v``), and ``decay_a`` (default 0.9) or ``tau_a``."""
 
     DECAYS = ("decay_v", "decay_a")
 
     def __init__(
         self,
         n_neurons: int | None = None,
-        decay_v: float = 0.9,
-        decay_a: float = 0.9,
+        decay_v: float | None = None,
+        decay_a: float | None = None,
         threshold: float = 1.0,
         beta: float = 0.5,
         alpha: float = 2.0,
@@ -492,6 +493,8 @@ class ALIF(_LearnableNeuron):
         detach_reset: bool = True,
         track_firing_rate: bool = False,
         stateful: bool = True,
+        tau_v: float | None = None,
+        tau_a: float | None = None,
     ) -> None:
         super().__init__(
             n_neurons,
@@ -503,8 +506,14 @@ class ALIF(_LearnableNeuron):
             track_firing_rate,
             stateful,
         )
-        initial = {"decay_v": decay_v, "decay_a": decay_a, "threshold": threshold, "beta": beta}
-        self._create_parameters({name: _real(name, value) for name, value in initial.items()})
+        self._create_parameters(
+            {
+                "decay_v": _decay(decay_v, tau_v, 0.9, ("decay_v", "tau_v")),
+                "decay_a": _decay(decay_a, tau_a, 0.9, ("decay_a", "tau_a")),
+                "threshold": _real("threshold", threshold),
+                "beta": _real("beta", beta),
+            }
+        )
         self.a: torch.Tensor | None = None
         self.a_seq: torch.Tensor | None = None
 
