@@ -215,10 +215,24 @@ def test_numpy_scalars_are_real_numbers(device):
         (lambda: tether.LIF(decay=torch.rand(4)), ValueError, r"tensor of shape \(4,\).*PLIF"),
         (lambda: tether.LIF(threshold="1"), TypeError, "threshold must be a real number"),
         (lambda: tether.ALIF(beta=True), TypeError, "beta must be a real number"),
+        (lambda: tether.LIF(decay=1.5), ValueError, r"decay must be in \[0, 1\], got 1.5"),
+        (lambda: tether.LIF(threshold=float("nan")), ValueError, "threshold must be finite"),
+        (lambda: tether.LIF(soft_reset="no"), TypeError, "soft_reset must be a bool, got 'no'"),
+        (lambda: tether.PLIF(per_channel="no"), TypeError, "per_channel must be a bool"),
+        (lambda: tether.ALIF(stateful=0), TypeError, "stateful must be a bool, got 0"),
     ],
-    ids=["lif-vector-decay", "lif-str-threshold", "alif-bool-beta"],
+    ids=[
+        "lif-vector-decay",
+        "lif-str-threshold",
+        "alif-bool-beta",
+        "lif-decay-above-1",
+        "lif-nan-threshold",
+        "lif-str-flag",
+        "plif-str-per-channel",
+        "alif-int-stateful",
+    ],
 )
-def test_bad_scalars_name_the_argument(make, error, match):
+def test_bad_scalars_and_flags_name_the_argument(make, error, match):
     with pytest.raises(error, match=match):
         make()
 

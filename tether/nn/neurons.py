@@ -45,18 +45,26 @@ def _shape_of(x: object) -> object:
 
 
 def _real(name: str, value: object) -> float:
-    """A real scalar (Python or numpy number, one-element tensor) as a float, or raise naming
-    the argument."""
+    """A finite real scalar (Python or numpy number, one-element tensor) as a float, or raise
+    naming the argument."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(
                 f"{name} must be a real number, got a tensor of shape {tuple(value.shape)} "
                 "(per-neuron parameters: PLIF, ALIF)"
             )
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    if not math.isfinite(value := float(value)):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    """A switch: a bool, or raise naming the argument (a string such as 'no' is truthy)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
 
 
 def _decay(decay: object, tau: object, default: float, names: tuple[str, str]) -> float:
@@ -99,11 +107,12 @@ class _Neuron(nn.Module):
             )
         self.n_neurons = n_neurons
         self.surrogate = surrogate if surrogate is not None else Arctan(alpha)
-        self.store_traces = store_traces
-        self.soft_reset = soft_reset
-        self.detach_reset = detach_reset
-        self.track_firing_rate = track_firing_rate
-        self.stateful = stateful  # False: every call starts from zeros, no final state written
+        self.store_traces = _flag("store_traces", store_traces)
+        self.soft_reset = _flag("soft_reset", soft_reset)
+        self.detach_reset = _flag("detach_reset", detach_reset)
+        self.track_firing_rate = _flag("track_firing_rate", track_firing_rate)
+        # False: every call starts from zeros, no final state written
+        self.stateful = _flag("stateful", stateful)
         self.v: torch.Tensor | None = None
         self.v_seq: torch.Tensor | None = None
         self.firing_rate: torch.Tensor | None = None
@@ -354,8 +363,9 @@ class LIF(_LIFFamily):
     """Leaky integrate-and-fire with fixed ``decay`` and ``threshold`` (see the README), the
     same for every neuron: any input shape, ``n_neurons`` (optional) only checks it.
 
-    ``decay`` (default 0.9) or ``tau`` (``decay = 1 - 1/tau``, SpikingJelly's ``LIFNode(tau)``
-    with ``decay_input=False``); real numbers (Python, numpy or one-element tensors)."""
+    ``decay`` (default 0.9, in [0, 1]) or ``tau`` (``decay = 1 - 1/tau``, SpikingJelly's
+    ``LIFNode(tau)`` with ``decay_input=False``); finite real numbers (Python, numpy or
+    one-element tensors)."""
 
     def __init__(
         self,
@@ -382,6 +392,8 @@ class LIF(_LIFFamily):
             stateful,
         )
         self.decay = _decay(decay, tau, 0.9, ("decay", "tau"))
+        if not 0 <= self.decay <= 1:
+            raise ValueError(f"decay must be in [0, 1], got {self.decay}")
         self.threshold = _real("threshold", threshold)
 
     def extra_repr(self) -> str:
@@ -426,7 +438,7 @@ class PLIF(_LIFFamily, _LearnableNeuron):
             track_firing_rate,
             stateful,
         )
-        self.per_channel = per_channel
+        self.per_channel = _flag("per_channel", per_channel)
         decay = _decay(init_decay, init_tau, 0.9, ("init_decay", "init_tau"))
         threshold = _real("init_threshold", init_threshold)
         self._create_parameters({"decay": decay, "threshold": threshold})
