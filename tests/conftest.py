@@ -14,6 +14,7 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+from tether.functional import ops  # noqa: E402
 from tether.functional.core import uses_kernels  # noqa: E402
 from tether.kernels.launch import Launcher  # noqa: E402
 
@@ -34,6 +35,16 @@ def device() -> torch.device:
     if not uses_kernels(torch.empty(0, device=DEVICE)):
         pytest.skip("no GPU and TRITON_INTERPRET is off: kernels cannot run")
     return DEVICE
+
+
+@pytest.fixture(params=["reference", "kernels"])
+def path(request, monkeypatch) -> torch.device:
+    """Each path of the Functions in turn: the eager reference on the CPU (float32 included:
+    ``uses_kernels`` patched off), then the kernels (as ``device``). Returns the device."""
+    if request.param == "reference":
+        monkeypatch.setattr(ops, "uses_kernels", lambda x: False)
+        return torch.device("cpu")
+    return request.getfixturevalue("device")
 
 
 def compile_env() -> dict[str, str]:

@@ -32,9 +32,16 @@ X = torch.randn(4, 6)
         ((X, None, torch.rand(3, 2), 1.0, 2.0, 0), ValueError, "decay must be a scalar or"),
         ((X, None, 0.9, 1.0, torch.rand(2), 0), ValueError, "alpha must be a float"),
         ((X, None, 0.9, torch.tensor([1]), 2.0, 0), TypeError, "threshold must be a floating"),
+        ((X, None, torch.rand(0), 1.0, 2.0, 0), ValueError, "decay is an empty tensor"),
+        ((X, None, 0.9, 1.0, 2.0, 0, "no"), TypeError, "soft_reset must be a bool, got 'no'"),
+        ((X, None, 0.9, 1.0, 2.0, 0, False, 1), TypeError, "detach_reset must be a bool"),
+        ((X, None, 0.9, 1.0, 2.0, 0, False, True, True, True), ValueError, "group_size must"),
+        ((X, None, 0.9, 1.0, 2.0, 0, False, True, True, 1, "no"), TypeError, "store_state must"),
     ],
 )
-def test_lif_rejects(args, error, match):
+def test_lif_rejects(path, args, error, match):
+    """On the reference path and under the interpreter alike (the checks run before either;
+    on a GPU these CPU tensors take the reference path)."""
     with pytest.raises(error, match=match):
         lif(*args)
 

@@ -6,11 +6,14 @@ All neurons step over time ``t = 1..T`` on ``x_seq: (T, N)``; state is carried i
     h_t     = decay_v * v_{t-1} + x_t                      membrane before reset (``v_seq``)
     theta_t = threshold + beta * a_{t-1}                   (LIF, PLIF: beta = 0)
     s_t     = 1[h_t >= theta_t]                            surrogate gradient on u_t = h_t - theta_t
-    v_t     = h_t * (1 - s_t)                              hard reset (to 0), or
+    v_t     = h_t * (1 - s_t), 0 where s_t = 1             hard reset (to 0), or
     v_t     = h_t - theta_t * s_t                          soft reset
     a_t     = decay_a * a_{t-1} + s_t                      (ALIF only; ``a_seq`` holds a_{t-1})
 
-With ``detach_reset=True`` the spike in the reset term is a constant for autograd; the spike
+A spike resets to 0 whatever ``h_t`` is: an ``h_t`` of +inf (an inf input, or a finite one
+overflowing float32) spikes and resets instead of making ``inf * 0 = NaN``; the gradients
+are those of ``h_t * (1 - s_t)`` (``HardReset``), as the kernels compute them. With
+``detach_reset=True`` the spike in the reset term is a constant for autograd; the spike
 that feeds ``a`` is always differentiable. Parameters are Python floats, one-element tensors,
 or vectors of length P shared by ``group_size`` consecutive neurons: neuron ``n`` uses entry
 ``(n // group_size) % P``. With ``x_seq`` the flattening of ``(T, B, C, H, W)`` and
@@ -37,6 +40,26 @@ class NeuronOutput(NamedTuple):
     a_final: torch.Tensor | None
     h_seq: torch.Tensor
     a_seq: torch.Tensor | None
+
+
+class HardReset(torch.autograd.Function):
+    """``v = h * (1 - s)``, exactly 0 where ``s == 1`` (an infinite ``h`` included); the
+    gradients of ``h * (1 - s)``: ``dv/dh = 1 - s``, ``dv/ds = -h``. ``h, s: (N,)``."""
+
+    @staticmethod
+    def forward(h: torch.Tensor, spike: torch.Tensor) -> torch.Tensor:
+        return torch.where(spike == 1, 0.0, h * (1 - spike))
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        """Separate from ``forward`` for ``torch.func`` (the reference backward's ``vjp``)."""
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad_v: torch.Tensor):
+        h, spike = ctx.saved_tensors
+        grad_spike = -grad_v * h if ctx.needs_input_grad[1] else None
+        return grad_v * (1 - spike), grad_spike
 
 
 def _per_neuron(param: Param, n_neurons: int, group_size: int, dtype, device) -> torch.Tensor:
@@ -88,7 +111,7 @@ def neuron_reference(
         theta = threshold + beta * a if adaptive else threshold
         spike = SpikeFunction.apply(h - theta, alpha, surrogate_type)
         reset_spike = spike.detach() if detach_reset else spike
-        v = h - theta * reset_spike if soft_reset else h * (1 - reset_spike)
+        v = h - theta * reset_spike if soft_reset else HardReset.apply(h, reset_spike)
         h_seq.append(h)
         spikes.append(spike)
         if adaptive:

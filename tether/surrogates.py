@@ -67,7 +67,7 @@ def surrogate_alpha_grad(
 
 
 class SpikeFunction(torch.autograd.Function):
-    """``s = 1[u >= 0]`` with the surrogate gradient; the reference's only custom autograd."""
+    """``s = 1[u >= 0]`` with the surrogate gradient."""
 
     @staticmethod
     def forward(u: torch.Tensor, alpha: torch.Tensor, surrogate_type: int) -> torch.Tensor:

@@ -12,7 +12,8 @@ every neuron of a model). Forgetting ``reset()`` between training batches: the b
 reaches the freed graph of the carried state raises, asking for ``reset()`` (the forward does
 not: it may be an evaluation). ``stateful=False``: every call starts from zeros and the
 kernels skip writing the final state (4 bytes per neuron less). Deepcopy and pickling detach
-the state.
+the state. A state left by a call under ``torch.inference_mode`` is copied into a plain tensor
+by the next call outside it, so training may follow evaluation without ``reset()``.
 
 ``n_neurons`` is optional: LIF has no per-neuron parameter, and PLIF/ALIF given
 ``n_neurons=None`` create their parameters on the first call from the input's features
@@ -44,18 +45,26 @@ def _shape_of(x: object) -> object:
 
 
 def _real(name: str, value: object) -> float:
-    """A real scalar (Python or numpy number, one-element tensor) as a float, or raise naming
-    the argument."""
+    """A finite real scalar (Python or numpy number, one-element tensor) as a float, or raise
+    naming the argument."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(
                 f"{name} must be a real number, got a tensor of shape {tuple(value.shape)} "
                 "(per-neuron parameters: PLIF, ALIF)"
             )
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    if not math.isfinite(value := float(value)):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    """A switch: a bool, or raise naming the argument (a string such as 'no' is truthy)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
 
 
 def _decay(decay: object, tau: object, default: float, names: tuple[str, str]) -> float:
@@ -98,11 +107,12 @@ class _Neuron(nn.Module):
             )
         self.n_neurons = n_neurons
         self.surrogate = surrogate if surrogate is not None else Arctan(alpha)
-        self.store_traces = store_traces
-        self.soft_reset = soft_reset
-        self.detach_reset = detach_reset
-        self.track_firing_rate = track_firing_rate
-        self.stateful = stateful  # False: every call starts from zeros, no final state written
+        self.store_traces = _flag("store_traces", store_traces)
+        self.soft_reset = _flag("soft_reset", soft_reset)
+        self.detach_reset = _flag("detach_reset", detach_reset)
+        self.track_firing_rate = _flag("track_firing_rate", track_firing_rate)
+        # False: every call starts from zeros, no final state written
+        self.stateful = _flag("stateful", stateful)
         self.v: torch.Tensor | None = None
         self.v_seq: torch.Tensor | None = None
         self.firing_rate: torch.Tensor | None = None
@@ -188,7 +198,11 @@ class _Neuron(nn.Module):
                 f"have {tuple(x.shape[1:])} (batch size changed?): call reset() between "
                 "sequences"
             )
-        if not torch.compiler.is_compiling() and state.grad_fn is not None and _graph_freed(state):
+        if torch.compiler.is_compiling():
+            return state
+        if state.is_inference() and not torch.is_inference_mode_enabled():
+            return state.clone()  # left by a call under inference_mode: autograd may save it
+        if state.grad_fn is not None and _graph_freed(state):
             return _FreedGraph.apply(state.detach().requires_grad_())
         return state
 
@@ -296,14 +310,16 @@ class _LearnableNeuron(LazyModuleMixin, _Neuron):
         return math.prod(features)
 
     def initialize_parameters(self, x: torch.Tensor) -> None:
-        """The lazy modules' hook: create the parameters for the first input's features."""
+        """The lazy modules' hook: create the parameters for the first input's features (plain
+        tensors, also when that call runs under ``torch.inference_mode``)."""
         if not self.has_uninitialized_params():
             return
         self._check_input(x)
         self.n_neurons = self._neurons_of(tuple(x.shape[2:]))
-        for name in self._initial_raw:
-            getattr(self, name).materialize((self.n_neurons,))
-        self._fill_parameters()
+        with torch.inference_mode(False):
+            for name in self._initial_raw:
+                getattr(self, name).materialize((self.n_neurons,))
+            self._fill_parameters()
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
         load_legacy(state_dict, prefix, self.DECAYS, UNIT)
@@ -347,8 +363,9 @@ class LIF(_LIFFamily):
     """Leaky integrate-and-fire with fixed ``decay`` and ``threshold`` (see the README), the
     same for every neuron: any input shape, ``n_neurons`` (optional) only checks it.
 
-    ``decay`` (default 0.9) or ``tau`` (``decay = 1 - 1/tau``, SpikingJelly's ``LIFNode(tau)``
-    with ``decay_input=False``); real numbers (Python, numpy or one-element tensors)."""
+    ``decay`` (default 0.9, in [0, 1]) or ``tau`` (``decay = 1 - 1/tau``, SpikingJelly's
+    ``LIFNode(tau)`` with ``decay_input=False``); finite real numbers (Python, numpy or
+    one-element tensors)."""
 
     def __init__(
         self,
@@ -375,6 +392,8 @@ class LIF(_LIFFamily):
             stateful,
         )
         self.decay = _decay(decay, tau, 0.9, ("decay", "tau"))
+        if not 0 <= self.decay <= 1:
+            raise ValueError(f"decay must be in [0, 1], got {self.decay}")
         self.threshold = _real("threshold", threshold)
 
     def extra_repr(self) -> str:
@@ -419,7 +438,7 @@ class PLIF(_LIFFamily, _LearnableNeuron):
             track_firing_rate,
             stateful,
         )
-        self.per_channel = per_channel
+        self.per_channel = _flag("per_channel", per_channel)
         decay = _decay(init_decay, init_tau, 0.9, ("init_decay", "init_tau"))
         threshold = _real("init_threshold", init_threshold)
         self._create_parameters({"decay": decay, "threshold": threshold})
@@ -467,15 +486,16 @@ class ALIF(_LearnableNeuron):
     """Adaptive LIF: ``theta_t = threshold + beta * a_{t-1}``, ``a_t = decay_a*a_{t-1} + s_t``,
     with learnable per-neuron ``decay_v, decay_a, threshold, beta`` (``n_neurons=None``: from
     the first input). The decays are ``sigmoid`` of the parameters ``decay_v_logit``,
-    ``decay_a_logit`` (initial values in (0, 1))."""
+    ``decay_a_logit``; their initial values are ``decay_v`` (default 0.9, in (0, 1)) or
+    ``tau_v`` (> 1, ``decay_v = 1 - 1/tau_v``), and ``decay_a`` (default 0.9) or ``tau_a``."""
 
     DECAYS = ("decay_v", "decay_a")
 
     def __init__(
         self,
         n_neurons: int | None = None,
-        decay_v: float = 0.9,
-        decay_a: float = 0.9,
+        decay_v: float | None = None,
+        decay_a: float | None = None,
         threshold: float = 1.0,
         beta: float = 0.5,
         alpha: float = 2.0,
@@ -485,6 +505,8 @@ class ALIF(_LearnableNeuron):
         detach_reset: bool = True,
         track_firing_rate: bool = False,
         stateful: bool = True,
+        tau_v: float | None = None,
+        tau_a: float | None = None,
     ) -> None:
         super().__init__(
             n_neurons,
@@ -496,8 +518,14 @@ class ALIF(_LearnableNeuron):
             track_firing_rate,
             stateful,
         )
-        initial = {"decay_v": decay_v, "decay_a": decay_a, "threshold": threshold, "beta": beta}
-        self._create_parameters({name: _real(name, value) for name, value in initial.items()})
+        self._create_parameters(
+            {
+                "decay_v": _decay(decay_v, tau_v, 0.9, ("decay_v", "tau_v")),
+                "decay_a": _decay(decay_a, tau_a, 0.9, ("decay_a", "tau_a")),
+                "threshold": _real("threshold", threshold),
+                "beta": _real("beta", beta),
+            }
+        )
         self.a: torch.Tensor | None = None
         self.a_seq: torch.Tensor | None = None
 
