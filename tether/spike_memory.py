@@ -25,8 +25,11 @@ nothing else holds it. The registry holds weak references only.
 Behaviour:
 
 - In-place modification of spikes (``spikes.mul_(2)``, ``spikes[0] = 0``, on the spikes or
-  any view) moves the version counter: saves after it are stored as usual. Writes through
-  ``.data`` bypass the counter, as they bypass autograd's own checks: do not.
+  any view) moves the version counter: saves after it are stored as usual. A modification
+  after a save raises in the backward, as autograd does without the mechanism (autograd
+  skips its check under saved-tensor hooks: the hooks check every saved tensor's version
+  themselves). Writes through ``.data`` bypass the counter, as they bypass autograd's own
+  checks.
 - ``torch.compile``: inactive inside compiled code. Spikes produced in a compiled graph are
   not registered (the graph saves what its partitioner picks, as usual), and
   ``spike_memory`` entered inside compiled code is a no-op, without a graph break. Hooks
@@ -159,12 +162,14 @@ def register_spikes(spikes: torch.Tensor, words: torch.Tensor | None) -> None:
 
 @dataclass(eq=False)
 class _Saved:
-    """What a save of spikes keeps: the bits and the saved tensor's view of them."""
+    """What a save of spikes keeps: the bits, the saved tensor's view of them, and the
+    registration (weak references only) with the version at the save."""
 
     bits: _Bits
     size: torch.Size
     stride: tuple[int, ...]
     offset: int
+    entry: _Entry
 
 
 def _entry_of(t: torch.Tensor) -> _Entry | None:
@@ -185,10 +190,25 @@ def _entry_of(t: torch.Tensor) -> _Entry | None:
     return entry
 
 
+def _modified(t: torch.Tensor, version: int) -> RuntimeError:
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{t.dtype}, {tuple(t.shape)}] is at version {t._version}; "
+        f"expected version {version} instead (checked by tether.spike_memory, as autograd "
+        "does without saved-tensor hooks)"
+    )
+
+
 def _unpack(saved: object) -> torch.Tensor:
-    if not isinstance(saved, _Saved):
-        return saved
-    return saved.bits.unpack().as_strided(saved.size, saved.stride, saved.offset)
+    if isinstance(saved, _Saved):
+        spikes = saved.entry.spikes()
+        if spikes is not None and spikes._version != saved.entry.version:
+            raise _modified(spikes, saved.entry.version)
+        return saved.bits.unpack().as_strided(saved.size, saved.stride, saved.offset)
+    t, version = saved
+    if t._version != version:
+        raise _modified(t, version)
+    return t
 
 
 class spike_memory:
@@ -205,18 +225,16 @@ class spike_memory:
         self._handles = []
         if model is not None:
             self._handles = [
-                model.register_forward_pre_hook(lambda module, args: self.__enter__()),
-                model.register_forward_hook(
-                    lambda module, args, out: self.__exit__(None, None, None), always_call=True
-                ),
+                model.register_forward_pre_hook(self._before_forward),
+                model.register_forward_hook(self._after_forward, always_call=True),
             ]
 
     def _pack(self, t: torch.Tensor) -> object:
         entry = _entry_of(t) if _REGISTRY else None
         if entry is None:
-            return t
+            return t, t._version  # saved as usual, with autograd's in-place check
         self.packed += 1
-        return _Saved(entry.get_bits(t), t.shape, t.stride(), t.storage_offset())
+        return _Saved(entry.get_bits(t), t.shape, t.stride(), t.storage_offset(), entry)
 
     def __enter__(self) -> spike_memory:
         if torch.compiler.is_compiling():
@@ -233,6 +251,12 @@ class spike_memory:
         if hooks is not None:
             _LOCAL.depth -= 1
             hooks.__exit__(*exc)
+
+    def _before_forward(self, module: nn.Module, args: tuple) -> None:
+        self.__enter__()
+
+    def _after_forward(self, module: nn.Module, args: tuple, out: object) -> None:
+        self.__exit__(None, None, None)
 
     def remove(self) -> None:
         """Detach from the model given to the constructor."""
