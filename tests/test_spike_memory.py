@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import socket
+import subprocess
+import sys
 import weakref
 
 import pytest
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tether
+from tether.kernels import aot
 from tether.kernels.unpack import unpack_spikes
 from tether.spike_memory import _REGISTRY
 
@@ -52,6 +56,21 @@ def test_unpack_kernel_matches_the_bits(device, pack_bits, dtype, n_steps, n_neu
     out = torch.full((n_steps, n_neurons), 7.0, dtype=dtype, device=device)
     unpack_spikes(words.to(device), out)
     assert torch.equal(out.cpu(), spikes.to(dtype))
+
+
+def test_unpack_kernel_compiles_for_sm90():
+    """Every variant the runtime launches (also in ``aot.switch_variants``, the suite's
+    full AOT check), compiled without the interpreter."""
+    code = (
+        "import json; from tether.kernels import aot; "
+        "print(json.dumps(aot.compile_variants(list(aot.unpack_variants()))))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.splitlines()[-1])
+    assert len(results) == 9 and set(results.values()) == {"ok"}, results
+    assert set(results) <= {v[0] for v in aot.switch_variants()}
 
 
 def test_unpack_rejects_mismatched_words():
