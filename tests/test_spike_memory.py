@@ -30,6 +30,15 @@ from tether.spike_memory import _REGISTRY
 T, B = 5, 3
 
 
+@pytest.fixture(autouse=True)
+def _deterministic_cudnn():
+    """Bitwise comparisons of two runs: cuDNN's convolution algorithms fixed (on a GPU)."""
+    before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before
+
+
 # --- the unpack kernel -------------------------------------------------------------------
 
 
