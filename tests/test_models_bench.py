@@ -33,7 +33,7 @@ def quick_run(tmp_path_factory):
     """tether and the installed peers, eager fp32, on every model at its quick sizes (tether
     first: its first step is the reference): (csv path, returned rows)."""
     out = tmp_path_factory.mktemp("models") / "models.csv"
-    impls = ["tether", *INSTALLED]
+    impls = ["tether", "tether+spikemem", *INSTALLED]
     rows = models.run_models(list(models.MODELS), impls, ["float32"], [False], True, CPU, out)
     return out, rows
 
@@ -43,6 +43,7 @@ def test_tether_rows_for_every_model(quick_run):
     frame = pd.read_csv(out)
     assert list(frame.columns) == models.COLUMNS
     assert len(frame) == len(rows)
+    assert set(frame["impl"]) == {"tether", "tether+spikemem", *INSTALLED}
     frame = frame[frame["impl"] == "tether"]
     expected = [(name, kind) for name, spec in models.MODELS.items() for kind in spec.kinds
                 for _ in spec.quick]  # fmt: skip
@@ -52,6 +53,21 @@ def test_tether_rows_for_every_model(quick_run):
     assert (frame["ms"] > 0).all() and (frame["samples_per_s"] > 0).all()
     assert frame["peak_mem_mb"].isna().all() and frame["neuron_share"].isna().all()  # CPU
     assert (frame["size"] == "quick").all() and (frame["device"].str.startswith("cpu")).all()
+
+
+def test_spike_memory_rows_equal_tether(quick_run):
+    """``tether+spikemem``: a row per tether row, with tether's first loss and spikes (the
+    gradients are bitwise equal: ``tests/test_spike_memory.py``); compiled is skipped."""
+    rows = {
+        (r["model"], r["neuron"], r["layout"]): r for r in quick_run[1] if r["impl"] == "tether"
+    }
+    mem = [r for r in quick_run[1] if r["impl"] == "tether+spikemem"]
+    assert sorted((r["model"], r["neuron"], r["layout"]) for r in mem) == sorted(rows)
+    for row in mem:
+        assert row["ok"] and row["max_error"] == 0 and row["ms"] > 0, row
+        assert row["loss"] == rows[row["model"], row["neuron"], row["layout"]]["loss"]
+    size = models.MLPSize(6, 2)
+    assert "inactive" in models.skip_reason("tether+spikemem", "lif", True, "float32", size, CPU)
 
 
 @pytest.mark.parametrize("peer", PEERS)

@@ -153,9 +153,9 @@ def models(
     names: Annotated[
         str, typer.Option("--models", help="cifar_conv, shd_mlp, spikformer_block")
     ] = "cifar_conv,shd_mlp,spikformer_block",
-    impls: Annotated[str, typer.Option(help="tether, spikingjelly, snntorch")] = (
-        "tether,spikingjelly,snntorch"
-    ),
+    impls: Annotated[
+        str, typer.Option(help="tether, tether+spikemem (spike_memory on), spikingjelly, snntorch")
+    ] = "tether,tether+spikemem,spikingjelly,snntorch",
     dtypes: Annotated[str, typer.Option(help="float32, bfloat16 (autocast)")] = "float32",
     compiled: Annotated[str, typer.Option(help="eager, compiled or both")] = "eager,compiled",
     quick: Annotated[bool, typer.Option(help="tiny sizes: runs on a CPU")] = False,

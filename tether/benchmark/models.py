@@ -26,6 +26,9 @@ snnTorch's ``atan(4)`` are the same function). Peers:
   ``h >= 1`` does. PLIF is ``Leaky`` with a learnable per-channel ``beta`` and
   ``threshold``. No ALIF.
 
+``tether+spikemem``: tether with the forward under ``tether.spike_memory()`` (spikes saved
+in 1 bit by the layers that consume them; eager only, inactive in compiled code).
+
 Columns: ``ms`` median milliseconds per step; ``samples_per_s``; ``peak_mem_mb`` the memory
 allocated at the peak of one step above what is held between steps (weights, optimizer
 state, the batch; NaN on CPU); ``neuron_share`` the neuron kernels' fraction of CUDA kernel
@@ -36,6 +39,7 @@ elementwise kernels); ``loss`` the first step's loss; ``loss_rel_error`` and ``m
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import re
@@ -176,7 +180,8 @@ class Implementation:
     """How one library builds and resets neurons. ``kernels``: a regex matching the names of
     its neuron kernels in a CUDA profile (None: not attributable). ``loops_over_steps``: its
     neuron is a Python loop over T (``torch.compile`` unrolls it). ``notes``: per neuron
-    kind, a semantic difference to tether written into the rows."""
+    kind, a semantic difference to tether written into the rows. ``spike_memory``: spikes
+    saved in 1 bit (``tether.spike_memory``)."""
 
     neuron: NeuronFactory
     kinds: tuple[str, ...]
@@ -185,11 +190,14 @@ class Implementation:
     kernels: str | None = None
     loops_over_steps: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    spike_memory: bool = False  # the forward runs under tether.spike_memory()
 
 
+TETHER_KERNELS = r"neuron_(fwd|bwd)_kernel|unpack_spikes_kernel"
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    "tether": Implementation(
-        tether_neuron, ("lif", "plif", "alif"), kernels=r"neuron_(fwd|bwd)_kernel"
+    "tether": Implementation(tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS),
+    "tether+spikemem": Implementation(
+        tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS, spike_memory=True
     ),
     "spikingjelly": Implementation(
         spikingjelly_neuron,
@@ -286,8 +294,12 @@ def training_step(
     labels: torch.Tensor,
     dtype: str,
     compiled: bool,
+    spike_memory: bool = False,
 ) -> Callable[[], torch.Tensor]:
-    """A closure running one step on ``x: (T, B, ...)``; returns the loss (a 0-d tensor)."""
+    """A closure running one step on ``x: (T, B, ...)``; returns the loss (a 0-d tensor).
+    ``spike_memory``: the forward under ``tether.spike_memory()``."""
+    import tether
+
     forward = torch.compile(net) if compiled else net
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=dtype == "bfloat16")
@@ -295,7 +307,8 @@ def training_step(
     def step() -> torch.Tensor:
         reset(net)
         optimizer.zero_grad(set_to_none=True)
-        with autocast:
+        memory = tether.spike_memory() if spike_memory else contextlib.nullcontext()
+        with autocast, memory:
             logits = forward(x)  # (T, B, classes)
         loss = F.cross_entropy(logits.float().mean(0), labels)
         loss.backward()
@@ -376,6 +389,8 @@ def skip_reason(
         return f"{impl} is not installed (pip install '.[compare]')"
     if kind not in spec.kinds:
         return f"{impl} has no {kind}"
+    if spec.spike_memory and compiled:
+        return "spike memory is inactive in compiled code: the row would be tether's"
     if spec.loops_over_steps:
         if compiled and size.T > MAX_COMPILE_STEPS:
             return f"torch.compile of a {size.T}-step loop takes minutes"
@@ -406,7 +421,9 @@ def run_point(
     def prepare(impl: str, compiled: bool) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
         torch._dynamo.reset()  # fresh compile caches: every model is a new one
         net = build(model, impl, kind, size, source, device)
-        return net, training_step(net, IMPLEMENTATIONS[impl].reset, x, labels, dtype, compiled)
+        spec = IMPLEMENTATIONS[impl]
+        step = training_step(net, spec.reset, x, labels, dtype, compiled, spec.spike_memory)
+        return net, step
 
     reference: tuple[float, torch.Tensor] | None = None
     rows = []
@@ -575,7 +592,8 @@ def plot_models(csv: Path, out_dir: Path) -> list[Path]:
         points = sorted(data["point"].unique())
         order = {impl: i for i, impl in enumerate(IMPLS)}
         variants = sorted(
-            data["variant"].unique(), key=lambda v: (order.get(v.split("+")[0], len(order)), v)
+            data["variant"].unique(),
+            key=lambda v: (order.get(v.removesuffix("+compile"), len(order)), v),
         )
         width = 0.8 / len(variants)
         fig, axes = plt.subplots(2, 1, figsize=(max(8, 2.2 * len(points)), 8))
@@ -589,7 +607,7 @@ def plot_models(csv: Path, out_dir: Path) -> list[Path]:
             for k, variant in enumerate(variants):
                 rows = data[data["variant"] == variant].set_index("point")[column]
                 values = [rows.get(p, math.nan) for p in points]
-                impl = variant.split("+")[0]
+                impl = variant.removesuffix("+compile")
                 ax.bar(
                     [i + (k + 0.5) * width - 0.4 for i in range(len(points))],
                     values,

@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 COLORS = {
     "tether": "#d62728",
+    "tether+spikemem": "#8c564b",
     "untuned": "#ff9896",
     "eager": "#7f7f7f",
     "compile": "#1f77b4",

@@ -37,6 +37,7 @@ from tether.functional.plans import (
     vector_length,
 )
 from tether.reference import NeuronOutput
+from tether.spike_memory import recording, register_spikes
 
 __all__ = [
     "GRAD_NAMES", "STATE_PARAMS", "NeuronFunction", "NeuronOutput", "NeuronSpec", "Param",
@@ -152,6 +153,8 @@ def forward(
         outs = [o if keep else None for o, keep in zip(outs, present(spec, training, True))]
     else:
         outs = neuron_forward(x, v_init, a_init, tensors, floats, spec, training)
+        if training and recording():
+            register_spikes(outs[0], outs[5])  # tether.spike_memory: saved in 1 bit
     if training:
         tensor_alpha = alpha if isinstance(alpha, torch.Tensor) else None
         ctx.save_for_backward(x, v_init, a_init, *outs[5:], *tensors, tensor_alpha)

@@ -16,8 +16,10 @@ kernels see the ``(T, N)`` view of its memory (``plans.steps``), so neuron ``n``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -256,6 +258,23 @@ def neuron_backward(
     )
 
 
+@contextlib.contextmanager
+def _without_saved_tensors_hooks() -> Iterator[None]:
+    """No saved-tensor hooks inside (``torch.func.vjp`` refuses to run under them, and a
+    backward called inside ``tether.spike_memory`` or ``save_on_cpu`` has them); the
+    enclosing hooks are restored on exit."""
+    autograd = torch._C._autograd
+    popped = []
+    while (top := autograd._top_saved_tensors_default_hooks(True)) is not None:
+        popped.append(top)
+        autograd._pop_saved_tensors_default_hooks()
+    try:
+        yield
+    finally:
+        for pack, unpack in reversed(popped):
+            autograd._push_saved_tensors_default_hooks(pack, unpack)
+
+
 def _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names):
     """Differentiate the reference forward with ``torch.func.vjp`` (it recomputes: no graph
     is kept between forward and backward, so backward can run any number of times, and it
@@ -276,8 +295,9 @@ def _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, na
 
     found = dict.fromkeys(diff)
     if diff and used:
-        _, vjp = torch.func.vjp(outputs, *(inputs[n] for n in diff))
-        found = dict(zip(diff, vjp(tuple(flat_grads[i] for i in used))))
+        with _without_saved_tensors_hooks():
+            _, vjp = torch.func.vjp(outputs, *(inputs[n] for n in diff))
+            found = dict(zip(diff, vjp(tuple(flat_grads[i] for i in used))))
 
     def laid_out(name: str, sequence: bool, dtype: torch.dtype) -> torch.Tensor:
         """The gradient of a flat leaf, laid out like x (or its steps); zeros if unused."""

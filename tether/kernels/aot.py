@@ -1,7 +1,8 @@
-"""Ahead-of-time compilation of the neuron kernels for a GPU target, without a GPU.
+"""Ahead-of-time compilation of the kernels for a GPU target, without a GPU.
 
 The interpreter accepts code the compiler rejects, so CI compiles the kernels for
-``GPUTarget("cuda", 90, 32)``: every switch variant, the launch configs the runtime can pick
+``GPUTarget("cuda", 90, 32)``: every switch variant of the neuron kernels and every variant of
+the spike unpack kernel (``tether.spike_memory``), the launch configs the runtime can pick
 (the defaults, every shipped winner and a fixed sample of the tuning space) and, as a
 separate job, every config of the space. Compiling needs real ``JITFunction``s, so it must
 run in a process without ``TRITON_INTERPRET``: ``python -m tether.kernels.aot [--configs |
@@ -26,9 +27,17 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from tether.kernels import unpack
 from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, PARAMS, NeuronDef
-from tether.tuning.space import DIRECTIONS, DTYPES, KernelConfig, config_space, default_config
+from tether.tuning.space import (
+    DIRECTIONS,
+    DTYPES,
+    PACK_DTYPES,
+    KernelConfig,
+    config_space,
+    default_config,
+)
 from tether.tuning.table import TABLE_PATH, load_table
 
 HOPPER = GPUTarget("cuda", 90, 32)
@@ -69,15 +78,17 @@ def compile_kernel(
     switches: dict[str, object],
     target: GPUTarget = HOPPER,
 ):
-    """Compile the ``direction`` ("fwd"|"bwd") kernel with ``switches`` (its constexprs
-    other than the config's) for ``target``; returns the compiled kernel or raises."""
-    kernel = neuron_fwd_kernel if direction == "fwd" else neuron_bwd_kernel
+    """Compile the ``direction`` ("fwd"|"bwd"|"unpack") kernel with ``switches`` (its
+    constexprs other than the config's) for ``target``; returns the compiled kernel or
+    raises."""
+    kernel = KERNELS[direction]
     constexprs = {
         **switches,
         "BLOCK": config.block,
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
     }
+    constexprs = {name: value for name, value in constexprs.items() if name in kernel.arg_names}
     missing = [
         name
         for name, param in zip(kernel.arg_names, kernel.params)
@@ -153,10 +164,24 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
 
 
 Variant = tuple[str, str, torch.dtype, KernelConfig, dict]
+KERNELS = {
+    "fwd": neuron_fwd_kernel,
+    "bwd": neuron_bwd_kernel,
+    "unpack": unpack.unpack_spikes_kernel,
+}
+
+
+def unpack_variants() -> Iterator[Variant]:
+    """The unpack kernel for every packing width and spike dtype, as the runtime launches it."""
+    for (dtype_name, dtype), pack_bits in itertools.product(DTYPES.items(), PACK_DTYPES):
+        block = unpack.block_for(pack_bits)
+        config = KernelConfig(block, unpack.NUM_WARPS, 1, 1, pack_bits)
+        yield f"unpack-{dtype_name}-{pack_bits}", "unpack", dtype, config, {}
 
 
 def switch_variants() -> Iterator[Variant]:
-    """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied."""
+    """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, then
+    the unpack kernel's variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -169,6 +194,7 @@ def switch_variants() -> Iterator[Variant]:
             config = default_config(direction, dtype, neuron.op)
             name = f"{direction}-{names[i % 3]}-{neuron.op}-{tuple(flags)}"
             yield name, direction, dtype, config, switches(neuron, *flags, i)
+    yield from unpack_variants()
 
 
 def config_variant(direction: str, dtype_name: str, config: KernelConfig) -> Variant:

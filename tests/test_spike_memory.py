@@ -1,0 +1,389 @@
+"""``tether.spike_memory``: spikes saved in 1 bit by the layers that consume them.
+
+Gradients bitwise equal to the run without it, on the kernels (interpreter or GPU: the
+neuron's packed bits, the unpack kernel) and on the eager reference (float64: torch
+packing); the full-size spikes freed; in-place modification, torch.compile, CUDA graphs
+and DDP as documented in ``tether/spike_memory.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import weakref
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import tether
+from tether.kernels import aot
+from tether.kernels.unpack import unpack_spikes
+from tether.spike_memory import _REGISTRY
+
+T, B = 5, 3
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_cudnn():
+    """Bitwise comparisons of two runs: cuDNN's convolution algorithms fixed (on a GPU)."""
+    before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before
+
+
+# --- the unpack kernel -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pack_bits, dtype, n_steps, n_neurons",
+    [
+        (8, torch.float32, 13, 37),
+        (16, torch.bfloat16, 33, 130),
+        (32, torch.float16, 40, 6),
+        (32, torch.float32, 1, 300),
+    ],
+)
+def test_unpack_kernel_matches_the_bits(device, pack_bits, dtype, n_steps, n_neurons):
+    """Bit ``t % W`` of word ``(t // W, n)`` is spike ``(t, n)``, the sign bit included."""
+    g = torch.Generator().manual_seed(pack_bits + n_steps)
+    spikes = torch.rand(n_steps, n_neurons, generator=g) < 0.4
+    spikes[:, 0] = True  # every bit of a word set: the sign bit of int8/16/32
+    words = torch.zeros(-(-n_steps // pack_bits), n_neurons, dtype=torch.int64)
+    for t in range(n_steps):
+        words[t // pack_bits] |= spikes[t].long() << (t % pack_bits)
+    words = (words - (words >= 2 ** (pack_bits - 1)).long() * 2**pack_bits).to(
+        {8: torch.int8, 16: torch.int16, 32: torch.int32}[pack_bits]
+    )  # two's complement
+    out = torch.full((n_steps, n_neurons), 7.0, dtype=dtype, device=device)
+    unpack_spikes(words.to(device), out)
+    assert torch.equal(out.cpu(), spikes.to(dtype))
+
+
+def test_unpack_kernel_compiles_for_sm90():
+    """Every variant the runtime launches (also in ``aot.switch_variants``, the suite's
+    full AOT check), compiled without the interpreter."""
+    code = (
+        "import json; from tether.kernels import aot; "
+        "print(json.dumps(aot.compile_variants(list(aot.unpack_variants()))))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.splitlines()[-1])
+    assert len(results) == 9 and set(results.values()) == {"ok"}, results
+    assert set(results) <= {v[0] for v in aot.switch_variants()}
+
+
+def test_unpack_rejects_mismatched_words():
+    with pytest.raises(ValueError, match="packed has shape"):
+        unpack_spikes(torch.zeros(2, 5, dtype=torch.int8), torch.empty(9, 6))
+
+
+# --- models: gradients with and without ---------------------------------------------------
+
+
+class Net(nn.Module):
+    """Spikes consumed every common way: conv on the ``(T*B, C, H, W)`` view (channels_last),
+    max-pool, an elementwise product, a gather ``spikes[:, :, idx]`` and a matmul of two
+    slices of spikes: 5 saves of spikes."""
+
+    def __init__(self, neuron: str) -> None:
+        super().__init__()
+        make = {
+            "lif": lambda n: tether.LIF(stateful=False),
+            "plif": lambda n: tether.PLIF(n, per_channel=True, stateful=False),
+            "alif": lambda n: tether.ALIF(stateful=False),
+        }[neuron]
+        self.n1, self.n2 = make(4), make(6)
+        self.conv = nn.Conv2d(4, 6, 3, padding=1)
+        self.gate = nn.Parameter(torch.rand(4, 4, 4) + 0.5)
+        self.head = nn.Linear(6 * 2 * 2 + 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.n1(x)  # (T, B, 4, 4, 4)
+        y = self.conv(s1.flatten(0, 1)).unflatten(0, s1.shape[:2])
+        s2 = self.n2(y)  # (T, B, 6, 4, 4)
+        pooled = F.max_pool2d(s2.flatten(0, 1), 2).unflatten(0, s1.shape[:2]).flatten(2)
+        gated = (s1 * self.gate)[:, :, [0, 2]].sum(2)  # (T, B, 4, 4)
+        attn = s1[:, :, 1] @ s1[:, :, 3].transpose(-1, -2)  # (T, B, 4, 4)
+        return self.head(torch.cat([pooled, (gated + attn).flatten(2)], -1))
+
+
+def gradients(net: nn.Module, x: torch.Tensor, memory: tether.spike_memory | None):
+    """The gradients of the input and every parameter after one step (forward and
+    backward inside ``memory`` when given)."""
+    net.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_()
+    with memory or contextlib.nullcontext():
+        (net(x).float() ** 2).sum().backward()
+    return [x.grad, *(p.grad for p in net.parameters())]
+
+
+def channels_last_input(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(T * B, 4, 4, 4, generator=g) * 1.5 + 0.3
+    x = x.to(device, memory_format=torch.channels_last).to(dtype)
+    return x.unflatten(0, (T, B))
+
+
+def check_bitwise(net: nn.Module, x: torch.Tensor) -> tether.spike_memory:
+    memory = tether.spike_memory()
+    with_bits = gradients(net, x, memory)
+    without = gradients(net, x, None)
+    # conv, pool, the product and both operands of the matmul (the gather saves indices)
+    assert memory.packed == 5, memory.packed
+    for name, a, b in zip(["x", *dict(net.named_parameters())], with_bits, without):
+        assert b is not None and b.abs().sum() > 0, f"{name}: no gradient, the test proves nothing"
+        assert torch.equal(a, b), name
+    return memory
+
+
+@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_kernel_gradients_bitwise_equal(device, neuron, dtype):
+    """Kernels: the bits are the neuron's own (packed in its forward), unpacked by the
+    kernel; every gradient is bitwise the one without spike memory."""
+    torch.manual_seed(0)
+    net = Net(neuron).to(device=device, dtype=dtype)
+    check_bitwise(net, channels_last_input(dtype, device))
+
+
+@pytest.mark.parametrize("neuron", ["lif", "alif"])
+def test_reference_gradients_bitwise_equal(neuron):
+    """The eager reference (float64 on the CPU): no neuron bits, packed with torch ops."""
+    torch.manual_seed(0)
+    net = Net(neuron).double()
+    check_bitwise(net, channels_last_input(torch.float64, torch.device("cpu")))
+
+
+def test_bits_are_the_neurons_own(device):
+    """No second packing pass: the saved bits are the packed tensor that the neuron saved
+    for its own backward."""
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3).to(device)
+    x = torch.randn(T, B, 8, device=device, requires_grad=True)
+    with tether.spike_memory():
+        spikes = lif(x)
+        out = linear(spikes)  # holds the bits
+        entry = _REGISTRY[spikes.untyped_storage().data_ptr()]
+    neuron_words = spikes.grad_fn.saved_tensors[3]  # x, v_init, a_init, packed, ...
+    assert entry.bits().words.data_ptr() == neuron_words.data_ptr()
+    assert entry.bits().pack_bits == neuron_words.element_size() * 8
+    out.sum().backward()
+
+
+# --- memory ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["kernel", "reference"])
+def test_saved_bits_free_the_spikes(dtype):
+    """While the graph lives, nothing holds the full-size spikes but the caller: dropped,
+    they are freed (without spike memory the linear layer's saved input keeps them)."""
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3).to(dtype)
+    x = torch.randn(T, B, 8, dtype=dtype, requires_grad=True)
+    for active, freed in ((False, False), (True, True)):
+        memory = tether.spike_memory()
+        with memory if active else contextlib.nullcontext():
+            spikes = lif(x)
+            out = linear(spikes.flatten(0, 1))
+        alive = weakref.ref(spikes)
+        del spikes
+        assert (alive() is None) == freed
+        assert memory.packed == int(active)
+        out.sum().backward()  # the graph held on until here
+
+
+def test_registry_keeps_nothing_alive():
+    lif = tether.LIF(stateful=False)
+    x = torch.randn(T, B, 8, requires_grad=True)
+    with tether.spike_memory():
+        spikes = lif(x)
+        key = spikes.untyped_storage().data_ptr()
+        assert key in _REGISTRY
+        alive = weakref.ref(spikes)
+        del spikes
+    assert alive() is None and key not in _REGISTRY
+
+
+# --- identification ----------------------------------------------------------------------
+
+
+def test_other_tensors_untouched():
+    """Non-spike tensors, spikes of a neuron run outside the context, and copies of spikes
+    are saved as usual."""
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3)
+    x = torch.randn(T, B, 8, requires_grad=True)
+    outside = lif(x)
+    memory = tether.spike_memory()
+    with memory:
+        spikes = lif(x)
+        linear(x)
+        linear(outside)
+        linear(spikes.clone())
+        linear(spikes.double().float())
+    assert memory.packed == 0
+
+
+def test_modified_spikes_are_saved_as_usual():
+    """In place before the save (version moved): saved as usual, gradients those of the
+    modified values."""
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3)
+    x = torch.randn(T, B, 8, requires_grad=True)
+    grads = []
+    for active in (False, True):
+        memory = tether.spike_memory()
+        linear.zero_grad()
+        with memory if active else contextlib.nullcontext():
+            spikes = lif(x)
+            spikes[0] = 1.0
+            linear(spikes).sum().backward()
+        assert memory.packed == 0
+        grads.append(linear.weight.grad.clone())
+    assert torch.equal(*grads)
+
+
+@pytest.mark.parametrize("what", ["spikes", "other"])
+def test_modification_after_the_save_raises(what):
+    """A saved tensor modified in place before the backward raises, as autograd without
+    hooks does (autograd skips its check under saved-tensor hooks)."""
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3)
+    x = torch.randn(T, B, 8, requires_grad=True)
+    with tether.spike_memory() as memory:
+        spikes = lif(x)
+        saved = spikes if what == "spikes" else x * 2
+        out = linear(saved[1:])
+    assert memory.packed == int(what == "spikes")
+    saved.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+# --- the switches ------------------------------------------------------------------------
+
+
+def test_model_switch_and_remove():
+    """``spike_memory(model)``: every forward of the model under it, until ``remove()``;
+    nested contexts; a bad argument named."""
+    torch.manual_seed(0)
+    net = Net("lif")
+    x = channels_last_input(torch.float32, torch.device("cpu")).requires_grad_()
+    memory = tether.spike_memory(net)
+    net(x).sum().backward()
+    assert memory.packed == 5
+    with tether.spike_memory():  # nested: the inner context, then the model's
+        net(x).sum().backward()
+    memory.remove()
+    count = memory.packed
+    net(x).sum().backward()
+    assert memory.packed == count
+    with pytest.raises(TypeError, match="model must be"):
+        tether.spike_memory(x)
+
+
+# --- torch.compile, CUDA graphs, DDP ------------------------------------------------------
+
+
+def test_compile_inactive_inside_compiled_code():
+    """Inside compiled code the mechanism is a no-op without a graph break (fullgraph
+    compiles), spikes made in the graph are not registered, and gradients are unchanged;
+    spikes made eagerly and saved by a compiled layer are stored in 1 bit."""
+    torch.manual_seed(0)
+    net = Net("lif").double()
+    x = channels_last_input(torch.float64, torch.device("cpu"))
+    expected = gradients(net, x, None)
+    memory = tether.spike_memory(net)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    got = gradients(compiled, x, None)
+    assert memory.packed == 0
+    outer = tether.spike_memory()  # around the compiled call: nothing registered
+    got_outer = gradients(compiled, x, outer)
+    assert outer.packed == 0
+    for a, b, c in zip(got, got_outer, expected):
+        assert torch.equal(a, c) and torch.equal(b, c)
+    memory.remove()
+
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3).double()
+    layer = torch.compile(linear, backend="aot_eager")
+    xs = torch.randn(T, B, 8, dtype=torch.float64, requires_grad=True)
+    results = []
+    for active in (False, True):
+        linear.zero_grad()
+        boundary = tether.spike_memory()
+        with boundary if active else contextlib.nullcontext():
+            layer(lif(xs)).sum().backward()
+        assert boundary.packed == int(active)
+        results.append(linear.weight.grad.clone())
+    assert torch.equal(*results)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_cuda_graph_training_step_replays(dtype):
+    """A training step captured under spike memory replays on new input to the eager
+    gradients without it."""
+    from tether.benchmark.providers import capture
+
+    torch.manual_seed(0)
+    net = Net("plif").cuda().to(dtype)
+    eager = copy.deepcopy(net)
+    x = channels_last_input(dtype, torch.device("cuda")).requires_grad_()
+    memory = tether.spike_memory(net)
+
+    def step():
+        for t in (x, *net.parameters()):
+            t.grad = None
+        (net(x).float() ** 2).sum().backward()
+
+    graph, _ = capture(step)
+    fresh = channels_last_input(dtype, torch.device("cuda")) * 0.8 + 0.2
+    with torch.no_grad():
+        x.copy_(fresh)
+    graph.replay()
+    expected = gradients(eager, fresh, None)
+    assert memory.packed >= 5
+    for a, b in zip([x.grad, *(p.grad for p in net.parameters())], expected):
+        assert torch.equal(a, b)
+
+
+def _ddp_worker(rank: int, port: int, results: dict) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=2)  # fmt: skip
+    torch.manual_seed(0)
+    net = Net("plif")
+    x = channels_last_input(torch.float32, torch.device("cpu")) * (1 + rank)
+    grads = []
+    for active in (False, True):
+        model = nn.parallel.DistributedDataParallel(copy.deepcopy(net))
+        memory = tether.spike_memory(model) if active else None
+        (model(x) ** 2).sum().backward()
+        grads.append([p.grad for p in model.parameters()])
+        if active:
+            results[rank] = memory.packed
+    results[f"equal{rank}"] = all(torch.equal(a, b) for a, b in zip(*grads))
+    dist.destroy_process_group()
+
+
+def test_ddp_gradients_unchanged():
+    """DDP over two CPU processes (gloo): the all-reduced gradients are bitwise those
+    without spike memory, which stored spikes in 1 bit on both ranks."""
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_ddp_worker, args=(port, results), nprocs=2)
+        results = dict(results)
+    assert results["equal0"] and results["equal1"], results
+    assert results[0] == 5 and results[1] == 5, results
