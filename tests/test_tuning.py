@@ -245,8 +245,3 @@ def test_autotune_env_var_tunes_unknown_gpus_once(monkeypatch):
         default_config("bwd", torch.float32, "lif", 32),
         True,
     )
-
-
-def test_online_autotune_returns_a_config_of_the_space(device):
-    config = autotune.autotune_online("alif", "bwd", torch.float32, 5, 300, device)
-    assert config in config_space("bwd", torch.float32, autotune.ONLINE_SPACE)
