@@ -4,10 +4,10 @@ the runtime reads.
 
 For each op x direction x dtype x shape every config of ``config_space`` first runs once
 against the eager reference: a config whose spikes or gradient differ is recorded as
-rejected and pruned from the autotuner, so it can never win. Then the autotuner of
-``tether.tuning.autotune`` (the one ``TETHER_AUTOTUNE=1`` runs online, here with its result
-cache off: a sweep measures) times the accepted configs that fit the shape; each row carries
-its timing (``ms``, NaN for a pruned config). ``fwd`` times the inference forward; ``bwd``
+rejected and pruned from the autotuner, so it can never win. Then the autotuner that
+``TETHER_AUTOTUNE=1`` runs (``tether.tuning.autotune.make_tuner``, over the space chosen, its
+result cache off: a sweep measures) times the accepted configs that fit the shape; each row
+carries its timing (``ms``, NaN for a pruned config). ``fwd`` times the inference forward; ``bwd``
 times the training forward in that config's layout (``chunk``/``pack_bits``) and the
 backward together, the pair a training step runs, so the winner minimises their sum.
 """

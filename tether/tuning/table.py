@@ -9,9 +9,9 @@ The table is ``winners.json`` beside this file (or the file named by ``TETHER_WI
 Buckets are the next power of two of T (1..1024) and N (2**10..2**26). A lookup takes the
 entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
 entries whose ``kernel_hash`` differs from the current code of their direction's kernel
-(``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no
-entry, ``TETHER_AUTOTUNE=1`` tunes the bucket through Triton's autotuner
-(``tether.tuning.autotune``), else the heuristic ``default_config`` is used. Lookups are cached per process.
+(``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no entry,
+``TETHER_AUTOTUNE=1`` tunes the bucket through Triton's autotuner (``tether.tuning.autotune``),
+else the heuristic ``default_config`` is used. Lookups are cached per process.
 """
 
 from __future__ import annotations
