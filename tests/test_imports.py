@@ -9,7 +9,7 @@ BENCH_ONLY = ("pandas", "matplotlib", "typer", "rich", "tqdm", "tether.benchmark
 CODE = f"""
 import sys, torch, triton, triton.testing
 before = set(sys.modules)
-import tether, tether.tuning.online, tether.kernels.aot
+import tether, tether.tuning.autotune, tether.kernels.aot
 added = set(sys.modules) - before
 print(sorted(p for p in {BENCH_ONLY!r} if any(m == p or m.startswith(p + ".") for m in added)))
 """

@@ -126,7 +126,7 @@ def empty_caches():
 
 def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
     tuned = KernelConfig(256, 2, 1, 4, 8)
-    monkeypatch.setattr(table, "_choose", lambda *args: tuned)
+    monkeypatch.setattr(table, "_choose", lambda *args: (tuned, True))
     cpu = torch.device("cpu")
     default_bwd = default_config("bwd", torch.float32, "lif", 7)
     assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == tuned

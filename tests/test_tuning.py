@@ -14,7 +14,7 @@ from tests.helpers import Case, check_against_reference
 from tether.functional import ops
 from tether.kernels import aot, hashing, neuron
 from tether.neurons import OPS
-from tether.tuning import online, table
+from tether.tuning import autotune, table
 from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
 
 CONFIG = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 16}
@@ -145,7 +145,8 @@ def test_unknown_gpu_and_cpu_fall_back_to_the_default():
         config = table.select_config("lif", direction, torch.float32, 32, 2**20, cpu)
         assert config == default_config(direction, torch.float32, "lif", 32)
     assert table._choose("NVIDIA Z9|12.0", "lif", "fwd", torch.float32, 32, 2**20, cpu) == (
-        default_config("fwd", torch.float32)
+        default_config("fwd", torch.float32),
+        True,
     )
 
 
@@ -233,18 +234,14 @@ def test_autotune_env_var_tunes_unknown_gpus_once(monkeypatch):
         calls.append((op, direction, n_steps, n_neurons))
         return KernelConfig(256, 2, 1, 8, 32)
 
-    monkeypatch.setattr(online, "autotune_online", fake_autotune)
+    monkeypatch.setattr(autotune, "autotune_online", fake_autotune)
     monkeypatch.setenv("TETHER_AUTOTUNE", "1")
     cpu = torch.device("cpu")
     chosen = table._choose("NVIDIA Z9|12.0", "lif", "bwd", torch.float32, 32, 2**20, cpu)
-    assert chosen == KernelConfig(256, 2, 1, 8, 32) and calls == [("lif", "bwd", 32, 2**20)]
+    assert chosen == (KernelConfig(256, 2, 1, 8, 32), True)
+    assert calls == [("lif", "bwd", 32, 2**20)]
     monkeypatch.delenv("TETHER_AUTOTUNE")
     assert table._choose("NVIDIA Z9|12.0", "lif", "bwd", torch.float32, 32, 2**20, cpu) == (
-        default_config("bwd", torch.float32, "lif", 32)
+        default_config("bwd", torch.float32, "lif", 32),
+        True,
     )
-
-
-def test_online_autotune_returns_a_config_of_the_space(device, monkeypatch):
-    monkeypatch.setattr(online, "ONLINE_CANDIDATES", 3)  # under the interpreter: 2 s each
-    config = online.autotune_online("alif", "bwd", torch.float32, 5, 300, device)
-    assert config in config_space("bwd", torch.float32)

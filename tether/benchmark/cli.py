@@ -235,7 +235,8 @@ def tune(
     export: Annotated[bool, typer.Option(help="merge winners into the shipped table")] = True,
     out: Annotated[Path | None, typer.Option(help="sweep CSV (default results/<gpu>/)")] = None,
 ) -> None:
-    """Sweep the config space on this GPU; write the sweep CSV and export the winners."""
+    """Sweep the config space on this GPU through Triton's autotuner; write the sweep CSV and
+    export the winners."""
     import pandas as pd
     from rich.console import Console
     from rich.progress import Progress

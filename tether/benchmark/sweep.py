@@ -1,11 +1,15 @@
-"""The tuning harness: sweep launch configs on the GPU at hand, reject wrong ones, time the
-baselines, write a sweep CSV and export the winners into the table the runtime reads.
+"""The tuning harness: sweep launch configs on the GPU at hand through Triton's autotuner,
+reject wrong ones, time the baselines, write a sweep CSV and export the winners into the table
+the runtime reads.
 
-For each op x direction x dtype x shape it launches the kernels directly with every config of
-``config_space``: ``fwd`` is the inference forward; ``bwd`` is the backward kernel, and its
-row also carries the training forward run with that config's ``chunk``/``pack_bits`` (the
-layout they share), so the winner minimises ``fwd_train_ms + ms``. A config whose spikes or
-gradient differ from the eager reference is recorded as rejected and can never win.
+For each op x direction x dtype x shape every config of ``config_space`` first runs once
+against the eager reference: a config whose spikes or gradient differ is recorded as
+rejected and pruned from the autotuner, so it can never win. Then the autotuner that
+``TETHER_AUTOTUNE=1`` runs (``tether.tuning.autotune.make_tuner``, over the space chosen, its
+result cache off: a sweep measures) times the accepted configs that fit the shape; each row
+carries its timing (``ms``, NaN for a pruned config). ``fwd`` times the inference forward; ``bwd``
+times the training forward in that config's layout (``chunk``/``pack_bits``) and the
+backward together, the pair a training step runs, so the winner minimises their sum.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
 from tether.benchmark.runner import error_fraction
 from tether.kernels.hashing import kernel_hash
 from tether.tolerances import TOLERANCES
-from tether.tuning.online import kernel_calls
+from tether.tuning.autotune import Point, bench, kernel_calls, make_tuner, tune
 from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
 from tether.tuning.table import SCHEMA, TABLE_PATH, gpu_key, load_table, n_bucket, t_bucket
 
-# Bytes the kernel itself must move per element, in units of the dtype size:
-# fwd reads x, writes spikes; bwd reads x and grad_spikes, writes grad_x.
-KERNEL_BYTES = {"fwd": 2, "bwd": 3}
+# Bytes a timed call must move per element, in units of the dtype size: fwd reads x, writes
+# spikes (2); bwd adds the training forward (2) to the backward's x, grad_spikes, grad_x (3).
+KERNEL_BYTES = {"fwd": 2, "bwd": 5}
 
 
 def sweep(
@@ -43,7 +47,7 @@ def sweep(
 ) -> pd.DataFrame:
     """One row per (shape, config) plus eager/compile baseline rows; see the module doc."""
     dtype = DTYPES[dtype_name]
-    space_configs = config_space(direction, dtype, space)
+    configs = config_space(direction, dtype, space)
     facts = {**run_facts(device), "capability": gpu_key(device.index or 0).split("|")[1]}
     copy_gbps = copy_bandwidth_gbps(device, quick=True)
     mode = "fwd" if direction == "fwd" else "fwdbwd"
@@ -51,19 +55,21 @@ def sweep(
     for n_steps, n_neurons in shapes:
         problem = Problem.make(op, mode, n_steps, n_neurons, dtype, device)
         truth = PROVIDERS["eager"](problem)()
-        elements = n_steps * n_neurons
-        default = default_config(direction, dtype, op, n_steps)
-        # the default is always timed: the winner is never slower than what it replaces
-        configs = space_configs + ([default] if default not in space_configs else [])
+        default = default_config(direction, dtype, op, n_steps)  # in every space: always timed
+        errors = {}
+        for config in configs:
+            outputs = kernel_calls(op, direction, problem.x, problem.grad, problem.params, config)
+            errors[config] = error_fraction(outputs[2](), truth, dtype)
+        rejected = frozenset(c for c, e in errors.items() if e > TOLERANCES[dtype].bound)
+        point = Point(op, direction, problem.x, problem.grad, problem.params, rejected)
+        if on_step:
+            on_step(f"{op} {direction} {dtype_name} T={n_steps} N={n_neurons}: autotuning")
+        timings = tune_timings(point, make_tuner(direction, dtype, space, persist=False))
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
                 "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip
         for config in configs:
-            kernel, train_forward, outputs = kernel_calls(
-                op, direction, problem.x, problem.grad, problem.params, config
-            )
-            error = error_fraction(outputs(), truth, dtype)
-            ms = time_ms(kernel, device, quick=True)
-            gbps = KERNEL_BYTES[direction] * dtype.itemsize * elements / ms / 1e6
+            ms = timings.get(config, float("nan"))
+            gbps = KERNEL_BYTES[direction] * dtype.itemsize * n_steps * n_neurons / ms / 1e6
             rows.append(
                 {
                     **base,
@@ -71,17 +77,12 @@ def sweep(
                     **config.as_dict(),
                     "is_default": config == default,
                     "ms": ms,
-                    "fwd_train_ms": time_ms(train_forward, device, quick=True)
-                    if train_forward
-                    else float("nan"),
                     "gbps": gbps,
                     "pct_copy_bw": 100 * gbps / copy_gbps,
-                    "max_error": error,
-                    "rejected": error > TOLERANCES[dtype].bound,
+                    "max_error": errors[config],
+                    "rejected": config in rejected,
                 }
             )
-            if on_step:
-                on_step(f"{op} {direction} {dtype_name} T={n_steps} N={n_neurons} {config}")
         for impl in ("eager", "compile") if baselines else ():
             if impl == "compile" and n_steps > MAX_COMPILE_STEPS:
                 continue
@@ -89,14 +90,25 @@ def sweep(
             ms = time_ms(run, device, quick=True)
             rows.append({**base, "impl": impl, "mode": mode, "ms": ms, "rejected": False,
                          "max_error": error_fraction(run(), truth, dtype)})  # fmt: skip
-        del problem, truth
+        del problem, truth, point
     return pd.DataFrame(rows)
 
 
+def tune_timings(point: Point, tuner) -> dict[KernelConfig, float]:
+    """Run ``tuner`` (a fresh one, its result cache off) at ``point``: the median ms of every
+    config it timed. A bucket that leaves one config is not timed by Triton: it is here."""
+    best = tune(point, tuner)
+    timings = getattr(tuner, "configs_timings", {})
+    timings = {KernelConfig.from_triton(c): t[0] for c, t in timings.items()}
+    return timings or {best: bench(lambda: point.run(best), (0.5,))[0]}
+
+
 def winners(frame: pd.DataFrame) -> pd.DataFrame:
-    """The fastest accepted config per (op, direction, dtype, T, N), with the default's time."""
+    """The fastest accepted config per (op, direction, dtype, T, N), with the default's time.
+    Older sweeps timed a backward's training forward apart (``fwd_train_ms``): it is added."""
     tuned = frame[(frame["impl"] == "tether") & ~frame["rejected"].astype(bool)].copy()
-    tuned["score"] = tuned["ms"] + tuned["fwd_train_ms"].fillna(0.0)
+    tuned = tuned[tuned["ms"].notna()]
+    tuned["score"] = tuned["ms"] + tuned.get("fwd_train_ms", pd.Series(0.0, tuned.index)).fillna(0)
     point = ["op", "direction", "dtype", "T", "N"]
     best = tuned.loc[tuned.groupby(point)["score"].idxmin()]
     default = tuned[tuned["is_default"].astype(bool)][point + ["score"]]

@@ -21,6 +21,7 @@ import itertools
 from dataclasses import asdict, dataclass
 
 import torch
+import triton
 
 from tether.neurons import NEURONS
 
@@ -59,6 +60,20 @@ class KernelConfig:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def to_triton(self) -> triton.Config:
+        """This config as Triton's autotuner takes it: the kernels' meta-parameters ``BLOCK``,
+        ``CHUNK``, ``PACK_BITS`` and the launch options."""
+        meta = {"BLOCK": self.block, "CHUNK": self.chunk, "PACK_BITS": self.pack_bits}
+        return triton.Config(meta, num_warps=self.num_warps, num_stages=self.num_stages)
+
+    @classmethod
+    def from_triton(cls, config: triton.Config) -> KernelConfig:
+        """The inverse of ``to_triton``."""
+        meta = config.kwargs
+        return cls(
+            meta["BLOCK"], config.num_warps, config.num_stages, meta["CHUNK"], meta["PACK_BITS"]
+        )
 
 
 def default_config(

@@ -9,8 +9,9 @@ The table is ``winners.json`` beside this file (or the file named by ``TETHER_WI
 Buckets are the next power of two of T (1..1024) and N (2**10..2**26). A lookup takes the
 entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
 entries whose ``kernel_hash`` differs from the current code of their direction's kernel
-(``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no
-entry the heuristic ``default_config`` is used. Lookups are cached per process.
+(``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no entry,
+``TETHER_AUTOTUNE=1`` tunes the bucket through Triton's autotuner (``tether.tuning.autotune``),
+else the heuristic ``default_config`` is used. Lookups are cached per process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import functools
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -182,9 +184,10 @@ def select_config(
     op: str, direction: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> KernelConfig:
     """The launch config for one call: the nearest tuned entry; else, with
-    ``TETHER_AUTOTUNE=1``, a config timed once at this shape
-    (``tuning.online.autotune_online``); else the default. Cached per (GPU, op, direction,
-    dtype, bucket)."""
+    ``TETHER_AUTOTUNE=1``, the winner of Triton's autotuner at this shape
+    (``tuning.autotune.autotune_online``; never inside CUDA-graph capture or torch.compile
+    tracing: there the default runs, with a warning, and the bucket is tuned at its next
+    call outside); else the default. Cached per (GPU, op, direction, dtype, bucket)."""
     if _untuned:
         return default_config(direction, dtype, op, n_steps)
     gpu = None
@@ -194,7 +197,9 @@ def select_config(
     key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
     config = _BY_BUCKET.get(key)
     if config is None:
-        config = _BY_BUCKET[key] = _choose(gpu, op, direction, dtype, n_steps, n_neurons, device)
+        config, final = _choose(gpu, op, direction, dtype, n_steps, n_neurons, device)
+        if final:
+            _BY_BUCKET[key] = config
     return config
 
 
@@ -210,17 +215,44 @@ def select_training_configs(
     return training_forward_config(bwd), bwd
 
 
-def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> KernelConfig:
+def autotune_requested() -> bool:
+    """Whether ``TETHER_AUTOTUNE`` is set (to anything but 0)."""
+    return os.environ.get("TETHER_AUTOTUNE", "0") not in ("", "0")
+
+
+def tuning_blocked() -> bool:
+    """Inside CUDA-graph capture or torch.compile tracing: no kernel may be timed there."""
+    return torch.compiler.is_compiling() or (
+        torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+    )
+
+
+@functools.cache
+def _warn_deferred() -> None:
+    warnings.warn(
+        "TETHER_AUTOTUNE=1: a shape bucket with no tuned config was first met inside CUDA-graph "
+        "capture or torch.compile tracing; it runs the default config there (tuning happens "
+        "at its first call outside: call the layer once before capturing or compiling)",
+        stacklevel=4,
+    )
+
+
+def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> tuple[KernelConfig, bool]:
+    """(config, final): final is False for the default used in place of tuning (capture or
+    tracing), which the caller must not cache."""
     if gpu is not None:
         name, capability = gpu.split("|")
         entries = [e for e in _current_entries() if e["capability"] == capability]
         dtype_name = str(dtype).removeprefix("torch.")
         config = lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons)
         if config is not None:
-            return config
-        if os.environ.get("TETHER_AUTOTUNE", "0") not in ("", "0"):
+            return config, True
+        if autotune_requested():
+            if tuning_blocked():
+                _warn_deferred()
+                return default_config(direction, dtype, op, n_steps), False
             # imported here: it imports core, which imports this module
-            from tether.tuning.online import autotune_online
+            from tether.tuning.autotune import autotune_online
 
-            return autotune_online(op, direction, dtype, n_steps, n_neurons, device)
-    return default_config(direction, dtype, op, n_steps)
+            return autotune_online(op, direction, dtype, n_steps, n_neurons, device), True
+    return default_config(direction, dtype, op, n_steps), True

@@ -1,0 +1,244 @@
+"""Tuning through Triton's autotuner, runtime side: ``TETHER_AUTOTUNE=1``'s online tuning and
+the timing of the offline sweep (``tether.benchmark.sweep``) run the same ``triton.autotune``.
+
+- Configs: ``config_space`` as ``triton.Config`` lists (``KernelConfig.to_triton``: the
+  kernels' ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``num_warps``, ``num_stages``).
+- Pruning (``prune``): configs that cannot fit the shape bucket, and the configs the offline
+  accuracy guard rejected; the untuned default always stays, so the winner is never a config
+  slower than the default by the tuner's own timing.
+- Key (``KEY``): the GPU, dtype, T and N buckets, the neuron's switches and the kernel hash.
+- Persistence: Triton's own result cache (``cache_results``, in ``TRITON_CACHE_DIR``), so a
+  second process reads the winner instead of tuning again.
+
+The autotuner wraps ``Launch``, not the ``@triton.jit`` kernel: a backward config fixes the
+layout its training forward saves (``chunk``, ``pack_bits``), so each config needs inputs of
+its own, and every launch goes through ``tether.functional.plans`` with explicit constexprs,
+the path the runtime runs. ``Launch.fn`` is the direction's kernel: Triton keys its result
+cache by that kernel's source. The runtime never launches through the autotuner: it takes
+the winner into its plan. Imports neither pandas nor the benchmark package.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import triton
+import triton.testing
+
+from tether.functional import plans
+from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
+from tether.kernels.hashing import kernel_hash
+from tether.neurons import NEURONS
+from tether.reference import NeuronOutput
+from tether.tuning.space import KernelConfig, config_space, default_config, training_forward_config
+from tether.tuning.table import gpu_key, n_bucket, t_bucket
+
+ONLINE_SPACE = "micro"  # what TETHER_AUTOTUNE=1 tries: `tether-bench tune --space micro`
+KEY = ("gpu", "dtype", "t_bucket", "n_bucket", "adaptive", "learnable", "kernel_hash")
+KERNELS = {"fwd": neuron_fwd_kernel, "bwd": neuron_bwd_kernel}
+Call = Callable[[], object]
+
+
+def op_spec(op: str) -> plans.NeuronSpec:
+    """The path the benchmark and the tuner time: no traces, no final state."""
+    return plans.NeuronSpec(op, NEURONS[op].adaptive, store_traces=False, store_state=False)
+
+
+def kernel_calls(
+    op: str,
+    direction: str,
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    params: dict[str, torch.Tensor | float],
+    config: KernelConfig,
+) -> tuple[Call, Call | None, Callable[[], tuple]]:
+    """(the kernel call to time, its training forward or None, ``() -> (spikes, grad_x or
+    None)`` for the accuracy check) on ``x, grad: (T, N)``. ``fwd``: the inference forward;
+    ``bwd``: the backward, with a gradient for every tensor parameter as in training, after
+    a training forward with ``config``'s layout (``training_forward_config``)."""
+    spec = op_spec(op)
+    x = x.detach()
+    params = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
+    n_params = plans.vector_length(params)
+    if direction == "fwd":
+
+        def forward():
+            return plans.launch_forward(spec, x, None, None, params, n_params, config, False)
+
+        return forward, None, lambda: (forward()[0].spikes, None)
+    train_config = training_forward_config(config)
+
+    def train_forward():
+        return plans.launch_forward(spec, x, None, None, params, n_params, train_config, True)
+
+    out, saved = train_forward()
+    param_grads = {name: isinstance(value, torch.Tensor) for name, value in params.items()}
+    grads = NeuronOutput(grad, None, None, None, None)
+
+    def backward():
+        return plans.launch_backward(
+            spec, x, saved, params, 2.0, n_params, param_grads, grads, config
+        )
+
+    return backward, train_forward, lambda: (out.spikes, backward()[0])
+
+
+class Point:
+    """One tuning point: ``op`` and ``direction`` on ``x, grad: (T, N)``, and the configs the
+    accuracy guard ``rejected`` (offline; online checks none). ``run(config)`` is the call
+    the tuner times: the inference forward (``fwd``), or the training forward and the
+    backward in that config's layout (``bwd``)."""
+
+    def __init__(
+        self,
+        op: str,
+        direction: str,
+        x: torch.Tensor,
+        grad: torch.Tensor,
+        params: dict[str, torch.Tensor | float],
+        rejected: frozenset[KernelConfig] = frozenset(),
+    ) -> None:
+        self.op, self.direction, self.x, self.grad, self.params = op, direction, x, grad, params
+        self.rejected = rejected
+        n_steps, n_neurons = x.shape
+        self.default = default_config(direction, x.dtype, op, n_steps)
+        device = x.device
+        neuron = NEURONS[op]
+        self.key = {
+            "gpu": gpu_key(device.index) if device.type == "cuda" else "cpu",  # a tensor's: indexed
+            "dtype": str(x.dtype).removeprefix("torch."),
+            "t_bucket": t_bucket(n_steps),
+            "n_bucket": n_bucket(n_neurons),
+            "adaptive": neuron.adaptive,
+            "learnable": neuron.learnable,
+            "kernel_hash": kernel_hash(),
+        }
+        self._config: KernelConfig | None = None
+        self._calls: tuple[Call, Call | None] | None = None
+
+    @classmethod
+    def random(
+        cls,
+        op: str,
+        direction: str,
+        dtype: torch.dtype,
+        n_steps: int,
+        n_neurons: int,
+        device: torch.device,
+    ) -> Point:
+        """A point on random data of the benchmark's distribution (what online tuning times)."""
+        g = torch.Generator(device=device).manual_seed(0)
+        x = (torch.randn(n_steps, n_neurons, device=device, generator=g) * 0.6 + 0.3).to(dtype)
+        grad = torch.randn(n_steps, n_neurons, device=device, generator=g).to(dtype)
+        params = NEURONS[op].bench_params(n_neurons, g, requires_grad=False)
+        return cls(op, direction, x, grad, params)
+
+    def run(self, config: KernelConfig) -> None:
+        """One timed call of ``config`` (its calls are built on the first, and only the
+        latest config's outputs are kept)."""
+        if config != self._config:
+            self._calls = None  # the previous config's outputs go first
+            kernel, train_forward, _ = kernel_calls(
+                self.op, self.direction, self.x, self.grad, self.params, config
+            )
+            self._config, self._calls = config, (kernel, train_forward)
+        kernel, train_forward = self._calls
+        if train_forward is not None:
+            train_forward()
+        kernel()
+
+
+class Launch:
+    """What ``triton.autotune`` wraps: ``run(point, **key, **meta)`` runs ``point`` with the
+    config in ``meta``. ``fn``: the direction's kernel (Triton's result cache keys on it)."""
+
+    arg_names = ("point", *KEY)
+
+    def __init__(self, direction: str) -> None:
+        self.fn = KERNELS[direction]
+
+    def run(self, point: Point, **meta) -> None:
+        config = KernelConfig(
+            meta["BLOCK"], meta["num_warps"], meta["num_stages"], meta["CHUNK"], meta["PACK_BITS"]
+        )
+        point.run(config)
+
+
+def prune(configs: Sequence[triton.Config], named_args: dict, **key) -> list[triton.Config]:
+    """Triton's ``early_config_prune``: drop the configs that cannot fit the bucket — a time
+    tile (``chunk``) or spike word (``pack_bits``) longer than T, a block wider than N (each
+    down to the space's smallest) — and those the accuracy guard rejected; keep the
+    default."""
+    point: Point = named_args["point"]
+    space = [KernelConfig.from_triton(c) for c in configs]
+    t, n = key["t_bucket"], key["n_bucket"]
+    max_chunk = max(t, min(c.chunk for c in space))
+    max_pack = max(t, min(c.pack_bits for c in space))
+    max_block = max(n, min(c.block for c in space))
+    kept = []
+    for config, kernel_config in zip(configs, space):
+        if kernel_config in point.rejected:
+            continue
+        fits = (
+            kernel_config.chunk <= max_chunk
+            and kernel_config.pack_bits <= max_pack
+            and kernel_config.block <= max_block
+        )
+        if fits or kernel_config == point.default:
+            kept.append(config)
+    return kept
+
+
+def bench(kernel_call: Call, quantiles: Sequence[float]) -> list[float]:
+    """The tuner's timer, milliseconds at ``quantiles``: ``triton.testing.do_bench`` on a
+    GPU; elsewhere (the interpreter, in CI) one wall-clock call, which only exercises the
+    path."""
+    if torch.cuda.is_available() and not INTERPRET:
+        return triton.testing.do_bench(kernel_call, warmup=10, rep=30, quantiles=quantiles)
+    start = time.perf_counter()
+    kernel_call()
+    return [1e3 * (time.perf_counter() - start)] * len(quantiles)
+
+
+def make_tuner(direction: str, dtype: torch.dtype, space: str, persist: bool):
+    """A ``triton.autotune`` over ``config_space(direction, dtype, space)``; ``persist``:
+    Triton's result cache on (off under the interpreter, where Triton turns it off)."""
+    options = {"do_bench": bench, "cache_results": persist}
+    accepted = inspect.signature(triton.autotune).parameters
+    return triton.autotune(
+        [c.to_triton() for c in config_space(direction, dtype, space)],
+        key=list(KEY),
+        prune_configs_by={"early_config_prune": prune},
+        **{name: value for name, value in options.items() if name in accepted},
+    )(Launch(direction))
+
+
+@functools.cache
+def online_tuner(direction: str, dtype: torch.dtype):
+    """The process's tuner of ``TETHER_AUTOTUNE=1`` (Triton keeps its winners by key)."""
+    return make_tuner(direction, dtype, ONLINE_SPACE, persist=True)
+
+
+def tune(point: Point, tuner) -> KernelConfig:
+    """The winner of ``tuner`` at ``point``: tuned once per key, or read from Triton's cache."""
+    tuner.run(point, **point.key)
+    return KernelConfig.from_triton(tuner.best_config)
+
+
+def autotune_online(
+    op: str,
+    direction: str,
+    dtype: torch.dtype,
+    n_steps: int,
+    n_neurons: int,
+    device: torch.device,
+) -> KernelConfig:
+    """``TETHER_AUTOTUNE=1`` on a GPU with no table entry: the autotuner's winner at this
+    shape on random data (correctness of every config in the space is checked offline, in
+    CI and by the sweep)."""
+    point = Point.random(op, direction, dtype, n_steps, n_neurons, device)
+    return tune(point, online_tuner(direction, dtype))
