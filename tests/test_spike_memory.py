@@ -106,13 +106,14 @@ class Net(nn.Module):
         self.conv = nn.Conv2d(4, 6, 3, padding=1)
         self.gate = nn.Parameter(torch.rand(4, 4, 4) + 0.5)
         self.head = nn.Linear(6 * 2 * 2 + 4 * 4, 5)
+        self.register_buffer("rows", torch.tensor([0, 2]))  # on the device: capturable
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s1 = self.n1(x)  # (T, B, 4, 4, 4)
         y = self.conv(s1.flatten(0, 1)).unflatten(0, s1.shape[:2])
         s2 = self.n2(y)  # (T, B, 6, 4, 4)
         pooled = F.max_pool2d(s2.flatten(0, 1), 2).unflatten(0, s1.shape[:2]).flatten(2)
-        gated = (s1 * self.gate)[:, :, [0, 2]].sum(2)  # (T, B, 4, 4)
+        gated = (s1 * self.gate)[:, :, self.rows].sum(2)  # (T, B, 4, 4)
         attn = s1[:, :, 1] @ s1[:, :, 3].transpose(-1, -2)  # (T, B, 4, 4)
         return self.head(torch.cat([pooled, (gated + attn).flatten(2)], -1))
 
