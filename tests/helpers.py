@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -180,3 +183,13 @@ def check_against_reference(case: Case, device: torch.device) -> None:
         assert a is not None, f"grad {name} missing"
         elementwise = name == "x" or name.endswith("_init")
         assert_close(a, b, tol.element if elementwise else tol.param, f"grad {name}")
+
+
+def torchrun(world: int, *args: str) -> None:
+    """``torchrun --nproc_per_node=world ARGS`` in fresh processes (none of pytest's state
+    leaks into the ranks, and a hung rank times out instead of hanging the run); fails with
+    the ranks' stderr."""
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -4,8 +4,6 @@ On a CPU the ranks run the kernels under the interpreter (the environment is inh
 these tests cover the kernel path with DDP's gradient hooks and bucketing in CI.
 """
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,12 +11,14 @@ import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
 import tether
 from tether.neurons import NEURONS
+
+if __name__ != "__main__":  # a rank runs this file as a script
+    from tests.helpers import torchrun
 
 T, BATCH, FEATURES, HIDDEN, CLASSES = 4, 8, 12, 16, 5
 
@@ -46,11 +46,11 @@ def first_step_grads(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     F.cross_entropy(net(x).sum(0), y).backward()
 
 
-def rank_grads(rank: int, world: int, init: str, cuda: bool, out: str) -> None:
-    """One rank: DDP over its share of the global batch; saves its gradients per neuron."""
-    dist.init_process_group(
-        "nccl" if cuda else "gloo", init_method=f"file://{init}", rank=rank, world_size=world
-    )
+def rank_grads(cuda: bool, out: str) -> None:
+    """One rank (under torchrun): DDP over its share of the global batch; saves its gradients
+    per neuron."""
+    dist.init_process_group("nccl" if cuda else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device(f"cuda:{rank}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -80,7 +80,7 @@ def test_ddp_first_step_gradients_equal_one_process(cuda, tmp_path):
     """Two ranks, each half of the global batch: every parameter's gradient equals one
     process's on the whole batch, for every neuron (PLIF's and ALIF's parameters included)."""
     world = 2
-    mp.spawn(rank_grads, (world, str(tmp_path / "init"), cuda, str(tmp_path)), nprocs=world)
+    torchrun(world, __file__, str(tmp_path), *(["--cuda"] if cuda else []))
     device = torch.device("cuda:0" if cuda else "cpu")
     x, y = global_batch(device)
     for kind in NEURONS:
@@ -100,15 +100,9 @@ def test_ddp_model_benchmark_rows(tmp_path):
     """``torchrun -m tether.benchmark.distributed --quick`` with 1 then 2 processes writes a
     row per world and the 2-process row's scaling efficiency against the 1-process one."""
     out = tmp_path / "ddp.csv"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for world in (1, 2):
-        command = [
-            sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}",
-            "-m", "tether.benchmark.distributed", "--quick", "--models", "shd_mlp",
-            "--impls", "tether", "--out", str(out),
-        ]  # fmt: skip
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
+        torchrun(world, "-m", "tether.benchmark.distributed", "--quick", "--models", "shd_mlp",
+                 "--impls", "tether", "--out", str(out))  # fmt: skip
     frame = pd.read_csv(out)
     assert sorted(frame["world"]) == [1, 1, 2, 2]  # shd_mlp's LIF and ALIF
     two = frame[frame["world"] == 2]
@@ -117,3 +111,7 @@ def test_ddp_model_benchmark_rows(tmp_path):
         expected = row["samples_per_s"] / (2 * one.loc[row["neuron"], "samples_per_s"])
         assert row["efficiency"] == pytest.approx(expected, rel=1e-4)
         assert row["samples_per_s"] == pytest.approx(2 * row["batch"] / row["ms"] * 1e3, rel=1e-4)
+
+
+if __name__ == "__main__":  # a rank of test_ddp_first_step_gradients_equal_one_process
+    rank_grads(cuda="--cuda" in sys.argv, out=sys.argv[1])

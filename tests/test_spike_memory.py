@@ -12,7 +12,6 @@ import contextlib
 import copy
 import json
 import os
-import socket
 import subprocess
 import sys
 import weakref
@@ -26,6 +25,9 @@ import tether
 from tether.kernels import aot
 from tether.kernels.unpack import unpack_spikes
 from tether.spike_memory import _REGISTRY
+
+if __name__ != "__main__":  # a rank runs this file as a script
+    from tests.helpers import torchrun
 
 T, B = 5, 3
 
@@ -353,38 +355,37 @@ def test_cuda_graph_training_step_replays(dtype):
         assert torch.equal(a, b)
 
 
-def _ddp_worker(rank: int, port: int, results: dict) -> None:
+def ddp_rank(out: str) -> None:
+    """One rank under torchrun (gloo): a step with and without spike memory; saves whether
+    the all-reduced gradients are equal and how many spike saves were packed."""
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=2)  # fmt: skip
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
     torch.manual_seed(0)
     net = Net("plif")
     x = channels_last_input(torch.float32, torch.device("cpu")) * (1 + rank)
-    grads = []
+    grads, packed = [], None
     for active in (False, True):
         model = nn.parallel.DistributedDataParallel(copy.deepcopy(net))
         memory = tether.spike_memory(model) if active else None
         (model(x) ** 2).sum().backward()
         grads.append([p.grad for p in model.parameters()])
         if active:
-            results[rank] = memory.packed
-    results[f"equal{rank}"] = all(torch.equal(a, b) for a, b in zip(*grads))
+            packed = memory.packed
+    equal = all(torch.equal(a, b) for a, b in zip(*grads))
+    torch.save({"equal": equal, "packed": packed}, f"{out}/{rank}.pt")
     dist.destroy_process_group()
 
 
-def test_ddp_gradients_unchanged():
+def test_ddp_gradients_unchanged(tmp_path):
     """DDP over two CPU processes (gloo): the all-reduced gradients are bitwise those
     without spike memory, which stored spikes in 1 bit on both ranks."""
-    import torch.multiprocessing as mp
+    torchrun(2, __file__, str(tmp_path))
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"{rank}.pt")
+        assert result["equal"] and result["packed"] == 5, (rank, result)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_ddp_worker, args=(port, results), nprocs=2)
-        results = dict(results)
-    assert results["equal0"] and results["equal1"], results
-    assert results[0] == 5 and results[1] == 5, results
+
+if __name__ == "__main__":  # a rank of test_ddp_gradients_unchanged
+    ddp_rank(sys.argv[1])

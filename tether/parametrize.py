@@ -25,8 +25,9 @@ class Constraint(NamedTuple):
     range: str
 
 
-UNIT = Constraint("{}_logit".format, torch.logit, lambda t: (t > 0) & (t < 1), "in (0, 1)")
-POSITIVE = Constraint("log_{}".format, torch.log, lambda t: t > 0, "> 0")
+# Names by concatenation: torch.compile (Dynamo in torch 2.11) cannot trace ``str.format``.
+UNIT = Constraint(lambda n: n + "_logit", torch.logit, lambda t: (t > 0) & (t < 1), "in (0, 1)")
+POSITIVE = Constraint(lambda n: "log_" + n, torch.log, lambda t: t > 0, "> 0")
 
 
 def raw_value(name: str, value: float, constraint: Constraint) -> float:
