@@ -66,3 +66,12 @@ def test_parameter_on_meta_device_is_rejected():
     """The device check without a GPU: a parameter on the meta device."""
     with pytest.raises(ValueError, match="threshold is on meta"):
         lif(X, None, 0.9, torch.ones(6, device="meta"), 2.0, 0)
+
+
+@pytest.mark.parametrize("alpha", [-2.0, 0.0, float("nan")])
+def test_function_rejects_a_non_positive_alpha_on_every_call(alpha):
+    """A float alpha is checked on every call, not only the first of its call signature
+    (a negative one would flip the surrogate's sign)."""
+    lif(X, None, 0.9, 1.0, 2.0, 0)  # the signature is now cached as checked
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        lif(X, None, 0.9, 1.0, alpha, 0)

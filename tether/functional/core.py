@@ -144,6 +144,8 @@ def forward(
         x = x.contiguous()
     if not isinstance(alpha, (float, torch.Tensor)):
         alpha = float(alpha)  # a checked real number: int or numpy
+    if isinstance(alpha, float) and not alpha > 0:  # every call: the cached check keys on types
+        raise ValueError(f"alpha must be > 0 (a negative one flips the surrogate), got {alpha}")
     # Under no_grad ``apply`` records no graph (no next_functions): nothing to save.
     training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
     tensors, floats = split_params(params)
