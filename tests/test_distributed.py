@@ -5,6 +5,7 @@ these tests cover the kernel path with DDP's gradient hooks and bucketing in CI.
 """
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +50,7 @@ def first_step_grads(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
 def rank_grads(cuda: bool, out: str) -> None:
     """One rank (under torchrun): DDP over its share of the global batch; saves its gradients
     per neuron."""
-    dist.init_process_group("nccl" if cuda else "gloo")
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=120))
     rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device(f"cuda:{rank}" if cuda else "cpu")
     if cuda:
@@ -62,6 +63,7 @@ def rank_grads(cuda: bool, out: str) -> None:
         first_step_grads(net, x[:, share], y[share])  # equal shares: DDP's mean is the global
         grads = {name: p.grad.cpu() for name, p in model.named_parameters()}
         torch.save(grads, Path(out) / f"{kind}_{rank}.pt")
+    dist.barrier()  # no rank leaves while another is in a collective (gloo hung there once)
     dist.destroy_process_group()
 
 

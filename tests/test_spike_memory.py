@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import os
 import subprocess
@@ -360,7 +361,7 @@ def ddp_rank(out: str) -> None:
     the all-reduced gradients are equal and how many spike saves were packed."""
     import torch.distributed as dist
 
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
     rank = dist.get_rank()
     torch.manual_seed(0)
     net = Net("plif")
@@ -375,6 +376,7 @@ def ddp_rank(out: str) -> None:
             packed = memory.packed
     equal = all(torch.equal(a, b) for a, b in zip(*grads))
     torch.save({"equal": equal, "packed": packed}, f"{out}/{rank}.pt")
+    dist.barrier()  # no rank leaves while another is in a collective
     dist.destroy_process_group()
 
 

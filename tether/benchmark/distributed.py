@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         run(args.models.split(","), args.impls.split(","), args.dtypes.split(","), args.quick,
             args.out, args.sizes)  # fmt: skip
     finally:
+        dist.barrier()  # no rank leaves while another is in a collective (gloo hung there)
         dist.destroy_process_group()
 
 
