@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tether.benchmark import models
-from tether.benchmark.measure import peak_memory_mb, run_facts
+from tether.benchmark.measure import FACT_COLUMNS, peak_memory_mb, run_facts
 from tether.benchmark.model_zoo import make_batch
 
 KEY = ["model", "neuron", "impl", "dtype", "layout", "T", "batch", "size", "world", "device"]
@@ -33,12 +33,7 @@ COLUMNS = KEY[:-1] + [
     "samples_per_s",
     "efficiency",
     "peak_mem_mb",
-    "device",
-    "torch",
-    "triton",
-    "commit",
-    "kernel_hash",
-    "timestamp",
+    *FACT_COLUMNS,
 ]
 
 

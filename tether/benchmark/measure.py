@@ -82,6 +82,9 @@ def git_commit() -> str:
         return "unknown"
 
 
+FACT_COLUMNS = ["device", "torch", "triton", "commit", "kernel_hash", "timestamp"]  # run_facts
+
+
 def run_facts(device: torch.device) -> dict[str, str]:
     """Device, versions, commit, kernel-source hash and time: columns of every result row."""
     return {

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tether.benchmark.measure import peak_memory_mb, run_facts
+from tether.benchmark.measure import FACT_COLUMNS, peak_memory_mb, run_facts
 from tether.benchmark.model_zoo import (
     SHDMLP,
     Block,
@@ -263,12 +263,7 @@ COLUMNS = KEY[:-1] + [
     "error_bound",
     "ok",
     "note",
-    "device",
-    "torch",
-    "triton",
-    "commit",
-    "kernel_hash",
-    "timestamp",
+    *FACT_COLUMNS,
 ]
 
 

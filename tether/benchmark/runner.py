@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from tether.benchmark.measure import (
+    FACT_COLUMNS,
     copy_bandwidth_gbps,
     minimal_bytes,
     peak_memory_mb,
@@ -32,12 +33,7 @@ COLUMNS = KEY[:-1] + [
     "peak_mem_mb",
     "max_error",
     "error_bound",
-    "device",
-    "torch",
-    "triton",
-    "commit",
-    "kernel_hash",
-    "timestamp",
+    *FACT_COLUMNS,
 ]
 
 
