@@ -20,6 +20,7 @@ from tether.neurons import NEURONS
 
 if __name__ != "__main__":  # a rank runs this file as a script
     from tests.helpers import torchrun
+from tether.benchmark.distributed import leave
 
 T, BATCH, FEATURES, HIDDEN, CLASSES = 4, 8, 12, 16, 5
 
@@ -63,8 +64,7 @@ def rank_grads(cuda: bool, out: str) -> None:
         first_step_grads(net, x[:, share], y[share])  # equal shares: DDP's mean is the global
         grads = {name: p.grad.cpu() for name, p in model.named_parameters()}
         torch.save(grads, Path(out) / f"{kind}_{rank}.pt")
-    dist.barrier()  # no rank leaves while another is in a collective (gloo hung there once)
-    dist.destroy_process_group()
+    leave()
 
 
 @pytest.mark.parametrize(

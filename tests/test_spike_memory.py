@@ -361,6 +361,8 @@ def ddp_rank(out: str) -> None:
     the all-reduced gradients are equal and how many spike saves were packed."""
     import torch.distributed as dist
 
+    from tether.benchmark.distributed import leave
+
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
     rank = dist.get_rank()
     torch.manual_seed(0)
@@ -376,8 +378,7 @@ def ddp_rank(out: str) -> None:
             packed = memory.packed
     equal = all(torch.equal(a, b) for a, b in zip(*grads))
     torch.save({"equal": equal, "packed": packed}, f"{out}/{rank}.pt")
-    dist.barrier()  # no rank leaves while another is in a collective
-    dist.destroy_process_group()
+    leave()
 
 
 def test_ddp_gradients_unchanged(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -126,6 +127,19 @@ def run(
     return rows
 
 
+def leave() -> None:
+    """End this rank's process group once every rank is done. NCCL: destroyed. gloo: the
+    process exits at once (``os._exit(0)``, output flushed), skipping the teardown where a
+    gloo rank hung now and then on a loaded 2-core CI machine after its work was done."""
+    dist.barrier()
+    if dist.get_backend() == "nccl":
+        dist.destroy_process_group()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="CSV to upsert rows into")
@@ -142,12 +156,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--{name}: unknown {sorted(unknown)}; expected some of {known}")
     backend = "nccl" if torch.cuda.is_available() and not args.quick else "gloo"
     dist.init_process_group(backend)
-    try:
-        run(args.models.split(","), args.impls.split(","), args.dtypes.split(","), args.quick,
-            args.out, args.sizes)  # fmt: skip
-    finally:
-        dist.barrier()  # no rank leaves while another is in a collective (gloo hung there)
-        dist.destroy_process_group()
+    run(args.models.split(","), args.impls.split(","), args.dtypes.split(","), args.quick,
+        args.out, args.sizes)  # fmt: skip
+    leave()  # not after an error: that rank exits with it and torchrun stops the others
 
 
 if __name__ == "__main__":
