@@ -20,7 +20,8 @@ Triton kernel (``tether/kernels/unpack.py``) unpacks it in the backward. Where t
 neuron ran the eager reference (CPU without ``TRITON_INTERPRET``, float64), the spikes
 are packed with torch ops, 8 per byte, when first saved. A save keeps the bits and the
 view's size, strides and storage offset; never the spike tensor, which is freed once
-nothing else holds it. The registry holds weak references only.
+nothing else holds it. The registry holds weak references only. The saves of one spike tensor
+share one unpacked tensor while it lives (e.g. both operands of ``s[1] @ s[2].T``).
 
 Behaviour:
 
