@@ -25,7 +25,7 @@ from torch import nn
 import tether
 from tether.kernels import aot
 from tether.kernels.unpack import unpack_spikes
-from tether.spike_memory import _REGISTRY
+from tether.spike_memory import _REGISTRY, _Bits, _pack_bytes
 
 if __name__ != "__main__":  # a rank runs this file as a script
     from tests.helpers import torchrun
@@ -181,6 +181,48 @@ def test_bits_are_the_neurons_own(device):
     assert entry.bits().words.data_ptr() == neuron_words.data_ptr()
     assert entry.bits().pack_bits == neuron_words.element_size() * 8
     out.sum().backward()
+
+
+def count_unpacks(monkeypatch) -> list[int]:
+    """Patch ``_Bits.unpack_fresh`` to count the spike tensors unpacked (one kernel launch
+    each on the kernels)."""
+    calls, fresh = [], _Bits.unpack_fresh
+    monkeypatch.setattr(_Bits, "unpack_fresh", lambda bits: calls.append(1) or fresh(bits))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_saves_of_one_tensor_share_one_unpack(path, monkeypatch, dtype):
+    """Both operands of ``s[:, 1] @ s[:, 3].T`` are views of one spike tensor: one
+    unpack (one kernel launch on the kernels) serves both saves, gradients bitwise equal."""
+    calls = count_unpacks(monkeypatch)
+    lif = tether.LIF(stateful=False)
+    x = torch.randn(T, 4, B, 6, device=path, dtype=dtype, requires_grad=True)
+    grads = []
+    for active in (False, True):
+        memory = tether.spike_memory()
+        with memory if active else contextlib.nullcontext():
+            s = lif(x)
+            out = s[:, 1] @ s[:, 3].transpose(-1, -2)  # (T, B, B)
+        (grad,) = torch.autograd.grad((out.float() ** 2).sum(), x)
+        grads.append(grad)
+        assert memory.packed == 2 * active
+    assert len(calls) == 1 and grads[0].abs().sum() > 0
+    assert torch.equal(*grads)
+
+
+def test_shared_unpack_only_while_alive(monkeypatch):
+    """The shared unpacked storage serves later saves while a tensor on it lives (here a
+    shallow copy, as autograd keeps); once they are freed the next save unpacks afresh."""
+    calls = count_unpacks(monkeypatch)
+    spikes = torch.tensor([0.0, 1, 1, 0, 1, 0, 0, 1, 1])
+    bits = _Bits(_pack_bytes(spikes), 0, spikes.shape, spikes.stride(), spikes.dtype)
+    kept = bits.unpack().detach()
+    second = bits.unpack()
+    assert second.data_ptr() == kept.data_ptr() and torch.equal(second, spikes)
+    assert len(calls) == 1
+    del kept, second
+    assert torch.equal(bits.unpack(), spikes) and len(calls) == 2
 
 
 # --- memory ------------------------------------------------------------------------------
