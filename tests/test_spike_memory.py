@@ -398,21 +398,27 @@ def test_cuda_graph_training_step_replays(dtype):
         assert torch.equal(a, b)
 
 
-def ddp_rank(out: str) -> None:
-    """One rank under torchrun (gloo): a step with and without spike memory; saves whether
-    the all-reduced gradients are equal and how many spike saves were packed."""
+def ddp_rank(out: str, cuda: bool) -> None:
+    """One rank under torchrun (gloo on CPUs, NCCL on GPUs): a step with and without spike
+    memory; saves whether the all-reduced gradients are equal and how many spike saves were
+    packed."""
     import torch.distributed as dist
 
     from tether.benchmark.distributed import leave
 
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+    backend = "nccl" if cuda else "gloo"
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=120))
     rank = dist.get_rank()
+    device = torch.device(f"cuda:{rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
     torch.manual_seed(0)
-    net = Net("plif")
-    x = channels_last_input(torch.float32, torch.device("cpu")) * (1 + rank)
+    net = Net("plif").to(device)
+    x = channels_last_input(torch.float32, device) * (1 + rank)
+    ids = [rank] if cuda else None
     grads, packed = [], None
     for active in (False, True):
-        model = nn.parallel.DistributedDataParallel(copy.deepcopy(net))
+        model = nn.parallel.DistributedDataParallel(copy.deepcopy(net), device_ids=ids)
         memory = tether.spike_memory(model) if active else None
         (model(x) ** 2).sum().backward()
         grads.append([p.grad for p in model.parameters()])
@@ -423,14 +429,25 @@ def ddp_rank(out: str) -> None:
     leave()
 
 
-def test_ddp_gradients_unchanged(tmp_path):
-    """DDP over two CPU processes (gloo): the all-reduced gradients are bitwise those
-    without spike memory, which stored spikes in 1 bit on both ranks."""
-    torchrun(2, __file__, str(tmp_path))
+@pytest.mark.parametrize(
+    "cuda",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs"),
+        ),
+    ],
+    ids=["gloo", "nccl"],
+)
+def test_ddp_gradients_unchanged(tmp_path, cuda):
+    """DDP over two processes (gloo on CPUs, NCCL on two GPUs): the all-reduced gradients
+    are bitwise those without spike memory, which stored spikes in 1 bit on both ranks."""
+    torchrun(2, __file__, str(tmp_path), *(["--cuda"] if cuda else []))
     for rank in (0, 1):
         result = torch.load(tmp_path / f"{rank}.pt")
         assert result["equal"] and result["packed"] == 5, (rank, result)
 
 
 if __name__ == "__main__":  # a rank of test_ddp_gradients_unchanged
-    ddp_rank(sys.argv[1])
+    ddp_rank(sys.argv[1], cuda="--cuda" in sys.argv)
