@@ -74,10 +74,16 @@ class NeuronFunction(torch.autograd.Function):
 
 
 class Grads(NamedTuple):
+    """The gradients of ``backward``, in the order of ``forward``'s ``needs`` (None where
+    not needed)."""
+
     x: torch.Tensor | None
     v_init: torch.Tensor | None
     a_init: torch.Tensor | None
-    params: dict[str, torch.Tensor | None]  # by STATE_PARAMS name
+    decay_v: torch.Tensor | None  # then GRAD_NAMES
+    threshold: torch.Tensor | None
+    decay_a: torch.Tensor | None
+    beta: torch.Tensor | None
     alpha: torch.Tensor | None
 
 
@@ -183,11 +189,10 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
             key=ctx.key,
         )  # fmt: skip
     grad_x, grad_v, grad_a, param_grads = grads
-    by_name = dict(zip((n for n, need in zip(GRAD_NAMES, needs[3:]) if need), param_grads))
+    learned = iter(param_grads)
     return Grads(
-        x=grad_x if needs[0] else None,
-        v_init=grad_v if needs[1] else None,
-        a_init=grad_a if needs[2] else None,
-        params={name: by_name.get(name) for name in STATE_PARAMS},
-        alpha=by_name.get("alpha"),
+        grad_x if needs[0] else None,
+        grad_v if needs[1] else None,
+        grad_a if needs[2] else None,
+        *[next(learned) if need else None for need in needs[3:]],
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Iterator
 
@@ -231,7 +232,7 @@ def neuron_backward(
     ``GRAD_NAMES``. Returns grad_x, grad_v_init, grad_a_init (None where not needed) and one
     gradient per needed parameter in ``GRAD_NAMES`` order. ``traced``: as in
     ``neuron_forward``; ``key``: the forward's ``forward_key`` (else built here)."""
-    names = tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
+    names = _grad_names(tuple(needs))
     grads = [
         None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
         for i, g in enumerate(grads)
@@ -267,15 +268,24 @@ def neuron_backward(
         spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, not traced, traced
     )
     grad_x, grad_v, grad_a, rows = outputs
-    by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
-    learned = {n: by_name[n] for n in names}
-    param_grads = reduce_param_grads(rows, learned, n_params, spec.group_size)
+    param_grads = []
+    if names:
+        by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
+        learned = {n: by_name[n] for n in names}
+        param_grads = [*reduce_param_grads(rows, learned, n_params, spec.group_size).values()]
     return (
         grad_x if needs[0] else None,
         grad_v.to(v_init.dtype) if needs[1] else None,
         grad_a.to(a_init.dtype) if needs[2] else None,
-        [param_grads[n] for n in names],
+        param_grads,
     )
+
+
+@functools.cache
+def _grad_names(needs: tuple[bool, ...]) -> tuple[str, ...]:
+    """The parameters (``GRAD_NAMES``) that ``needs`` (x, v_init, a_init, then each of
+    ``GRAD_NAMES``) asks a gradient of."""
+    return tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
 
 
 @contextlib.contextmanager

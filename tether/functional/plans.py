@@ -353,13 +353,15 @@ def backward_plan(
 
 def allocate_backward(
     spec: NeuronSpec, x: torch.Tensor, n_rows: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
-    the per-neuron parameter gradient rows ``(max(n_rows, 1), N)`` float32."""
+    the per-neuron parameter gradient rows ``(n_rows, N)`` float32 (None if no rows)."""
     grad_v_init = step_like(x, torch.float32)
     grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
-    shape = (max(n_rows, 1), x.numel() // x.shape[0])
-    rows = torch.empty(shape, dtype=torch.float32, device=x.device)
+    rows = None
+    if n_rows:
+        shape = (n_rows, x.numel() // x.shape[0])
+        rows = torch.empty(shape, dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
 
@@ -371,7 +373,7 @@ def run_backward(
     alpha: torch.Tensor | float,
     n_params: int,
     grad_out: NeuronOutput,
-    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None],
     plan: Plan,
     cached: bool = False,
     traced: bool = False,
@@ -395,7 +397,7 @@ def run_backward(
         "grad_x_ptr": grad_x,
         "grad_v_init_ptr": grad_v_init,
         "grad_a_init_ptr": _ptr(grad_a_init, x),
-        "grad_params_ptr": grad_params,
+        "grad_params_ptr": _ptr(grad_params, x),
         **values,
         "alpha": alpha,
         **plan.strides,
