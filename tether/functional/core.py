@@ -66,10 +66,10 @@ class NeuronFunction(torch.autograd.Function):
         tensor input requires grad) the forward runs directly: same outputs, without
         autograd's per-call bookkeeping, which costs more host time than a small layer's
         kernel. The modules call this."""
-        if torch.is_grad_enabled() and any(
-            isinstance(a, torch.Tensor) and a.requires_grad for a in args
-        ):
-            return cls.apply(*args)
+        if torch.is_grad_enabled():
+            for a in args:
+                if isinstance(a, torch.Tensor) and a.requires_grad:
+                    return cls.apply(*args)
         return cls.forward(_InferenceContext(len(args)), *args)
 
 

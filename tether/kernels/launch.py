@@ -71,11 +71,11 @@ class Launcher:
         if device.index is not None and device.index != current:
             with torch.cuda.device(device):  # Triton launches on the current device
                 return self(grid, args, constexprs, num_warps, num_stages, binaries)
-        values = tuple(constexprs.values())
         known = None if binaries is None else binaries.get(current)
         if known is not None and not self.check_keys:
-            known[1][(grid, 1, 1)](*args, *values)
+            known[1][(grid, 1, 1)](*args, *known[0][3])
             return
+        values = tuple(constexprs.values())
         full = (current, num_warps, num_stages, values, tuple(map(_arg_class, args)))
         if known is not None and known[0] != full:
             raise RuntimeError("calls that share a binaries dict differ in specialization")
