@@ -191,11 +191,11 @@ def neuron_forward(
         else:
             config = table.select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
         has = (s is not None for s in states)
-        plan = forward_plan(spec, n_steps, n_neurons, *has, values, config, training)
+        plan = forward_plan(spec, n_steps, n_neurons, *has, values, n_params, config, training)
         if key is not None:
             _PLANS[key] = plan
     out, saved = allocate_forward(spec, x, plan.config, training)
-    run_forward(spec, x, *states, values, n_params, plan, out, saved, not traced, traced)
+    run_forward(spec, x, *states, values, plan, out, saved, not traced, traced)
     return (*out, *(saved or (None, None, None)))
 
 
@@ -259,14 +259,14 @@ def neuron_backward(
     if plan is None:
         config = _saved_layout(_training_config(spec, x)[1], n_steps, packed, ckpt_v)
         is_tensor = isinstance(k_alpha, torch.Tensor)
-        plan = backward_plan(spec, n_neurons, values, is_tensor, names, grad_out, config)
+        plan = backward_plan(
+            spec, n_steps, n_neurons, values, n_params, is_tensor, names, grad_out, config
+        )
         if key is not None:
             _PLANS[key] = plan
     outputs = allocate_backward(spec, x, len(names))
     saved = Saved(packed, ckpt_v, ckpt_a)
-    run_backward(
-        spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, not traced, traced
-    )
+    run_backward(spec, x, saved, values, k_alpha, grad_out, outputs, plan, not traced, traced)
     grad_x, grad_v, grad_a, rows = outputs
     param_grads = []
     if names:
