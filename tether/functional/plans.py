@@ -262,16 +262,13 @@ def allocate_forward(
     sequences like x, final states like ``x[0]`` in float32 (float64 for float64 x).
     ``config`` fixes the saved layout in training (None: nothing saved)."""
     state_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-
-    def state(present: bool) -> torch.Tensor | None:
-        return step_like(x, state_dtype) if present else None
-
-    out = NeuronOutput(
-        spikes=torch.empty_like(x),
-        v_final=state(spec.store_state),
-        a_final=state(spec.store_state and spec.adaptive),
-        h_seq=torch.empty_like(x) if spec.store_traces else None,
-        a_seq=torch.empty_like(x) if spec.store_traces and spec.adaptive else None,
+    final, traces, adaptive = spec.store_state, spec.store_traces, spec.adaptive
+    out = NeuronOutput(  # spikes, v_final, a_final, h_seq, a_seq
+        torch.empty_like(x),
+        step_like(x, state_dtype) if final else None,
+        step_like(x, state_dtype) if final and adaptive else None,
+        torch.empty_like(x) if traces else None,
+        torch.empty_like(x) if traces and adaptive else None,
     )
     saved = None
     if save_for_backward:
