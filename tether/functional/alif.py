@@ -55,23 +55,10 @@ class ALIFSubFunction(core.NeuronFunction):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_final, grad_a_final, grad_v_seq, grad_a_seq):
-        grads = core.backward(
+        g = core.backward(
             ctx, NeuronOutput(grad_spikes, grad_v_final, grad_a_final, grad_v_seq, grad_a_seq)
         )
-        p = grads.params
         return (
-            grads.x,
-            grads.v_init,
-            grads.a_init,
-            p["decay_v"],
-            p["decay_a"],
-            p["threshold"],
-            p["beta"],
-            grads.alpha,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+            g.x, g.v_init, g.a_init, g.decay_v, g.decay_a, g.threshold, g.beta, g.alpha,
+            None, None, None, None, None, None,
+        )  # fmt: skip

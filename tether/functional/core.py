@@ -17,6 +17,7 @@ import torch
 
 from tether.functional.checks import check_inputs
 from tether.functional.ops import (
+    forward_key,
     is_dense_steps,
     neuron_backward,
     neuron_forward,
@@ -65,18 +66,24 @@ class NeuronFunction(torch.autograd.Function):
         tensor input requires grad) the forward runs directly: same outputs, without
         autograd's per-call bookkeeping, which costs more host time than a small layer's
         kernel. The modules call this."""
-        if torch.is_grad_enabled() and any(
-            isinstance(a, torch.Tensor) and a.requires_grad for a in args
-        ):
-            return cls.apply(*args)
+        if torch.is_grad_enabled():
+            for a in args:
+                if isinstance(a, torch.Tensor) and a.requires_grad:
+                    return cls.apply(*args)
         return cls.forward(_InferenceContext(len(args)), *args)
 
 
 class Grads(NamedTuple):
+    """The gradients of ``backward``, in the order of ``forward``'s ``needs`` (None where
+    not needed)."""
+
     x: torch.Tensor | None
     v_init: torch.Tensor | None
     a_init: torch.Tensor | None
-    params: dict[str, torch.Tensor | None]  # by STATE_PARAMS name
+    decay_v: torch.Tensor | None  # then GRAD_NAMES
+    threshold: torch.Tensor | None
+    decay_a: torch.Tensor | None
+    beta: torch.Tensor | None
     alpha: torch.Tensor | None
 
 
@@ -95,15 +102,8 @@ def needs_getter(*positions: int | None) -> Callable[[tuple], tuple[bool, ...]]:
     return needs
 
 
-def _signature(value: object) -> object:
-    """What ``check_inputs`` and the layout test depend on in one argument."""
-    if isinstance(value, torch.Tensor):
-        return value.shape, value.stride(), value.dtype, value.device
-    return type(value)
-
-
-# Call signatures that passed the checks, with whether x is dense with T outermost: a call
-# like one seen before skips both.
+# Calls that passed the checks (by ``forward_key``), with whether x is dense with T
+# outermost: a call like one seen before skips both.
 _CHECKED: dict[tuple, bool] = {}
 
 
@@ -131,11 +131,14 @@ def forward(
     outputs take its strides."""
     ctx.set_materialize_grads(False)
     traced = _traced(x)
+    # Under no_grad ``apply`` records no graph (no next_functions): nothing to save.
+    training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
+    key = None
     if traced:
         check()
         dense = is_dense_steps(x)
     else:
-        key = (spec, *map(_signature, (x, v_init, a_init, *params.values(), alpha)))
+        key = forward_key(spec, training, (x, v_init, a_init, *params.values(), alpha))
         dense = _CHECKED.get(key)
         if dense is None:
             check()
@@ -146,21 +149,19 @@ def forward(
         alpha = float(alpha)  # a checked real number: int or numpy
     if isinstance(alpha, float) and not alpha > 0:  # every call: the cached check keys on types
         raise ValueError(f"alpha must be > 0 (a negative one flips the surrogate), got {alpha}")
-    # Under no_grad ``apply`` records no graph (no next_functions): nothing to save.
-    training = any(needs) and (traced or len(getattr(ctx, "next_functions", ())) > 0)
     tensors, floats = split_params(params)
     if traced:
         fwd_op = traced_ops(x)[0]
         outs = fwd_op(x, v_init, a_init, tensors, floats, spec_ints(spec), spec.op, training)
         outs = [o if keep else None for o, keep in zip(outs, present(spec, training, True))]
     else:
-        outs = neuron_forward(x, v_init, a_init, tensors, floats, spec, training)
+        outs = neuron_forward(x, v_init, a_init, tensors, floats, spec, training, key=key)
         if training and recording():
             register_spikes(outs[0], outs[5])  # tether.spike_memory: saved in 1 bit
     if training:
         tensor_alpha = alpha if isinstance(alpha, torch.Tensor) else None
         ctx.save_for_backward(x, v_init, a_init, *outs[5:], *tensors, tensor_alpha)
-        ctx.spec, ctx.floats, ctx.needs = spec, floats, needs
+        ctx.spec, ctx.floats, ctx.needs, ctx.key = spec, floats, needs, key
         ctx.float_alpha = 0.0 if tensor_alpha is not None else float(alpha)
     return NeuronOutput(*outs[:5])
 
@@ -184,14 +185,14 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
         )  # fmt: skip
     else:
         grads = neuron_backward(
-            list(grad_out), x, v_init, a_init, saved, tensors, ctx.floats, alpha, spec, needs
-        )
+            list(grad_out), x, v_init, a_init, saved, tensors, ctx.floats, alpha, spec, needs,
+            key=ctx.key,
+        )  # fmt: skip
     grad_x, grad_v, grad_a, param_grads = grads
-    by_name = dict(zip((n for n, need in zip(GRAD_NAMES, needs[3:]) if need), param_grads))
+    learned = iter(param_grads)
     return Grads(
-        x=grad_x if needs[0] else None,
-        v_init=grad_v if needs[1] else None,
-        a_init=grad_a if needs[2] else None,
-        params={name: by_name.get(name) for name in STATE_PARAMS},
-        alpha=by_name.get("alpha"),
+        grad_x if needs[0] else None,
+        grad_v if needs[1] else None,
+        grad_a if needs[2] else None,
+        *[next(learned) if need else None for need in needs[3:]],
     )

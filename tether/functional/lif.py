@@ -42,9 +42,8 @@ def lif_forward(
 
 
 def lif_backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
-    grads = core.backward(ctx, NeuronOutput(grad_spikes, grad_v_final, None, grad_v_seq, None))
-    p = grads.params
-    return (grads.x, grads.v_init, p["decay_v"], p["threshold"], grads.alpha, *(None,) * 6)
+    g = core.backward(ctx, NeuronOutput(grad_spikes, grad_v_final, None, grad_v_seq, None))
+    return g.x, g.v_init, g.decay_v, g.threshold, g.alpha, None, None, None, None, None, None
 
 
 class LIFSubFunction(core.NeuronFunction):

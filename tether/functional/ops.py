@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Iterator
 
@@ -105,6 +106,22 @@ def _static_class(value: object) -> object:
     return type(value)
 
 
+def signature(value: object) -> object:
+    """What the checks, the layout and the plans depend on in one argument as the caller
+    gave it: a tensor's shape, strides, dtype, device and 16-byte alignment; else the type."""
+    if isinstance(value, torch.Tensor):
+        return value.shape, value.stride(), value.dtype, value.device, value.data_ptr() % 16
+    return type(value)
+
+
+def forward_key(spec: NeuronSpec, training: bool, inputs: tuple) -> tuple:
+    """A forward's plan key from the caller's ``inputs`` (x, v_init, a_init, the parameters,
+    alpha), which fix everything ``neuron_forward`` derives from them (copies to x's layout
+    are fresh, so aligned): ``neuron_forward(..., key=forward_key(...))`` skips building its
+    own."""
+    return ("fwd", spec, training, table.is_untuned(), *map(signature, inputs))
+
+
 def present(spec: NeuronSpec, training: bool, kernels: bool) -> tuple[bool, ...]:
     """Which of the forward's eight outputs exist: spikes, v_final, a_final, h_seq, a_seq,
     packed, ckpt_v, ckpt_a (the op returns empty tensors for the others)."""
@@ -142,14 +159,16 @@ def neuron_forward(
     spec: NeuronSpec,
     training: bool,
     traced: bool = False,
+    key: tuple | None = None,
 ) -> tuple[Maybe, ...]:
     """The forward over ``x: (T, *F)`` (dense, T outermost); ``tensors``/``floats``: the four
     state parameters (``STATE_PARAMS``), a tensor or else the float. Returns the eight
     outputs of ``present`` (None where absent). ``traced``: the body of a ``triton_op``
     (no plan cache: tracing sees fake tensors; the kernel is launched through
-    ``wrap_triton``)."""
+    ``wrap_triton``). ``key``: the call's ``forward_key`` (else built here)."""
     states = [None if s is None else state_like(s, x) for s in (v_init, a_init)]
-    if not uses_kernels(x):
+    plan = None if key is None else _PLANS.get(key)
+    if plan is None and not uses_kernels(x):
         out, _ = allocate_forward(spec, x, None, False)
         flat_states = (None if s is None else flat(s) for s in states)
         with torch.no_grad():
@@ -161,23 +180,22 @@ def neuron_forward(
     values, n_params = kernel_params(tensors, floats, x.device if traced else None)
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
-    key = None
-    if not traced:
+    if key is None and not traced:
         classes = map(_static_class, (x, *states, *values.values()))
         untuned = table.is_untuned()
         key = ("fwd", spec, training, untuned, n_steps, n_neurons, n_params, x.device, *classes)
-    plan = _PLANS.get(key)
+        plan = _PLANS.get(key)
     if plan is None:
         if training:
             config = _training_config(spec, x)[0]
         else:
             config = table.select_config(spec.op, "fwd", x.dtype, n_steps, n_neurons, x.device)
         has = (s is not None for s in states)
-        plan = forward_plan(spec, n_steps, n_neurons, *has, values, config, training)
+        plan = forward_plan(spec, n_steps, n_neurons, *has, values, n_params, config, training)
         if key is not None:
             _PLANS[key] = plan
     out, saved = allocate_forward(spec, x, plan.config, training)
-    run_forward(spec, x, *states, values, n_params, plan, out, saved, not traced, traced)
+    run_forward(spec, x, *states, values, plan, out, saved, not traced, traced)
     return (*out, *(saved or (None, None, None)))
 
 
@@ -207,13 +225,14 @@ def neuron_backward(
     spec: NeuronSpec,
     needs: list[bool],
     traced: bool = False,
+    key: tuple | None = None,
 ) -> tuple[Maybe, Maybe, Maybe, list[torch.Tensor]]:
     """The backward: ``grads`` of the five outputs (None where unused), the forward's inputs
     and ``saved`` (packed, ckpt_v, ckpt_a). ``needs``: x, v_init, a_init, then
     ``GRAD_NAMES``. Returns grad_x, grad_v_init, grad_a_init (None where not needed) and one
     gradient per needed parameter in ``GRAD_NAMES`` order. ``traced``: as in
-    ``neuron_forward``."""
-    names = tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
+    ``neuron_forward``; ``key``: the forward's ``forward_key`` (else built here)."""
+    names = _grad_names(tuple(needs))
     grads = [
         None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
         for i, g in enumerate(grads)
@@ -230,32 +249,43 @@ def neuron_backward(
     n_neurons = x.numel() // n_steps
     packed, ckpt_v, ckpt_a = saved
     layout = (packed.dtype, ckpt_v.shape[0])  # what the forward saved
-    key = None
-    if not traced:
+    if key is not None:
+        untuned = table.is_untuned()
+        key = ("bwd", key, untuned, needs, layout, *map(_static_class, grad_out))
+    elif not traced:
         classes = map(_static_class, (x, *values.values(), k_alpha, *grad_out))
         key = ("bwd", spec, n_steps, n_neurons, n_params, names, x.device, layout, *classes)
     plan = _PLANS.get(key)
     if plan is None:
         config = _saved_layout(_training_config(spec, x)[1], n_steps, packed, ckpt_v)
         is_tensor = isinstance(k_alpha, torch.Tensor)
-        plan = backward_plan(spec, n_neurons, values, is_tensor, names, grad_out, config)
+        plan = backward_plan(
+            spec, n_steps, n_neurons, values, n_params, is_tensor, names, grad_out, config
+        )
         if key is not None:
             _PLANS[key] = plan
     outputs = allocate_backward(spec, x, len(names))
     saved = Saved(packed, ckpt_v, ckpt_a)
-    run_backward(
-        spec, x, saved, values, k_alpha, n_params, grad_out, outputs, plan, not traced, traced
-    )
+    run_backward(spec, x, saved, values, k_alpha, grad_out, outputs, plan, not traced, traced)
     grad_x, grad_v, grad_a, rows = outputs
-    by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
-    learned = {n: by_name[n] for n in names}
-    param_grads = reduce_param_grads(rows, learned, n_params, spec.group_size)
+    param_grads = []
+    if names:
+        by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
+        learned = {n: by_name[n] for n in names}
+        param_grads = [*reduce_param_grads(rows, learned, n_params, spec.group_size).values()]
     return (
         grad_x if needs[0] else None,
         grad_v.to(v_init.dtype) if needs[1] else None,
         grad_a.to(a_init.dtype) if needs[2] else None,
-        [param_grads[n] for n in names],
+        param_grads,
     )
+
+
+@functools.cache
+def _grad_names(needs: tuple[bool, ...]) -> tuple[str, ...]:
+    """The parameters (``GRAD_NAMES``) that ``needs`` (x, v_init, a_init, then each of
+    ``GRAD_NAMES``) asks a gradient of."""
+    return tuple(n for n, need in zip(GRAD_NAMES, needs[3:]) if need)
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ class Plan(NamedTuple):
     config: KernelConfig
     grid: int
     constexprs: dict[str, object]
-    strides: dict[str, int]  # "<param>_stride" of the four state parameters: 0 = shared
+    fixed: dict[str, int]  # runtime arguments it fixes: shape, group size, P, param strides
     binaries: dict  # the launcher's compiled kernel for this plan, by device
 
 
@@ -112,6 +112,14 @@ def _param_switches(values: dict[str, object]) -> tuple[dict[str, int], dict[str
     return strides, is_tensor
 
 
+def _fixed_args(
+    spec: NeuronSpec, n_steps: int, n_neurons: int, n_params: int, strides: dict[str, int]
+) -> dict[str, int]:
+    """The runtime arguments that a plan fixes (both kernels take them)."""
+    shape = {"n_steps": n_steps, "n_neurons": n_neurons, "group_size": spec.group_size}
+    return {**strides, **shape, "n_params": n_params}
+
+
 @functools.cache
 def _arg_names(kernel, constexpr: bool) -> tuple[str, ...]:
     """The kernel's constexpr (or runtime) arguments, in signature order (``kernel.fn``'s
@@ -168,10 +176,12 @@ def forward_plan(
     has_v_init: bool,
     has_a_init: bool,
     values: dict[str, object],
+    n_params: int,
     config: KernelConfig,
     save_for_backward: bool,
 ) -> Plan:
-    """The plan of a forward over ``(T, N) = (n_steps, n_neurons)``."""
+    """The plan of a forward over ``(T, N) = (n_steps, n_neurons)`` with vector parameters
+    of length ``n_params``."""
     strides, is_tensor = _param_switches(values)
     constexprs = {
         **is_tensor,
@@ -189,7 +199,8 @@ def forward_plan(
         "PACK_BITS": config.pack_bits,
     }
     constexprs = _constexpr_order(neuron_fwd_kernel, constexprs)
-    return Plan(config, cdiv(n_neurons, config.block), constexprs, strides, {})
+    fixed = _fixed_args(spec, n_steps, n_neurons, n_params, strides)
+    return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})
 
 
 def run_forward(
@@ -198,7 +209,6 @@ def run_forward(
     v_init: torch.Tensor | None,
     a_init: torch.Tensor | None,
     values: dict[str, object],
-    n_params: int,
     plan: Plan,
     outputs: NeuronOutput,
     saved: Saved | None,
@@ -209,8 +219,7 @@ def run_forward(
     ``saved`` in training) laid out like x (``allocate_forward``): the kernel indexes each
     tensor's memory from its first element. ``cached``: the plan's calls share one binary;
     ``traced``: see ``_launch``."""
-    n_steps = x.shape[0]
-    n_neurons = x.numel() // n_steps
+    packed, ckpt_v, ckpt_a = saved or (None, None, None)
     named = {
         "x_ptr": x,
         "spikes_ptr": outputs.spikes,
@@ -220,15 +229,11 @@ def run_forward(
         "a_init_ptr": _ptr(a_init, x),
         "v_final_ptr": _ptr(outputs.v_final, x),
         "a_final_ptr": _ptr(outputs.a_final, x),
-        "packed_ptr": _ptr(saved and saved.packed, x),
-        "ckpt_v_ptr": _ptr(saved and saved.ckpt_v, x),
-        "ckpt_a_ptr": _ptr(saved and saved.ckpt_a, x),
+        "packed_ptr": _ptr(packed, x),
+        "ckpt_v_ptr": _ptr(ckpt_v, x),
+        "ckpt_a_ptr": _ptr(ckpt_a, x),
         **values,
-        **plan.strides,
-        "n_steps": n_steps,
-        "n_neurons": n_neurons,
-        "group_size": spec.group_size,
-        "n_params": n_params,
+        **plan.fixed,
     }
     _launch(_launch_fwd, plan, named, cached, traced)
 
@@ -257,25 +262,23 @@ def allocate_forward(
     sequences like x, final states like ``x[0]`` in float32 (float64 for float64 x).
     ``config`` fixes the saved layout in training (None: nothing saved)."""
     state_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-
-    def state(present: bool) -> torch.Tensor | None:
-        return step_like(x, state_dtype) if present else None
-
-    out = NeuronOutput(
-        spikes=torch.empty_like(x),
-        v_final=state(spec.store_state),
-        a_final=state(spec.store_state and spec.adaptive),
-        h_seq=torch.empty_like(x) if spec.store_traces else None,
-        a_seq=torch.empty_like(x) if spec.store_traces and spec.adaptive else None,
+    final, traces, adaptive = spec.store_state, spec.store_traces, spec.adaptive
+    out = NeuronOutput(  # spikes, v_final, a_final, h_seq, a_seq
+        torch.empty_like(x),
+        step_like(x, state_dtype) if final else None,
+        step_like(x, state_dtype) if final and adaptive else None,
+        torch.empty_like(x) if traces else None,
+        torch.empty_like(x) if traces and adaptive else None,
     )
     saved = None
     if save_for_backward:
         packed, ckpt = saved_shapes(x.shape[0], x.numel() // x.shape[0], config)
         device = x.device
+        # torch.empty(*shape) parses faster than torch.empty(shape)
         saved = Saved(
-            torch.empty(packed, dtype=PACK_DTYPES[config.pack_bits], device=device),
-            torch.empty(ckpt, dtype=torch.float32, device=device),
-            torch.empty(ckpt, dtype=torch.float32, device=device) if spec.adaptive else None,
+            torch.empty(*packed, dtype=PACK_DTYPES[config.pack_bits], device=device),
+            torch.empty(*ckpt, dtype=torch.float32, device=device),
+            torch.empty(*ckpt, dtype=torch.float32, device=device) if spec.adaptive else None,
         )
     return out, saved
 
@@ -312,22 +315,24 @@ def launch_forward(
     values = kernel_params(*split_params(params))[0]
     has_a = a_init is not None
     has_v = v_init is not None
-    plan = forward_plan(spec, *x.shape, has_v, has_a, values, config, save_for_backward)
+    plan = forward_plan(spec, *x.shape, has_v, has_a, values, n_params, config, save_for_backward)
     out, saved = allocate_forward(spec, x, config, save_for_backward)
-    run_forward(spec, x, v_init, a_init, values, n_params, plan, out, saved)
+    run_forward(spec, x, v_init, a_init, values, plan, out, saved)
     return out, saved
 
 
 def backward_plan(
     spec: NeuronSpec,
+    n_steps: int,
     n_neurons: int,
     values: dict[str, object],
+    n_params: int,
     alpha_is_tensor: bool,
     grad_names: tuple[str, ...],
     grad_out: NeuronOutput,
     config: KernelConfig,
 ) -> Plan:
-    """The plan of a backward over N neurons; ``grad_names`` get one row each."""
+    """The plan of a backward over ``(T, N)``; ``grad_names`` get one row each."""
     strides, is_tensor = _param_switches(values)
     rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
     constexprs = {
@@ -348,18 +353,20 @@ def backward_plan(
         "PACK_BITS": config.pack_bits,
     }
     constexprs = _constexpr_order(neuron_bwd_kernel, constexprs)
-    return Plan(config, cdiv(n_neurons, config.block), constexprs, strides, {})
+    fixed = _fixed_args(spec, n_steps, n_neurons, n_params, strides)
+    return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})
 
 
 def allocate_backward(
     spec: NeuronSpec, x: torch.Tensor, n_rows: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
-    the per-neuron parameter gradient rows ``(max(n_rows, 1), N)`` float32."""
+    the per-neuron parameter gradient rows ``(n_rows, N)`` float32 (None if no rows)."""
     grad_v_init = step_like(x, torch.float32)
     grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
-    shape = (max(n_rows, 1), x.numel() // x.shape[0])
-    rows = torch.empty(shape, dtype=torch.float32, device=x.device)
+    rows = None
+    if n_rows:
+        rows = torch.empty(n_rows, x.numel() // x.shape[0], dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
 
@@ -369,9 +376,8 @@ def run_backward(
     saved: Saved,
     values: dict[str, object],
     alpha: torch.Tensor | float,
-    n_params: int,
     grad_out: NeuronOutput,
-    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None],
     plan: Plan,
     cached: bool = False,
     traced: bool = False,
@@ -379,8 +385,6 @@ def run_backward(
     """Launch the backward over ``x: (T, *F)`` and ``grad_out`` laid out like x (and its
     steps) into ``grads`` (``allocate_backward``'s). ``cached``: the plan's calls share one
     binary; ``traced``: see ``_launch``."""
-    n_steps = x.shape[0]
-    n_neurons = x.numel() // n_steps
     grad_x, grad_v_init, grad_a_init, grad_params = grads
     named = {
         "x_ptr": x,
@@ -395,14 +399,10 @@ def run_backward(
         "grad_x_ptr": grad_x,
         "grad_v_init_ptr": grad_v_init,
         "grad_a_init_ptr": _ptr(grad_a_init, x),
-        "grad_params_ptr": grad_params,
+        "grad_params_ptr": _ptr(grad_params, x),
         **values,
         "alpha": alpha,
-        **plan.strides,
-        "n_steps": n_steps,
-        "n_neurons": n_neurons,
-        "group_size": spec.group_size,
-        "n_params": n_params,
+        **plan.fixed,
     }
     _launch(_launch_bwd, plan, named, cached, traced)
 
@@ -430,9 +430,9 @@ def launch_backward(
     grad_out = NeuronOutput(*(None if g is None else g.contiguous() for g in grad_out))
     names = tuple(n for n in GRAD_NAMES if needs_param_grad.get(n))
     is_tensor = isinstance(alpha, torch.Tensor)
-    plan = backward_plan(spec, x.shape[1], values, is_tensor, names, grad_out, config)
+    plan = backward_plan(spec, *x.shape, values, n_params, is_tensor, names, grad_out, config)
     grads = allocate_backward(spec, x, len(names))
-    run_backward(spec, x, saved, values, alpha, n_params, grad_out, grads, plan)
+    run_backward(spec, x, saved, values, alpha, grad_out, grads, plan)
     *grads, rows = grads
     return (*grads, {name: rows[i] for i, name in enumerate(names)})
 

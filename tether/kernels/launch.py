@@ -43,8 +43,8 @@ class Launcher:
 
     ``binaries``: optional, a dict the caller keeps for calls that it knows share one
     specialization (every argument's class as ``_arg_class``, the constexprs and launch
-    options): the launcher stores the binary there, by device, and such calls skip
-    computing the classes (~0.5 us per argument). With ``check_keys`` set (the test suite
+    options): the launcher stores the binary there, by device, with its key and constexpr
+    values, and such calls skip computing the classes (~0.5 us per argument). With ``check_keys`` set (the test suite
     sets it) the classes are computed anyway and a mismatch raises.
     """
 
@@ -71,11 +71,12 @@ class Launcher:
         if device.index is not None and device.index != current:
             with torch.cuda.device(device):  # Triton launches on the current device
                 return self(grid, args, constexprs, num_warps, num_stages, binaries)
-        values = tuple(constexprs.values())
         known = None if binaries is None else binaries.get(current)
         if known is not None and not self.check_keys:
-            known[1][(grid, 1, 1)](*args, *values)
+            _, compiled, values = known
+            compiled[(grid, 1, 1)](*args, *values)
             return
+        values = tuple(constexprs.values())
         full = (current, num_warps, num_stages, values, tuple(map(_arg_class, args)))
         if known is not None and known[0] != full:
             raise RuntimeError("calls that share a binaries dict differ in specialization")
@@ -90,4 +91,4 @@ class Launcher:
         else:
             compiled[(grid, 1, 1)](*args, *values)
         if binaries is not None:
-            binaries[current] = (full, compiled)
+            binaries[current] = (full, compiled, values)
