@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 import torch
 
 from tether import functional
@@ -185,11 +187,27 @@ def check_against_reference(case: Case, device: torch.device) -> None:
         assert_close(a, b, tol.element if elementwise else tol.param, f"grad {name}")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+# DDP tests run on two CPU processes (gloo) everywhere and on two GPUs (NCCL) where there are.
+DDP_BACKENDS = pytest.mark.parametrize(
+    "cuda",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs"),
+        ),
+    ],
+    ids=["gloo", "nccl"],
+)
+
+
 def torchrun(world: int, *args: str) -> None:
-    """``torchrun --nproc_per_node=world ARGS`` in fresh processes (none of pytest's state
-    leaks into the ranks, and a hung rank times out instead of hanging the run); fails with
-    the ranks' stderr."""
+    """``torchrun --nproc_per_node=world ARGS`` from the repository root in fresh processes
+    (none of pytest's state leaks into the ranks, and a hung rank times out instead of
+    hanging the run); fails with the ranks' stderr."""
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -16,11 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import tether
-from tether.neurons import NEURONS
-
-if __name__ != "__main__":  # a rank runs this file as a script
-    from tests.helpers import torchrun
+from tests.helpers import DDP_BACKENDS, torchrun
 from tether.benchmark.distributed import leave
+from tether.neurons import NEURONS
 
 T, BATCH, FEATURES, HIDDEN, CLASSES = 4, 8, 12, 16, 5
 
@@ -67,22 +65,12 @@ def rank_grads(cuda: bool, out: str) -> None:
     leave()
 
 
-@pytest.mark.parametrize(
-    "cuda",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs"),
-        ),
-    ],
-    ids=["gloo", "nccl"],
-)
+@DDP_BACKENDS
 def test_ddp_first_step_gradients_equal_one_process(cuda, tmp_path):
     """Two ranks, each half of the global batch: every parameter's gradient equals one
     process's on the whole batch, for every neuron (PLIF's and ALIF's parameters included)."""
     world = 2
-    torchrun(world, __file__, str(tmp_path), *(["--cuda"] if cuda else []))
+    torchrun(world, "-m", "tests.test_distributed", str(tmp_path), *(["--cuda"] if cuda else []))
     device = torch.device("cuda:0" if cuda else "cpu")
     x, y = global_batch(device)
     for kind in NEURONS:

@@ -23,12 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import tether
+from tests.helpers import DDP_BACKENDS, torchrun
 from tether.kernels import aot
 from tether.kernels.unpack import unpack_spikes
 from tether.spike_memory import _REGISTRY, _Bits, _pack_bytes
-
-if __name__ != "__main__":  # a rank runs this file as a script
-    from tests.helpers import torchrun
 
 T, B = 5, 3
 
@@ -429,21 +427,11 @@ def ddp_rank(out: str, cuda: bool) -> None:
     leave()
 
 
-@pytest.mark.parametrize(
-    "cuda",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs"),
-        ),
-    ],
-    ids=["gloo", "nccl"],
-)
+@DDP_BACKENDS
 def test_ddp_gradients_unchanged(tmp_path, cuda):
     """DDP over two processes (gloo on CPUs, NCCL on two GPUs): the all-reduced gradients
     are bitwise those without spike memory, which stored spikes in 1 bit on both ranks."""
-    torchrun(2, __file__, str(tmp_path), *(["--cuda"] if cuda else []))
+    torchrun(2, "-m", "tests.test_spike_memory", str(tmp_path), *(["--cuda"] if cuda else []))
     for rank in (0, 1):
         result = torch.load(tmp_path / f"{rank}.pt")
         assert result["equal"] and result["packed"] == 5, (rank, result)

@@ -76,9 +76,7 @@ def with_efficiency(frame: pd.DataFrame) -> pd.DataFrame:
 
 def upsert(path: Path, rows: list[dict]) -> pd.DataFrame:
     """Upsert ``rows`` into the CSV at ``path`` (``models.upsert``), efficiencies refreshed."""
-    frame = with_efficiency(models.upsert(path, rows, KEY, COLUMNS))
-    frame.to_csv(path, index=False, float_format="%.6g")
-    return frame
+    return models.upsert(path, rows, KEY, COLUMNS, derive=with_efficiency)
 
 
 def run(

@@ -546,9 +546,14 @@ def run_models(
 
 
 def upsert(
-    path: Path, rows: list[dict], key: list[str] = KEY, columns: list[str] = COLUMNS
+    path: Path,
+    rows: list[dict],
+    key: list[str] = KEY,
+    columns: list[str] = COLUMNS,
+    derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Write ``rows`` into the CSV at ``path``, replacing rows with the same ``key``."""
+    """Write ``rows`` into the CSV at ``path``, replacing rows with the same ``key``;
+    ``derive`` recomputes columns of the merged table before it is written."""
     new = pd.DataFrame(rows, columns=columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
@@ -556,6 +561,8 @@ def upsert(
         keys = set(map(tuple, new[key].astype(str).to_numpy()))
         keep = [tuple(r) not in keys for r in old[key].astype(str).to_numpy()]
         new = pd.concat([old[keep], new], ignore_index=True)[columns]
+    if derive is not None:
+        new = derive(new)
     new.to_csv(path, index=False, float_format="%.6g")
     return new
 

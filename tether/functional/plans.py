@@ -112,12 +112,23 @@ def _param_switches(values: dict[str, object]) -> tuple[dict[str, int], dict[str
     return strides, is_tensor
 
 
-def _fixed_args(
-    spec: NeuronSpec, n_steps: int, n_neurons: int, n_params: int, strides: dict[str, int]
-) -> dict[str, int]:
-    """The runtime arguments that a plan fixes (both kernels take them)."""
+def _plan(
+    kernel,
+    spec: NeuronSpec,
+    config: KernelConfig,
+    switches: dict[str, object],
+    n_steps: int,
+    n_neurons: int,
+    n_params: int,
+    strides: dict[str, int],
+) -> Plan:
+    """A plan for ``kernel``: its ``switches`` and the config's launch constexprs in
+    signature order, and the runtime arguments it fixes (shape, group size, P, strides)."""
+    launch = {"BLOCK": config.block, "CHUNK": config.chunk, "PACK_BITS": config.pack_bits}
+    constexprs = _constexpr_order(kernel, {**switches, **launch})
     shape = {"n_steps": n_steps, "n_neurons": n_neurons, "group_size": spec.group_size}
-    return {**strides, **shape, "n_params": n_params}
+    fixed = {**strides, **shape, "n_params": n_params}
+    return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})
 
 
 @functools.cache
@@ -194,13 +205,8 @@ def forward_plan(
         "SAVE_FOR_BACKWARD": save_for_backward,
         "STORE_FINAL": spec.store_state,
         "EVEN_STEPS": n_steps % config.chunk == 0,
-        "BLOCK": config.block,
-        "CHUNK": config.chunk,
-        "PACK_BITS": config.pack_bits,
     }
-    constexprs = _constexpr_order(neuron_fwd_kernel, constexprs)
-    fixed = _fixed_args(spec, n_steps, n_neurons, n_params, strides)
-    return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})
+    return _plan(neuron_fwd_kernel, spec, config, constexprs, n_steps, n_neurons, n_params, strides)
 
 
 def run_forward(
@@ -348,13 +354,8 @@ def backward_plan(
         "HAS_GRAD_V_FINAL": grad_out.v_final is not None,
         "HAS_GRAD_A_FINAL": grad_out.a_final is not None,
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
-        "BLOCK": config.block,
-        "CHUNK": config.chunk,
-        "PACK_BITS": config.pack_bits,
     }
-    constexprs = _constexpr_order(neuron_bwd_kernel, constexprs)
-    fixed = _fixed_args(spec, n_steps, n_neurons, n_params, strides)
-    return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})
+    return _plan(neuron_bwd_kernel, spec, config, constexprs, n_steps, n_neurons, n_params, strides)
 
 
 def allocate_backward(
