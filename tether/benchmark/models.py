@@ -334,18 +334,43 @@ def time_steps(step: Callable[[], object], device: torch.device, quick: bool) ->
         step()
     times, deadline = [], time.perf_counter() + budget_s
     while len(times) < 3 or (time.perf_counter() < deadline and len(times) < max_steps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            start_s = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - start_s) * 1e3)
+        times.append(_one_step_ms(step, device))
     return statistics.median(times)
+
+
+def time_interleaved(
+    steps: dict[str, Callable[[], object]],
+    device: torch.device,
+    rounds: int = 20,
+    per_round: int = 3,
+) -> dict[str, float]:
+    """Median milliseconds per step of each named step, measured in ``rounds`` rounds that
+    run ``per_round`` steps of each in turn (the order reversed every other round), so that
+    a drift of the host's speed during the run weighs on all of them alike: the fair
+    comparison of steps that are bound by host time."""
+    names = list(steps)
+    for name in names:
+        time_steps(steps[name], device, quick=True)  # warm
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            for _ in range(per_round):
+                times[name].append(_one_step_ms(steps[name], device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _one_step_ms(step: Callable[[], object], device: torch.device) -> float:
+    """One step's milliseconds: CUDA events on a GPU, ``time.perf_counter`` on a CPU."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    start_s = time.perf_counter()
+    step()
+    return (time.perf_counter() - start_s) * 1e3
 
 
 def neuron_time_share(kernels: Iterable[tuple[str, float]], pattern: str) -> float:

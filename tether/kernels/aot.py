@@ -172,11 +172,14 @@ KERNELS = {
 
 
 def unpack_variants() -> Iterator[Variant]:
-    """The unpack kernel for every packing width and spike dtype, as the runtime launches it."""
-    for (dtype_name, dtype), pack_bits in itertools.product(DTYPES.items(), PACK_DTYPES):
-        block = unpack.block_for(pack_bits)
+    """The unpack kernel as the runtime launches it: whole words for every packing width and
+    spike dtype, and the shorter tiles of sequences shorter than a word (fp32, 32-bit)."""
+    cases = [(*case, case[1]) for case in itertools.product(DTYPES.items(), PACK_DTYPES)]
+    cases += [(("float32", torch.float32), 32, rows) for rows in (1, 2, 4, 8, 16)]
+    for (dtype_name, dtype), pack_bits, rows in cases:
+        block = unpack.ELEMENTS_PER_PROGRAM // rows
         config = KernelConfig(block, unpack.NUM_WARPS, 1, 1, pack_bits)
-        yield f"unpack-{dtype_name}-{pack_bits}", "unpack", dtype, config, {}
+        yield f"unpack-{dtype_name}-{pack_bits}-{rows}", "unpack", dtype, config, {"ROWS": rows}
 
 
 def switch_variants() -> Iterator[Variant]:

@@ -6,6 +6,8 @@ The packed layout is the one the neuron forward kernel writes for its own backwa
 ``(t // PACK_BITS, n)`` being the spike of neuron ``n`` at step ``t``.
 
 Bytes per element: read 1/8 (one bit), write the spike dtype's size (4 fp32, 2 bf16/fp16).
+A program unpacks ``ROWS`` steps of ``BLOCK`` neurons, ``ROWS = min(PACK_BITS,
+next_pow2(T))``: at T=8 with 32-bit words a 32-row tile would be 3/4 masked.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import triton.language as tl
 
 from tether.kernels.launch import Launcher
 
-ELEMENTS_PER_PROGRAM = 4096  # a (PACK_BITS, BLOCK) tile: 32 elements per thread at 4 warps
+ELEMENTS_PER_PROGRAM = 4096  # a (ROWS, BLOCK) tile: 32 elements per thread at 4 warps
 NUM_WARPS = 4
 
 
@@ -28,8 +30,9 @@ def unpack_spikes_kernel(
     n_neurons,
     BLOCK: tl.constexpr,
     PACK_BITS: tl.constexpr,
+    ROWS: tl.constexpr,  # steps per program: PACK_BITS, or next_pow2(T) when T < PACK_BITS
 ):
-    # One program: one word row (PACK_BITS steps) of BLOCK neurons.
+    # One program: one word row (its first ROWS steps) of BLOCK neurons.
     pid = tl.program_id(0)
     n_blocks = tl.cdiv(n_neurons, BLOCK)
     word_row = pid // n_blocks
@@ -38,7 +41,7 @@ def unpack_spikes_kernel(
     word_offsets = word_row.to(tl.int64) * n_neurons + n
     # Sign extension of int8/int16 words only fills bits >= PACK_BITS, which are not read.
     word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
-    k = tl.arange(0, PACK_BITS)
+    k = tl.arange(0, ROWS)
     t = word_row * PACK_BITS + k
     bits = (word[None, :] >> k[:, None]) & 1
     # via float32: the interpreter cannot cast integers to bfloat16
@@ -50,9 +53,10 @@ def unpack_spikes_kernel(
 _launch = Launcher(unpack_spikes_kernel)
 
 
-def block_for(pack_bits: int) -> int:
-    """Neurons per program for words of ``pack_bits`` steps."""
-    return ELEMENTS_PER_PROGRAM // pack_bits
+def rows_for(pack_bits: int, n_steps: int) -> int:
+    """Steps per program: a whole word of ``pack_bits`` steps, or the power of two that
+    holds all ``n_steps`` when the sequence is shorter than a word."""
+    return min(pack_bits, triton.next_power_of_2(max(n_steps, 1)))
 
 
 def unpack_spikes(packed: torch.Tensor, spikes: torch.Tensor) -> None:
@@ -65,9 +69,10 @@ def unpack_spikes(packed: torch.Tensor, spikes: torch.Tensor) -> None:
             f"packed has shape {tuple(packed.shape)}, expected "
             f"{(triton.cdiv(n_steps, pack_bits), n_neurons)} for spikes {tuple(spikes.shape)}"
         )
-    block = block_for(pack_bits)
+    rows = rows_for(pack_bits, n_steps)
+    block = ELEMENTS_PER_PROGRAM // rows
     grid = packed.shape[0] * triton.cdiv(n_neurons, block)
     if grid == 0:
         return
-    constexprs = {"BLOCK": block, "PACK_BITS": pack_bits}
+    constexprs = {"BLOCK": block, "PACK_BITS": pack_bits, "ROWS": rows}
     _launch(grid, (packed, spikes, n_steps, n_neurons), constexprs, NUM_WARPS, 1)
