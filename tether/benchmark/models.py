@@ -29,7 +29,8 @@ snnTorch's ``atan(4)`` are the same function). Peers:
 ``tether+spikemem``: tether with the forward under ``tether.spike_memory()`` (spikes saved
 in 1 bit by the layers that consume them; eager only, inactive in compiled code).
 
-Columns: ``ms`` median milliseconds per step; ``samples_per_s``; ``peak_mem_mb`` the memory
+Columns: ``ms`` median milliseconds per step, the runs of one point (model, size, dtype) timed
+in alternation, a few steps each in turn; ``samples_per_s``; ``peak_mem_mb`` the memory
 allocated at the peak of one step above what is held between steps (weights, optimizer
 state, the batch; NaN on CPU); ``neuron_share`` the neuron kernels' fraction of CUDA kernel
 time over a few profiled steps (NaN on CPU and for snnTorch, whose neurons are generic
@@ -350,8 +351,8 @@ def time_interleaved(
     comparison of steps that are bound by host time."""
     names = list(steps)
     for name in names:
-        time_steps(steps[name], device, quick=True)  # warm
-    times: dict[str, list[float]] = {name: [] for name in names}
+        steps[name]()  # warm (after at least one step before: compiles, first calls)
+    times: dict[object, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
             for _ in range(per_round):
@@ -433,20 +434,22 @@ def run_point(
 ) -> list[dict]:
     """One model at one size and dtype: tether eager's first step is the reference (the
     first run, or a step run for that alone when it is not in ``runs``), then each
-    ``(impl, compiled)`` is checked against it and, if it agrees, timed."""
+    ``(impl, compiled)`` is checked against it. The runs that agree are timed together, in
+    alternation (``time_interleaved``: the steps are often bound by host time, whose speed
+    drifts during a run), then their memory and kernels are measured one by one."""
     torch.manual_seed(SEED)
+    torch._dynamo.reset()  # fresh compile caches: every model is a new one
     source = MODELS[model].build(IMPLEMENTATIONS["tether"].neuron, kind, size)
     x, labels = make_batch(model, size, SEED, device)
 
     def prepare(impl: str, compiled: bool) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
-        torch._dynamo.reset()  # fresh compile caches: every model is a new one
         net = build(model, impl, kind, size, source, device)
         spec = IMPLEMENTATIONS[impl]
         step = training_step(net, spec.reset, x, labels, dtype, compiled, spec.spike_memory)
         return net, step
 
     reference: tuple[float, torch.Tensor] | None = None
-    rows = []
+    rows, steps = [], {}
     for impl, compiled in sorted(runs, key=lambda run: run != TETHER_EAGER):
         label = f"{model} {kind} {dtype} T={size.T} B={size.batch} {size.layout} {impl}"
         label += " compiled" if compiled else ""
@@ -458,18 +461,16 @@ def run_point(
             if (impl, compiled) == TETHER_EAGER:
                 reference = (loss, spikes)
             row = compare(loss, spikes, *reference, dtype)
-            notes = [IMPLEMENTATIONS[impl].notes.get(kind, "")]
-            if row["ok"]:
-                row.update(measure(step, IMPLEMENTATIONS[impl].kernels, size, device, quick))
-            else:
-                notes.append("first step differs from tether: not timed")
-            if row.get("neuron_share") == 0.0:
-                notes.append("no neuron kernel matched in the profile")
         except Exception as err:
             if on_fail is None:
                 raise
             on_fail(label, err)
             continue
+        notes = [IMPLEMENTATIONS[impl].notes.get(kind, "")]
+        if row["ok"]:
+            steps[len(rows)] = step
+        else:
+            notes.append("first step differs from tether: not timed")
         rows.append(
             {
                 "model": model,
@@ -486,6 +487,14 @@ def run_point(
             }
         )
         del net, step
+    rounds = 2 if quick else 10
+    for i, ms in time_interleaved(steps, device, rounds=rounds).items():
+        row = rows[i]
+        row.update(measure(steps[i], ms, IMPLEMENTATIONS[row["impl"]].kernels, size, device))
+        if row["neuron_share"] == 0.0:
+            row["note"] = "; ".join(
+                filter(None, (row["note"], "no neuron kernel matched in the profile"))
+            )
     return rows
 
 
@@ -513,9 +522,10 @@ def compare(
 
 
 def measure(
-    step: Callable[[], object], kernels: str | None, size: Size, device: torch.device, quick: bool
+    step: Callable[[], object], ms: float, kernels: str | None, size: Size, device: torch.device
 ) -> dict:
-    ms = time_steps(step, device, quick)
+    """The columns of a timed step (``ms`` per step): throughput, peak memory and, on a GPU,
+    the neuron kernels' share of the kernel time."""
     share = math.nan
     if device.type == "cuda" and kernels is not None:
         share = neuron_time_share(profile_kernels(step), kernels)
