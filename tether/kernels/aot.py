@@ -77,16 +77,19 @@ def compile_kernel(
     config: KernelConfig,
     switches: dict[str, object],
     target: GPUTarget = HOPPER,
+    aligned: bool = False,
 ):
     """Compile the ``direction`` ("fwd"|"bwd"|"unpack") kernel with ``switches`` (its
     constexprs other than the config's) for ``target``; returns the compiled kernel or
-    raises."""
+    raises. ``aligned``: pointers and ``n_neurons`` specialized as multiples of 16, as the
+    runtime's JIT specializes the usual call (vector loads; a layout like the GPU's)."""
     kernel = KERNELS[direction]
     constexprs = {
         **switches,
         "BLOCK": config.block,
         "CHUNK": config.chunk,
         "PACK_BITS": config.pack_bits,
+        "PER_THREAD": config.per_thread,
     }
     constexprs = {name: value for name, value in constexprs.items() if name in kernel.arg_names}
     missing = [
@@ -96,7 +99,14 @@ def compile_kernel(
     ]
     if missing:
         raise ValueError(f"compile_kernel: switches missing for {missing}")
-    source = ASTSource(kernel, _signature(kernel, dtype, config, constexprs), constexprs)
+    signature = _signature(kernel, dtype, config, constexprs)
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(kernel.arg_names)
+        if aligned and name in signature and name not in constexprs
+        and (signature[name].startswith("*") or name == "n_neurons")
+    }  # fmt: skip
+    source = ASTSource(kernel, signature, constexprs, attrs)
     options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
     return triton.compile(source, target=target, options=options)
 

@@ -111,9 +111,10 @@ def neuron_fwd_kernel(
     BLOCK: tl.constexpr,
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
+    PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
 ):
     pid = tl.program_id(0)
-    n = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
     n_mask = n < n_neurons
     p_index = (n // group_size) % n_params
     dv = _param(decay_v, p_index, decay_v_stride, DECAY_V_IS_TENSOR)
@@ -235,9 +236,10 @@ def neuron_bwd_kernel(
     BLOCK: tl.constexpr,
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
+    PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
 ):
     pid = tl.program_id(0)
-    n = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
     n_mask = n < n_neurons
     p_index = (n // group_size) % n_params
     dv = _param(decay_v, p_index, decay_v_stride, DECAY_V_IS_TENSOR)

@@ -58,6 +58,12 @@ class KernelConfig:
                 f"KernelConfig.chunk ({self.chunk}) must divide pack_bits ({self.pack_bits})"
             )
 
+    @property
+    def per_thread(self) -> int:
+        """Neurons per thread (``block / (32 * num_warps)``, at least 1): the kernels' vector
+        width hint, so that a thread holds whole columns of the ``(chunk, block)`` tile."""
+        return max(1, self.block // (32 * self.num_warps))
+
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
