@@ -99,9 +99,14 @@ def default_config(
       slower) or T <= 8 (a 16-step tile would be mostly masked); chunk 16 for the others
       above (LIF: half the membrane checkpoints, 8-12% faster than chunk 8 from T = 16).
     - 16-bit I/O: 8 values per 16-byte vector, so 4 warps need 1024 neurons; chunk 16 at
-      this width ran 6x slower (the bf16 sweep).
+      this width ran 6x slower (the bf16 sweep). The backward of adaptive neurons (ALIF: a
+      second state tile and four parameter sums) on 256 neurons on 2 warps, 4 a thread in
+      8-byte vectors: 2.07 ms against 3.37 for 1024 on 4 warps at 32 x 2^23 on an H100
+      (``sweep_bwd_bfloat16_32x8388608.csv``; it needs the kernels' vector-width hint).
     """
     if dtype != torch.float32:
+        if direction == "bwd" and NEURONS[op].adaptive:
+            return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
         return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
     if direction == "fwd":
         return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
