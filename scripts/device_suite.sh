@@ -11,6 +11,8 @@
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
+#   tune-long       the long-sequence grid (T 512..4096, N 2^12..2^16), every op, fp32,
+#                   forward then backward, micro space (latency-bound buckets)
 # After a forward-kernel edit run tune-fwd (the per-direction hash keeps the backward
 # entries), after a backward edit tune-bwd. The machine has torch and Triton; peers and
 # pytest-xdist travel as wheels in .whl (carried). Set TETHER_COMMIT to the commit of the
@@ -47,6 +49,10 @@ plan() {  # plan STAGE: the stage's commands, one a line
       else
         echo "tune standard_bwd_float32 --ops lif,plif --directions bwd --dtypes float32 --grid standard --space quick"
       fi ;;
+    tune-long)
+      for dir in fwd bwd; do
+        echo "tune long_${dir}_float32 --ops ${OPS// /,} --directions $dir --dtypes float32 --grid long --space micro"
+      done ;;
     *) return 1 ;;
   esac
 }

@@ -228,7 +228,9 @@ def tune(
     ops: Annotated[str, typer.Option(help=f"comma list of {', '.join(OPS)}")] = "lif",
     directions: Annotated[str, typer.Option(help="fwd, bwd")] = "fwd,bwd",
     dtypes: Annotated[str, typer.Option(help="float32, bfloat16, float16")] = "float32",
-    grid: Annotated[str, typer.Option(help="quick, standard or full shape grid")] = "standard",
+    grid: Annotated[
+        str, typer.Option(help="quick, standard, full or long shape grid")
+    ] = "standard",
     shapes: Annotated[str | None, typer.Option(help="TxN list instead of --grid")] = None,
     space: Annotated[str, typer.Option(help="config space: full, quick or micro")] = "full",
     baselines: Annotated[bool, typer.Option(help="also time eager and torch.compile")] = True,

@@ -6,7 +6,7 @@ The table is ``winners.json`` beside this file (or the file named by ``TETHER_WI
       "op": "lif", "direction": "fwd", "dtype": "float32", "t_bucket": 32,
       "n_bucket": 8388608, "kernel_hash": "...", "config": {...}, "ms": ..., ...}]}
 
-Buckets are the next power of two of T (1..1024) and N (2**10..2**26). A lookup takes the
+Buckets are the next power of two of T (1..4096) and N (2**10..2**26). A lookup takes the
 entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
 entries whose ``kernel_hash`` differs from the current code of their direction's kernel
 (``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no entry,
@@ -40,7 +40,7 @@ from tether.tuning.space import (
 
 SCHEMA = 1
 TABLE_PATH = Path(__file__).with_name("winners.json")
-T_RANGE = (1, 1024)
+T_RANGE = (1, 4096)  # long sequences (SHD, event streams) have their own buckets
 N_RANGE = (2**10, 2**26)
 REQUIRED = {
     "gpu": str,
