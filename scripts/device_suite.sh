@@ -13,8 +13,10 @@
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
 #   tune-long       the long-sequence grid (T 512..4096, N 2^12..2^16), every op, fp32,
 #                   forward then backward, micro space (latency-bound buckets)
-# After a forward-kernel edit run tune-fwd (the per-direction hash keeps the backward
-# entries), after a backward edit tune-bwd. The machine has torch and Triton; peers and
+# After a kernel edit, first `python scripts/same_ptx.py REV --restamp` (no GPU: keeps the
+# entries whose compiled code is unchanged); then, for what it dropped or when the code of
+# every config changed, tune-fwd after a forward edit (the per-direction hash keeps the
+# backward entries), tune-bwd after a backward edit. The machine has torch and Triton; peers and
 # pytest-xdist travel as wheels in .whl (carried). Set TETHER_COMMIT to the commit of the
 # tree: the copy has no .git.
 set -uo pipefail
