@@ -6,6 +6,8 @@
 #   bench-lif       LIF at the standard shapes: tuned, untuned, graphed, eager, peers, compile
 #   bench-ops       every other neuron: tuned, untuned, graphed, eager
 #   bench-overhead  host time per call (N=1024: the GPU work is negligible)
+#   bench-long      the long sequences (512x8192, 1024x65536, 2048x4096), every op, fp32:
+#                   tether, graphed, SpikingJelly (torch.compile is skipped beyond T=64)
 #   tune-fwd        every forward table: the T x N grid (micro space) per op and dtype, the
 #                   quick grid (quick space) per dtype, then LIF fp32 at the standard shapes
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
@@ -36,6 +38,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "timeout 300 $BENCH --ops lif --impls compile" ;;
     bench-ops)
       echo "$BENCH --ops $OTHERS --impls tether,untuned,graphed,eager" ;;
+    bench-long)
+      echo "$BENCH --ops ${OPS// /,} --shapes 512x8192,1024x65536,2048x4096 --impls tether,graphed,spikingjelly" ;;
     bench-overhead)
       echo "python3 bench.py run --ops ${OPS// /,} --impls tether,compile --shapes 8x1024 --out \$OUT/overhead.csv" ;;
     tune-fwd | tune-bwd)
