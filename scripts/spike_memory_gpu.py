@@ -5,9 +5,9 @@ on a GPU (about 5 minutes on an H100), ``--quick`` on a CPU (tiny model, seconds
    ``cifar_conv`` PLIF, T=8, batch 32, channels_last, fp32 and bf16 (autocast): the model
    benchmark's rows (first step checked against tether, then ms per step and peak memory)
    into ``$OUT/spike_memory_steps.csv``.
-   Then tether with and without spike memory in alternation (``models.time_interleaved``:
-   the step is bound by host time, which drifts over a run) into
-   ``$OUT/spike_memory_paired.csv``: ``ms`` and ``vs_tether``, the step-time cost.
+   The runs are timed in alternation (``models.run_point``: the step is bound by host time,
+   which drifts over a run); tether's with and without spike memory go to
+   ``$OUT/spike_memory_paired.csv`` with ``vs_tether``, the step-time cost.
 2. Largest batch: for each implementation and dtype, the largest batch whose two training
    steps run without CUDA OOM (grow from the measured memory per sample, then bisect to
    ``RESOLUTION``), within a share of the time budget; into
@@ -141,28 +141,12 @@ def main() -> None:
     steps = pd.DataFrame(rows, columns=models.COLUMNS)
     steps.to_csv(args.out / "spike_memory_steps.csv", index=False, float_format="%.6g")
 
-    # 1b. the step-time cost, tether with and without, measured in alternation
-    paired = []
-    for dtype in dtypes if {"tether", "tether+spikemem"} <= set(impls) else ():
-        torch.manual_seed(models.SEED)
-        source = models.MODELS[MODEL].build(models.IMPLEMENTATIONS["tether"].neuron, KIND, size)
-        x, labels = make_batch(MODEL, size, models.SEED, device)
-        pair = {}
-        for impl in ("tether", "tether+spikemem"):
-            spec = models.IMPLEMENTATIONS[impl]
-            net = models.build(MODEL, impl, KIND, size, source, device)
-            pair[impl] = models.training_step(net, spec.reset, x, labels, dtype, False,
-                                              spec.spike_memory)  # fmt: skip
-        ms = models.time_interleaved(pair, device, rounds=4 if args.quick else 20)
-        for impl, value in ms.items():
-            paired.append({"model": MODEL, "neuron": KIND, "dtype": dtype, "impl": impl,
-                           "layout": size.layout, "T": size.T, "batch": size.batch, "ms": value,
-                           "vs_tether": value / ms["tether"], **facts})  # fmt: skip
-        print(f"{dtype}: interleaved step ms {ms}")
-        del pair, source
-    if paired:
-        pd.DataFrame(paired).to_csv(args.out / "spike_memory_paired.csv", index=False,
-                                    float_format="%.6g")  # fmt: skip
+    # 1b. the step-time cost: run_point timed the point's runs in alternation
+    pair = steps[steps["impl"].isin(("tether", "tether+spikemem")) & steps["ok"].astype(bool)]
+    tether_ms = pair[pair["impl"] == "tether"].set_index("dtype")["ms"]
+    paired = pair.assign(vs_tether=pair["ms"] / pair["dtype"].map(tether_ms))
+    if {"tether", "tether+spikemem"} <= set(pair["impl"]):
+        paired.to_csv(args.out / "spike_memory_paired.csv", index=False, float_format="%.6g")
 
     # 2. the largest batch, the time left shared between the searches
     searches = [(impl, dtype) for dtype in dtypes for impl in impls]
@@ -190,8 +174,8 @@ def main() -> None:
         best = {r["impl"]: r["max_batch"] for r in found if r["dtype"] == dtype}
         if {"tether", "tether+spikemem", "spikingjelly"} <= set(by.index):
             mem, plain, sj = (by.loc[i] for i in ("tether+spikemem", "tether", "spikingjelly"))
-            cost = [r["vs_tether"] for r in paired
-                    if r["dtype"] == dtype and r["impl"] == "tether+spikemem"]  # fmt: skip
+            cost = paired[(paired["dtype"] == dtype) & (paired["impl"] == "tether+spikemem")]
+            cost = list(cost["vs_tether"])
             print(f"{dtype}: peak spikemem/SJ {mem.peak_mem_mb / sj.peak_mem_mb:.3f} (goal <= 0.6), "
                   f"step spikemem/tether {cost[0] if cost else mem.ms / plain.ms:.3f} (goal <= 1.05), largest batch "
                   f"spikemem/SJ {best.get('tether+spikemem', 0) / max(best.get('spikingjelly', 0), 1):.2f}"

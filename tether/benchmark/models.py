@@ -46,7 +46,7 @@ import math
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -340,11 +340,11 @@ def time_steps(step: Callable[[], object], device: torch.device, quick: bool) ->
 
 
 def time_interleaved(
-    steps: dict[str, Callable[[], object]],
+    steps: dict[Hashable, Callable[[], object]],
     device: torch.device,
     rounds: int = 20,
     per_round: int = 3,
-) -> dict[str, float]:
+) -> dict[Hashable, float]:
     """Median milliseconds per step of each named step, measured in ``rounds`` rounds that
     run ``per_round`` steps of each in turn (the order reversed every other round), so that
     a drift of the host's speed during the run weighs on all of them alike: the fair
@@ -352,7 +352,7 @@ def time_interleaved(
     names = list(steps)
     for name in names:
         steps[name]()  # warm (after at least one step before: compiles, first calls)
-    times: dict[object, list[float]] = {name: [] for name in names}
+    times: dict[Hashable, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
             for _ in range(per_round):
