@@ -11,6 +11,13 @@
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
+#   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
+#                   512x8192 and 2048x4096 over the long space: backward, then the training
+#                   forward paired with its winner, then the inference forward. Per op ~76
+#                   configs (bwd 32, fwd_train 11, fwd 30 + 3 training forwards the bwd
+#                   timing runs) at ~1 s of compile each, and 2 points x 73 configs x ~0.06 s
+#                   of do_bench: ~85 s per op, ~4 min in all. The whole long grid (16 points)
+#                   or bf16: tune long_<op>_bfloat16 ... --grid long (~2.5x / ~2x longer)
 # After a forward-kernel edit run tune-fwd (the per-direction hash keeps the backward
 # entries), after a backward edit tune-bwd. The machine has torch and Triton; peers and
 # pytest-xdist travel as wheels in .whl (carried). Set TETHER_COMMIT to the commit of the
@@ -47,6 +54,10 @@ plan() {  # plan STAGE: the stage's commands, one a line
       else
         echo "tune standard_bwd_float32 --ops lif,plif --directions bwd --dtypes float32 --grid standard --space quick"
       fi ;;
+    tune-long)
+      for op in $OPS; do
+        echo "tune long_${op}_float32 --ops $op --directions bwd,fwd_train,fwd --dtypes float32 --shapes 512x8192,2048x4096 --space long"
+      done ;;
     *) return 1 ;;
   esac
 }

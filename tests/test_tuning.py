@@ -108,7 +108,7 @@ def test_invalid_json_is_rejected(tmp_path):
 
 
 def test_buckets_are_clamped_powers_of_two():
-    assert [table.t_bucket(t) for t in (1, 5, 32, 33, 5000)] == [1, 8, 32, 64, 1024]
+    assert [table.t_bucket(t) for t in (1, 5, 32, 33, 5000)] == [1, 8, 32, 64, 4096]
     assert table.n_bucket(3) == 2**10 and table.n_bucket(2**23 + 1) == 2**24
     assert table.n_bucket(2**30) == 2**26
 

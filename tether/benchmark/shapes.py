@@ -5,6 +5,8 @@
 - ``SMALL_SHAPES``: ``run --quick``, sizes a CPU-only machine runs in seconds.
 - ``QUICK_SHAPES``: ``tune --grid quick``, three points for tuning runs with little GPU time.
 - ``FULL_SHAPES``: ``tune --grid full``, T x N over the table's bucket range.
+- ``LONG_SHAPES``: ``tune --grid long``, long sequences over few neurons (latency bound):
+  T = 512 to 4096 x N = 2**12 to 2**16.
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ FULL_SHAPES: list[Shape] = [
     for t, n in itertools.product((1, 4, 16, 64, 256, 1024), (2**10, 2**14, 2**18, 2**22, 2**26))
     if t * n <= MAX_ELEMENTS
 ]
-GRIDS = {"quick": QUICK_SHAPES, "standard": STANDARD_SHAPES, "full": FULL_SHAPES}
+LONG_SHAPES: list[Shape] = [
+    (t, n)
+    for t, n in itertools.product((512, 1024, 2048, 4096), (2**12, 2**13, 2**14, 2**16))
+    if t * n <= MAX_ELEMENTS
+]
+GRIDS = {
+    "quick": QUICK_SHAPES,
+    "standard": STANDARD_SHAPES,
+    "full": FULL_SHAPES,
+    "long": LONG_SHAPES,
+}
 
 
 def format_shapes(shapes: list[Shape]) -> str:
