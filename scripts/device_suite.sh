@@ -16,8 +16,8 @@
 #                   forward paired with its winner, then the inference forward. Per op ~76
 #                   configs (bwd 32, fwd_train 11, fwd 30 + 3 training forwards the bwd
 #                   timing runs) at ~1 s of compile each, and 2 points x 73 configs x ~0.06 s
-#                   of do_bench: ~85 s per op, ~4 min in all. The whole long grid (16 points)
-#                   or bf16: tune long_<op>_bfloat16 ... --grid long (~2.5x / ~2x longer)
+#                   of do_bench: ~85 s per op, ~4 min in all. bf16 doubles it (--dtypes
+#                   bfloat16); the whole long grid (--grid long, 16 points) adds ~70 s per op
 # After a forward-kernel edit run tune-fwd (the per-direction hash keeps the backward
 # entries), after a backward edit tune-bwd. The machine has torch and Triton; peers and
 # pytest-xdist travel as wheels in .whl (carried). Set TETHER_COMMIT to the commit of the
