@@ -13,8 +13,13 @@
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
-#   tune-long       the long-sequence grid (T 512..4096, N 2^12..2^16), every op, fp32,
-#                   forward then backward, micro space (latency-bound buckets)
+#   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
+#                   512x8192 and 2048x4096 over the long space: backward, then the training
+#                   forward paired with its winner, then the inference forward. Per op ~76
+#                   configs (bwd 32, fwd_train 11, fwd 30 + 3 training forwards the bwd
+#                   timing runs) at ~1 s of compile each, and 2 points x 73 configs x ~0.06 s
+#                   of do_bench: ~85 s per op, ~4 min in all. bf16 doubles it (--dtypes
+#                   bfloat16); the whole long grid (--grid long, 16 points) adds ~70 s per op
 # After a kernel edit, first `python scripts/same_ptx.py REV --restamp` (no GPU: keeps the
 # entries whose compiled code is unchanged); then, for what it dropped or when the code of
 # every config changed, tune-fwd after a forward edit (the per-direction hash keeps the
@@ -56,8 +61,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
         echo "tune standard_bwd_float32 --ops lif,plif --directions bwd --dtypes float32 --grid standard --space quick"
       fi ;;
     tune-long)
-      for dir in fwd bwd; do
-        echo "tune long_${dir}_float32 --ops ${OPS// /,} --directions $dir --dtypes float32 --grid long --space micro"
+      for op in $OPS; do
+        echo "tune long_${op}_float32 --ops $op --directions bwd,fwd_train,fwd --dtypes float32 --shapes 512x8192,2048x4096 --space long"
       done ;;
     *) return 1 ;;
   esac

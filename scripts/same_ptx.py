@@ -58,7 +58,8 @@ def ptx(direction: str, kernel, variant, extra: dict) -> str:
         aot.KERNELS[direction] = saved
     text = compiled.asm["ptx"]
     debug = DEBUG.search(text)
-    return NOISE.sub("", text[: debug.start()] if debug else text)
+    kept = NOISE.sub("", text[: debug.start()] if debug else text)
+    return "\n".join(line for line in kept.splitlines() if line.strip())  # blank: a .loc
 
 
 def main() -> int:
@@ -70,7 +71,12 @@ def main() -> int:
     extra = {k: eval(v) for k, v in (kv.split("=") for kv in args.new_switches.split(",") if kv)}  # noqa: S307
     old, source = old_module(args.rev)
     kernels = {"fwd": old.neuron_fwd_kernel, "bwd": old.neuron_bwd_kernel}
-    variants = [v for v in [*aot.switch_variants(), *aot.config_variants()] if v[1] in kernels]
+    variants = [
+        v
+        for v in [*aot.switch_variants(), *aot.config_variants()]
+        if v[1] in kernels  # and not a new switch away from its old-code value: no old code
+        and all(v[3].meta().get(name, value) == value for name, value in extra.items())
+    ]
     seen, differ = set(), []
     for variant in variants:
         if variant[0] in seen:

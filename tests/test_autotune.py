@@ -187,8 +187,8 @@ def test_the_sweep_drives_the_autotuner_and_a_wrong_config_never_wins(device, mo
     wrong = KernelConfig(512, 4, 1, 8, 32)
     real = sweep.kernel_calls
 
-    def calls(op, direction, x, grad, params, config):
-        kernel, train_forward, outputs = real(op, direction, x, grad, params, config)
+    def calls(op, direction, x, grad, params, config, bwd=None):
+        kernel, train_forward, outputs = real(op, direction, x, grad, params, config, bwd)
         if config == wrong:
             return kernel, train_forward, lambda: (1 - outputs()[0], None)
         return kernel, train_forward, outputs

@@ -4,6 +4,7 @@ tether-bench run --quick                 # small sizes; works on a CPU-only mach
 tether-bench run --ops lif --impls tether,untuned,eager,compile,spikingjelly,snntorch
 tether-bench plot results/<gpu>/latest.csv
 tether-bench tune --ops lif --dtypes float32 --grid standard
+tether-bench tune --ops lif --grid long --space long   # long sequences over few neurons
 tether-bench export results/<gpu>/sweep_*.csv   # merge sweep winners into the table
 tether-bench gate --baseline A.csv --current B.csv --tolerance 0.05
 """
@@ -226,19 +227,20 @@ def plot(
 @app.command()
 def tune(
     ops: Annotated[str, typer.Option(help=f"comma list of {', '.join(OPS)}")] = "lif",
-    directions: Annotated[str, typer.Option(help="fwd, bwd")] = "fwd,bwd",
+    directions: Annotated[
+        str, typer.Option(help="fwd, bwd, fwd_train (after bwd: it pairs with its winner)")
+    ] = "fwd,bwd,fwd_train",
     dtypes: Annotated[str, typer.Option(help="float32, bfloat16, float16")] = "float32",
-    grid: Annotated[
-        str, typer.Option(help="quick, standard, full or long shape grid")
-    ] = "standard",
+    grid: Annotated[str, typer.Option(help=f"shape grid: {', '.join(GRIDS)}")] = "standard",
     shapes: Annotated[str | None, typer.Option(help="TxN list instead of --grid")] = None,
-    space: Annotated[str, typer.Option(help="config space: full, quick or micro")] = "full",
+    space: Annotated[str, typer.Option(help="config space: full, quick, micro or long")] = "full",
     baselines: Annotated[bool, typer.Option(help="also time eager and torch.compile")] = True,
     export: Annotated[bool, typer.Option(help="merge winners into the shipped table")] = True,
     out: Annotated[Path | None, typer.Option(help="sweep CSV (default results/<gpu>/)")] = None,
 ) -> None:
     """Sweep the config space on this GPU through Triton's autotuner; write the sweep CSV and
-    export the winners."""
+    export the winners, after each sweep: a ``fwd_train`` sweep pairs with the backward
+    configs the table holds by then (with --no-export, those shipped before the run)."""
     import pandas as pd
     from rich.console import Console
     from rich.progress import Progress
@@ -246,17 +248,18 @@ def tune(
     from tether.benchmark.measure import device_name
     from tether.benchmark.runner import RESULTS
     from tether.benchmark.sweep import export_winners, sweep, winners
-    from tether.tuning.space import DIRECTIONS, DTYPES
+    from tether.tuning.space import DIRECTIONS, DTYPES, SPACE_SIZES
 
     if not torch.cuda.is_available():
         fail("tune needs a GPU: it times kernels on the GPU at hand")
-    if space not in ("full", "quick", "micro"):
-        fail(f"--space: expected full, quick or micro, got {space!r}")
+    if space not in SPACE_SIZES:
+        fail(f"--space: expected one of {', '.join(SPACE_SIZES)}, got {space!r}")
     if grid not in GRIDS:
         fail(f"--grid: expected one of {', '.join(GRIDS)}, got {grid!r}")
     shape_list = parse_shapes(shapes) if shapes else GRIDS[grid]
     dev = torch.device("cuda")
     frames = []
+    exported = 0
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("tuning", total=None)
@@ -267,6 +270,8 @@ def tune(
                         sweep(op, direction, dtype, shape_list, dev, space, baselines,
                               on_step=lambda s: progress.update(task, description=s))
                     )  # fmt: skip
+                    if export:
+                        exported += len(export_winners(winners(frames[-1])))
     frame = pd.concat(frames, ignore_index=True)
     path = (
         out
@@ -283,11 +288,10 @@ def tune(
             f"{r['op']:5} {r['direction']:4} {r['dtype']:9} T={r['T']:<5} N={r['N']:<9} "
             f"tuned {r['score']:.4f} ms  default {r['default_score']:.4f} ms  "
             f"block={r['block']} warps={r['num_warps']} stages={r['num_stages']} "
-            f"chunk={r['chunk']} pack={r['pack_bits']}"
+            f"chunk={r['chunk']} pack={r['pack_bits']} prefetch={r['prefetch']}"
         )
     if export:
-        fresh = export_winners(best)
-        typer.echo(f"exported {len(fresh)} winners into the table")
+        typer.echo(f"exported {exported} winners into the table")
 
 
 @app.command(name="export")

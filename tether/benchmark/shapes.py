@@ -5,8 +5,8 @@
 - ``SMALL_SHAPES``: ``run --quick``, sizes a CPU-only machine runs in seconds.
 - ``QUICK_SHAPES``: ``tune --grid quick``, three points for tuning runs with little GPU time.
 - ``FULL_SHAPES``: ``tune --grid full``, T x N over the table's bucket range.
-- ``LONG_SHAPES``: ``tune --grid long``, long sequences over few neurons (T 512..4096, N
-  2**12..2**16): latency-bound buckets that the other grids reach only at their edge.
+- ``LONG_SHAPES``: ``tune --grid long``, long sequences over few neurons (latency bound):
+  T = 512 to 4096 x N = 2**12 to 2**16.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ FULL_SHAPES: list[Shape] = [
     if t * n <= MAX_ELEMENTS
 ]
 LONG_SHAPES: list[Shape] = [
-    (t, n) for t, n in itertools.product((512, 1024, 2048, 4096), (2**12, 2**13, 2**14, 2**16))
+    (t, n)
+    for t, n in itertools.product((512, 1024, 2048, 4096), (2**12, 2**13, 2**14, 2**16))
+    if t * n <= MAX_ELEMENTS
 ]
 GRIDS = {
     "quick": QUICK_SHAPES,

@@ -10,6 +10,10 @@ result cache off: a sweep measures) times the accepted configs that fit the shap
 carries its timing (``ms``, NaN for a pruned config). ``fwd`` times the inference forward; ``bwd``
 times the training forward in that config's layout (``chunk``/``pack_bits``) and the
 backward together, the pair a training step runs, so the winner minimises their sum.
+``fwd_train`` then times the training forward's launch shapes alone, saving for the backward
+config the runtime picks at that shape (``paired_backward``: the table's entry, so a ``bwd``
+sweep exported earlier in the same run, else the default), and checks each through that
+backward.
 """
 
 from __future__ import annotations
@@ -28,11 +32,35 @@ from tether.kernels.hashing import kernel_hash
 from tether.tolerances import TOLERANCES
 from tether.tuning.autotune import Point, bench, kernel_calls, make_tuner, tune
 from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
-from tether.tuning.table import SCHEMA, TABLE_PATH, gpu_key, load_table, n_bucket, t_bucket
+from tether.tuning.table import (
+    SCHEMA,
+    TABLE_PATH,
+    gpu_key,
+    load_table,
+    lookup,
+    n_bucket,
+    t_bucket,
+)
 
-# Bytes a timed call must move per element, in units of the dtype size: fwd reads x, writes
-# spikes (2); bwd adds the training forward (2) to the backward's x, grad_spikes, grad_x (3).
-KERNEL_BYTES = {"fwd": 2, "bwd": 5}
+# Bytes a timed call must move per element, in units of the dtype size: fwd and fwd_train
+# read x, write spikes (2); bwd adds the training forward (2) to the backward's x,
+# grad_spikes, grad_x (3).
+KERNEL_BYTES = {"fwd": 2, "bwd": 5, "fwd_train": 2}
+
+
+def paired_backward(
+    op: str, dtype_name: str, n_steps: int, n_neurons: int, device: torch.device
+) -> KernelConfig:
+    """The backward config a training step runs at (T, N) on this GPU: the nearest current
+    entry of the table file (read afresh), else the default."""
+    name, capability = gpu_key(device.index or 0).split("|")
+    entries = [
+        e
+        for e in load_table()
+        if e["capability"] == capability and e["kernel_hash"] == kernel_hash("bwd")
+    ]
+    config = lookup(entries, name, op, "bwd", dtype_name, n_steps, n_neurons)
+    return config or default_config("bwd", DTYPES[dtype_name], op, n_steps)
 
 
 def sweep(
@@ -47,7 +75,6 @@ def sweep(
 ) -> pd.DataFrame:
     """One row per (shape, config) plus eager/compile baseline rows; see the module doc."""
     dtype = DTYPES[dtype_name]
-    configs = config_space(direction, dtype, space)
     facts = {**run_facts(device), "capability": gpu_key(device.index or 0).split("|")[1]}
     copy_gbps = copy_bandwidth_gbps(device, quick=True)
     mode = "fwd" if direction == "fwd" else "fwdbwd"
@@ -55,16 +82,22 @@ def sweep(
     for n_steps, n_neurons in shapes:
         problem = Problem.make(op, mode, n_steps, n_neurons, dtype, device)
         truth = PROVIDERS["eager"](problem)()
-        default = default_config(direction, dtype, op, n_steps)  # in every space: always timed
+        bwd = None
+        if direction == "fwd_train":
+            bwd = paired_backward(op, dtype_name, n_steps, n_neurons, device)
+        configs = config_space(direction, dtype, space, bwd)
         errors = {}
         for config in configs:
-            outputs = kernel_calls(op, direction, problem.x, problem.grad, problem.params, config)
+            outputs = kernel_calls(
+                op, direction, problem.x, problem.grad, problem.params, config, bwd
+            )
             errors[config] = error_fraction(outputs[2](), truth, dtype)
         rejected = frozenset(c for c, e in errors.items() if e > TOLERANCES[dtype].bound)
-        point = Point(op, direction, problem.x, problem.grad, problem.params, rejected)
+        point = Point(op, direction, problem.x, problem.grad, problem.params, rejected, bwd)
+        default = point.default  # in every space: always timed
         if on_step:
             on_step(f"{op} {direction} {dtype_name} T={n_steps} N={n_neurons}: autotuning")
-        timings = tune_timings(point, make_tuner(direction, dtype, space, persist=False))
+        timings = tune_timings(point, make_tuner(direction, dtype, space, False, bwd))
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
                 "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip
         for config in configs:
@@ -137,12 +170,14 @@ def export_winners(
         )
     fresh = []
     for _, row in best.iterrows():
+        prefetch = row.get("prefetch", False)  # absent from sweeps before the switch
         config = KernelConfig(
             int(row["block"]),
             int(row["num_warps"]),
             int(row["num_stages"]),
             int(row["chunk"]),
             int(row["pack_bits"]),
+            bool(prefetch) and not pd.isna(prefetch),
         )
         fresh.append(
             {

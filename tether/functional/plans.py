@@ -124,9 +124,7 @@ def _plan(
 ) -> Plan:
     """A plan for ``kernel``: its ``switches`` and the config's launch constexprs in
     signature order, and the runtime arguments it fixes (shape, group size, P, strides)."""
-    launch = {"BLOCK": config.block, "CHUNK": config.chunk, "PACK_BITS": config.pack_bits,
-              "PER_THREAD": config.per_thread}  # fmt: skip
-    constexprs = _constexpr_order(kernel, {**switches, **launch})
+    constexprs = _constexpr_order(kernel, {**switches, **config.meta()})
     shape = {"n_steps": n_steps, "n_neurons": n_neurons, "group_size": spec.group_size}
     fixed = {**strides, **shape, "n_params": n_params}
     return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})

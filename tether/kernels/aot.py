@@ -13,6 +13,7 @@ object ``{variant id: "ok" | error}``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import multiprocessing
@@ -31,12 +32,12 @@ from tether.kernels import unpack
 from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, PARAMS, NeuronDef
 from tether.tuning.space import (
-    DIRECTIONS,
     DTYPES,
     PACK_DTYPES,
     KernelConfig,
     config_space,
     default_config,
+    training_forward_config,
 )
 from tether.tuning.table import TABLE_PATH, load_table
 
@@ -84,13 +85,7 @@ def compile_kernel(
     raises. ``aligned``: pointers and ``n_neurons`` specialized as multiples of 16, as the
     runtime's JIT specializes the usual call (vector loads; a layout like the GPU's)."""
     kernel = KERNELS[direction]
-    constexprs = {
-        **switches,
-        "BLOCK": config.block,
-        "CHUNK": config.chunk,
-        "PACK_BITS": config.pack_bits,
-        "PER_THREAD": config.per_thread,
-    }
+    constexprs = {**switches, **config.meta()}
     constexprs = {name: value for name, value in constexprs.items() if name in kernel.arg_names}
     missing = [
         name
@@ -177,8 +172,10 @@ Variant = tuple[str, str, torch.dtype, KernelConfig, dict]
 KERNELS = {
     "fwd": neuron_fwd_kernel,
     "bwd": neuron_bwd_kernel,
+    "fwd_train": neuron_fwd_kernel,  # the forward of a training step: saves for the backward
     "unpack": unpack.unpack_spikes_kernel,
 }
+KERNEL_DIRECTIONS = ("fwd", "bwd")  # the spaces of fwd_train are the forward's, re-chunked
 
 
 def unpack_variants() -> Iterator[Variant]:
@@ -193,8 +190,8 @@ def unpack_variants() -> Iterator[Variant]:
 
 
 def switch_variants() -> Iterator[Variant]:
-    """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, then
-    the unpack kernel's variants."""
+    """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, each
+    without and with ``PREFETCH``, then the unpack kernel's variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -207,42 +204,56 @@ def switch_variants() -> Iterator[Variant]:
             config = default_config(direction, dtype, neuron.op)
             name = f"{direction}-{names[i % 3]}-{neuron.op}-{tuple(flags)}"
             yield name, direction, dtype, config, switches(neuron, *flags, i)
+            prefetching = dataclasses.replace(config, prefetch=True)
+            yield f"{name}-prefetch", direction, dtype, prefetching, switches(neuron, *flags, i)
     yield from unpack_variants()
 
 
 def config_variant(direction: str, dtype_name: str, config: KernelConfig) -> Variant:
-    """``config`` on the widest neuron's switches."""
+    """``config`` on the widest neuron's switches (forwards save for the backward)."""
     switches = (
-        fwd_switches(WIDEST, False, True, 0)
-        if direction == "fwd"
-        else bwd_switches(WIDEST, False, True, 0, 0)
+        bwd_switches(WIDEST, False, True, 0, 0)
+        if direction == "bwd"
+        else fwd_switches(WIDEST, False, True, 0)
     )
     return f"{direction}-{dtype_name}-{config}", direction, DTYPES[dtype_name], config, switches
 
 
 def space_variants() -> Iterator[Variant]:
-    """Every config of the tuning space (tuned dtypes: float32 and bfloat16)."""
-    for direction, dtype_name in itertools.product(DIRECTIONS, TUNED_DTYPES):
-        for config in config_space(direction, DTYPES[dtype_name]):
-            yield config_variant(direction, dtype_name, config)
+    """Every config of the full and long tuning spaces (tuned dtypes: float32 and
+    bfloat16), each once."""
+    seen = set()
+    for direction, dtype_name in itertools.product(KERNEL_DIRECTIONS, TUNED_DTYPES):
+        for size in ("full", "long"):
+            for config in config_space(direction, DTYPES[dtype_name], size):
+                variant = config_variant(direction, dtype_name, config)
+                if variant[0] not in seen:
+                    seen.add(variant[0])
+                    yield variant
 
 
 def config_variants() -> list[Variant]:
-    """The configs the runtime can pick: every default (per op and T bucket) and every
-    shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction, dtype) space
-    drawn with a fixed seed; each once."""
+    """The configs the runtime can pick: every default (per op and T bucket), its training
+    forward and every shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction,
+    dtype) space, full and long, drawn with a fixed seed; each once."""
     chosen: dict[str, Variant] = {}
 
     def add(direction: str, dtype_name: str, config: KernelConfig) -> None:
         variant = config_variant(direction, dtype_name, config)
         chosen.setdefault(variant[0], variant)
 
-    for direction, dtype_name in itertools.product(DIRECTIONS, TUNED_DTYPES):
+    for direction, dtype_name in itertools.product(KERNEL_DIRECTIONS, TUNED_DTYPES):
         dtype = DTYPES[dtype_name]
         for op, n_steps in itertools.product(NEURONS, (1, 16)):  # T <= 8 and above
-            add(direction, dtype_name, default_config(direction, dtype, op, n_steps))
+            default = default_config(direction, dtype, op, n_steps)
+            add(direction, dtype_name, default)
+            if direction == "bwd":
+                add("fwd_train", dtype_name, training_forward_config(default))
         draw = random.Random(f"{direction}-{dtype_name}")
         for config in draw.sample(config_space(direction, dtype), SAMPLE_PER_SPACE):
+            add(direction, dtype_name, config)
+        draw = random.Random(f"{direction}-{dtype_name}-long")
+        for config in draw.sample(config_space(direction, dtype, "long"), SAMPLE_PER_SPACE):
             add(direction, dtype_name, config)
     for entry in load_table(TABLE_PATH):
         add(entry["direction"], entry["dtype"], KernelConfig(**entry["config"]))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tether.kernels import neuron
 
-KERNELS = {"fwd": "neuron_fwd_kernel", "bwd": "neuron_bwd_kernel"}
+# by table direction: the forward of a training step runs the forward kernel
+KERNELS = {"fwd": "neuron_fwd_kernel", "bwd": "neuron_bwd_kernel", "fwd_train": "neuron_fwd_kernel"}
 
 
 def _canonical(node: object) -> str:
@@ -30,7 +31,7 @@ def _canonical(node: object) -> str:
 
 def kernel_code(source: str, direction: str | None = None) -> str:
     """The code a hash covers, as canonical tree text. ``direction=None``: the whole
-    template file. ``"fwd"``/``"bwd"``: that direction's kernel, the module-level functions
+    template file. ``"fwd"``/``"bwd"``/``"fwd_train"``: that direction's kernel, the module-level functions
     it reaches (directly or through each other) and every other module-level statement
     (imports, constants) — so an edit to one kernel leaves the other's entries valid, and an
     edit to a shared helper or constant invalidates both."""

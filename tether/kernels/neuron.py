@@ -19,6 +19,31 @@ Bytes per element (fp32; ``W = PACK_BITS``, ``K = CHUNK``):
   (and ``a``) at the start of every chunk (4/K each).
 - backward: read x (4), grad_spikes (4), packed spikes (1/8), checkpoints (4/K);
   write grad_x (4). The membrane is recomputed from the checkpoint and x, not saved.
+
+Latency (long T, few neurons: the bytes are not the bound). A program walks ``T/K`` chunks
+one after another. Loading a chunk costs one memory latency ``L`` (~0.6-1 us on an H100
+under load) whatever its size; its ``K`` steps then run a serial chain of ``s`` per step
+(forward: multiply-add, compare, two selects, ~10-20 ns; backward: the recompute plus the
+reverse step with the surrogate, ``s_b`` ~30-50 ns per step). Stores do not wait. Per
+program, without ``PREFETCH``::
+
+    time ~ (T/K) * (L + K*s)            = T*s + (T/K)*L
+
+With ``PREFETCH`` the loads of the next chunk are issued before the current one computes, so
+a chunk costs whichever is longer::
+
+    time ~ (T/K) * max(L, K*s) + L
+
+Prefetching one chunk ahead hides the compute under the latency (or the latency under the
+compute once ``K*s >= L``), never more: a chunk needs ``K >= L/s`` (~50 forward, ~20
+backward steps) to keep the chain busy. The grid must also cover the GPU (``N/BLOCK >=``
+132 programs on an H100), else the time is that of one SM's programs run in turn.
+
+At T=512, N=8192 (fp32, L = 0.8 us, s = 15 ns, s + s_b = 50 ns), with a block of 64 (128
+programs): forward K=8: 59 us without prefetch, 51 us with; K=32: 21 us, 13 us (the bytes
+floor of 8 B/element at 3 TB/s is 11 us). Backward K=8: 77 us / 51 us; K=16: 51 us / 26 us
+(= T*(s + s_b), the chain). Measured before this model, with 1024- and 512-neuron blocks (8
+and 16 programs): training forward 197 us, backward 104 us.
 """
 
 import triton
@@ -35,6 +60,67 @@ def _param(value, index, stride, IS_TENSOR: tl.constexpr):
     else:
         out = value
     return out
+
+
+@triton.jit
+def _load_tile(ptr, t0, rows, n, n_mask, n_steps, n_neurons, BOUNDED: tl.constexpr):
+    """Steps ``t0 + rows`` of neurons ``n`` of a ``(T, N)`` sequence as a ``(CHUNK, BLOCK)``
+    float32 tile, 0 where ``n_mask`` is off or, if ``BOUNDED``, where the step is past T."""
+    offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
+    if BOUNDED:
+        mask = (t0 + rows < n_steps) & n_mask[None, :]
+    else:
+        mask = n_mask[None, :]
+    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _bwd_loads(
+    chunk,
+    x_ptr,
+    grad_spikes_ptr,
+    grad_h_ptr,
+    grad_a_seq_ptr,
+    packed_ptr,
+    ckpt_v_ptr,
+    ckpt_a_ptr,
+    rows,
+    n,
+    n_mask,
+    n_steps,
+    n_neurons,
+    HAS_GRAD_SPIKES: tl.constexpr,
+    HAS_GRAD_H: tl.constexpr,
+    HAS_GRAD_A_SEQ: tl.constexpr,
+    ADAPTIVE: tl.constexpr,
+    CHUNK: tl.constexpr,
+    PACK_BITS: tl.constexpr,
+):
+    """What the backward reads of one chunk, for the neurons in ``n_mask``: the ``(CHUNK,
+    BLOCK)`` tiles of x, grad_spikes, grad_h and grad_a_seq (float32), the packed word that
+    holds the chunk's spikes (int32) with the chunk's first bit in it, and the checkpoints of
+    v and a (``(BLOCK,)`` float32). A tile or checkpoint the switches leave out is x's or v's
+    (never read)."""
+    t0 = chunk * CHUNK
+    x_tile = _load_tile(x_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+    gs_tile = x_tile
+    gh_tile = x_tile
+    ga_tile = x_tile
+    if HAS_GRAD_SPIKES:
+        gs_tile = _load_tile(grad_spikes_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+    if HAS_GRAD_H:
+        gh_tile = _load_tile(grad_h_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+    if HAS_GRAD_A_SEQ:
+        ga_tile = _load_tile(grad_a_seq_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+    word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
+    word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
+    bit0 = t0 % PACK_BITS
+    ckpt_offsets = tl.cast(chunk, tl.int64) * n_neurons + n
+    v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0)
+    a = v
+    if ADAPTIVE:
+        a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0)
+    return x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a
 
 
 @triton.jit
@@ -112,6 +198,7 @@ def neuron_fwd_kernel(
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
     PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
+    PREFETCH: tl.constexpr,  # load chunk c+1 before computing chunk c (registers x2)
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -133,13 +220,19 @@ def neuron_fwd_kernel(
     rows = tl.arange(0, CHUNK)[:, None]
     out_dtype = spikes_ptr.dtype.element_ty
     word = tl.zeros([BLOCK], dtype=tl.int32)
+    if PREFETCH:
+        x_next = _load_tile(x_ptr, 0, rows, n, n_mask, n_steps, n_neurons, True)
     for t0 in range(0, n_steps, CHUNK):
-        tile_offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
-        if EVEN_STEPS:
-            tile_mask = n_mask[None, :]
+        # PREFETCH: load the next chunk (nothing past T), in flight while this one computes
+        loaded = _load_tile(
+            x_ptr, t0 + PREFETCH * CHUNK, rows, n, n_mask, n_steps, n_neurons,
+            PREFETCH or not EVEN_STEPS,
+        )  # fmt: skip
+        if PREFETCH:
+            x_tile = x_next
+            x_next = loaded
         else:
-            tile_mask = (t0 + rows < n_steps) & n_mask[None, :]
-        x_tile = tl.load(x_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32)
+            x_tile = loaded
         if SAVE_FOR_BACKWARD:
             ckpt_offsets = tl.cast(t0 // CHUNK, tl.int64) * n_neurons + n
             tl.store(ckpt_v_ptr + ckpt_offsets, v, mask=n_mask)
@@ -237,6 +330,7 @@ def neuron_bwd_kernel(
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
     PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
+    PREFETCH: tl.constexpr,  # load the chunk before the current one ahead of its compute
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -266,30 +360,37 @@ def neuron_bwd_kernel(
     rows = tl.arange(0, CHUNK)[:, None]
     out_dtype = grad_x_ptr.dtype.element_ty
     n_chunks = tl.cdiv(n_steps, CHUNK)
+    pointers = (
+        x_ptr,
+        grad_spikes_ptr,
+        grad_h_ptr,
+        grad_a_seq_ptr,
+        packed_ptr,
+        ckpt_v_ptr,
+        ckpt_a_ptr,
+    )
+    switches = (HAS_GRAD_SPIKES, HAS_GRAD_H, HAS_GRAD_A_SEQ, ADAPTIVE, CHUNK, PACK_BITS)
+    if PREFETCH:
+        ahead = _bwd_loads(n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons, *switches)
     for i in range(0, n_chunks):
         chunk = n_chunks - 1 - i
         t0 = chunk * CHUNK
-        tile_offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
-        tile_mask = (t0 + rows < n_steps) & n_mask[None, :]
-        x_tile = tl.load(x_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32)
-        if HAS_GRAD_SPIKES:
-            gs_tile = tl.load(grad_spikes_ptr + tile_offsets, mask=tile_mask, other=0.0)
-            gs_tile = gs_tile.to(tl.float32)
-        if HAS_GRAD_H:
-            gh_tile = tl.load(grad_h_ptr + tile_offsets, mask=tile_mask, other=0.0)
-            gh_tile = gh_tile.to(tl.float32)
-        if HAS_GRAD_A_SEQ:
-            ga_tile = tl.load(grad_a_seq_ptr + tile_offsets, mask=tile_mask, other=0.0)
-            ga_tile = ga_tile.to(tl.float32)
-        word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
-        word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
-        bit0 = t0 % PACK_BITS
-        ckpt_offsets = tl.cast(chunk, tl.int64) * n_neurons + n
+        # PREFETCH: load the chunk before (nothing before the first; chunks run last to
+        # first), in flight while this one computes
+        load_mask = n_mask
+        if PREFETCH:
+            load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= 0)
+        loaded = _bwd_loads(
+            chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons, *switches
+        )
+        if PREFETCH:
+            x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = ahead
+            ahead = loaded
+        else:
+            x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = loaded
         # Recompute the chunk forward from its checkpoint, keeping the state before each step.
-        v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0)
         v_prev_tile = zero_tile
         if ADAPTIVE:
-            a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0)
             a_prev_tile = zero_tile
         for k in tl.static_range(CHUNK):
             v_prev_tile = _set_row(v_prev_tile, rows, k, v)

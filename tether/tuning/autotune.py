@@ -2,7 +2,9 @@
 the timing of the offline sweep (``tether.benchmark.sweep``) run the same ``triton.autotune``.
 
 - Configs: ``config_space`` as ``triton.Config`` lists (``KernelConfig.to_triton``: the
-  kernels' ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``num_warps``, ``num_stages``).
+  kernels' ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``PREFETCH``, ``num_warps``, ``num_stages``).
+  ``fwd_train`` (the forward of a training step) is tuned for one backward config ``bwd``:
+  its space has ``bwd``'s chunk and pack_bits (offline only: the sweep).
 - Pruning (``prune``): configs that cannot fit the shape bucket, and the configs the offline
   accuracy guard rejected; the untuned default always stays, so the winner is never a config
   slower than the default by the tuner's own timing.
@@ -39,7 +41,7 @@ from tether.tuning.table import gpu_key, n_bucket, t_bucket
 
 ONLINE_SPACE = "micro"  # what TETHER_AUTOTUNE=1 tries: `tether-bench tune --space micro`
 KEY = ("gpu", "dtype", "t_bucket", "n_bucket", "adaptive", "learnable", "kernel_hash")
-KERNELS = {"fwd": neuron_fwd_kernel, "bwd": neuron_bwd_kernel}
+KERNELS = {"fwd": neuron_fwd_kernel, "bwd": neuron_bwd_kernel, "fwd_train": neuron_fwd_kernel}
 Call = Callable[[], object]
 
 
@@ -55,11 +57,14 @@ def kernel_calls(
     grad: torch.Tensor,
     params: dict[str, torch.Tensor | float],
     config: KernelConfig,
+    bwd: KernelConfig | None = None,
 ) -> tuple[Call, Call | None, Callable[[], tuple]]:
     """(the kernel call to time, its training forward or None, ``() -> (spikes, grad_x or
     None)`` for the accuracy check) on ``x, grad: (T, N)``. ``fwd``: the inference forward;
     ``bwd``: the backward, with a gradient for every tensor parameter as in training, after
-    a training forward with ``config``'s layout (``training_forward_config``)."""
+    a training forward with ``config``'s layout (``training_forward_config``);
+    ``fwd_train``: the training forward in ``config``, checked through the backward in
+    ``bwd`` that reads what it saved."""
     spec = op_spec(op)
     x = x.detach()
     params = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
@@ -70,7 +75,10 @@ def kernel_calls(
             return plans.launch_forward(spec, x, None, None, params, n_params, config, False)
 
         return forward, None, lambda: (forward()[0].spikes, None)
-    train_config = training_forward_config(config)
+    if direction == "bwd":
+        train_config, bwd = training_forward_config(config), config
+    else:
+        train_config = config
 
     def train_forward():
         return plans.launch_forward(spec, x, None, None, params, n_params, train_config, True)
@@ -80,18 +88,19 @@ def kernel_calls(
     grads = NeuronOutput(grad, None, None, None, None)
 
     def backward():
-        return plans.launch_backward(
-            spec, x, saved, params, 2.0, n_params, param_grads, grads, config
-        )
+        return plans.launch_backward(spec, x, saved, params, 2.0, n_params, param_grads, grads, bwd)
 
+    if direction == "fwd_train":
+        return train_forward, None, lambda: (out.spikes, backward()[0])
     return backward, train_forward, lambda: (out.spikes, backward()[0])
 
 
 class Point:
     """One tuning point: ``op`` and ``direction`` on ``x, grad: (T, N)``, and the configs the
     accuracy guard ``rejected`` (offline; online checks none). ``run(config)`` is the call
-    the tuner times: the inference forward (``fwd``), or the training forward and the
-    backward in that config's layout (``bwd``)."""
+    the tuner times: the inference forward (``fwd``), the training forward and the backward
+    in that config's layout (``bwd``), or the training forward alone, saving for the
+    backward config ``bwd`` (``fwd_train``)."""
 
     def __init__(
         self,
@@ -101,11 +110,15 @@ class Point:
         grad: torch.Tensor,
         params: dict[str, torch.Tensor | float],
         rejected: frozenset[KernelConfig] = frozenset(),
+        bwd: KernelConfig | None = None,
     ) -> None:
         self.op, self.direction, self.x, self.grad, self.params = op, direction, x, grad, params
-        self.rejected = rejected
+        self.rejected, self.bwd = rejected, bwd
         n_steps, n_neurons = x.shape
-        self.default = default_config(direction, x.dtype, op, n_steps)
+        if direction == "fwd_train":
+            self.default = training_forward_config(bwd)
+        else:
+            self.default = default_config(direction, x.dtype, op, n_steps)
         device = x.device
         neuron = NEURONS[op]
         self.key = {
@@ -143,7 +156,7 @@ class Point:
         if config != self._config:
             self._calls = None  # the previous config's outputs go first
             kernel, train_forward, _ = kernel_calls(
-                self.op, self.direction, self.x, self.grad, self.params, config
+                self.op, self.direction, self.x, self.grad, self.params, config, self.bwd
             )
             self._config, self._calls = config, (kernel, train_forward)
         kernel, train_forward = self._calls
@@ -162,10 +175,7 @@ class Launch:
         self.fn = KERNELS[direction]
 
     def run(self, point: Point, **meta) -> None:
-        config = KernelConfig(
-            meta["BLOCK"], meta["num_warps"], meta["num_stages"], meta["CHUNK"], meta["PACK_BITS"]
-        )
-        point.run(config)
+        point.run(KernelConfig.from_meta(meta, meta["num_warps"], meta["num_stages"]))
 
 
 def prune(configs: Sequence[triton.Config], named_args: dict, **key) -> list[triton.Config]:
@@ -204,13 +214,20 @@ def bench(kernel_call: Call, quantiles: Sequence[float]) -> list[float]:
     return [1e3 * (time.perf_counter() - start)] * len(quantiles)
 
 
-def make_tuner(direction: str, dtype: torch.dtype, space: str, persist: bool):
-    """A ``triton.autotune`` over ``config_space(direction, dtype, space)``; ``persist``:
-    Triton's result cache on (off under the interpreter, where Triton turns it off)."""
+def make_tuner(
+    direction: str,
+    dtype: torch.dtype,
+    space: str,
+    persist: bool,
+    bwd: KernelConfig | None = None,
+):
+    """A ``triton.autotune`` over ``config_space(direction, dtype, space, bwd)``;
+    ``persist``: Triton's result cache on (off under the interpreter, where Triton turns it
+    off)."""
     options = {"do_bench": bench, "cache_results": persist}
     accepted = inspect.signature(triton.autotune).parameters
     return triton.autotune(
-        [c.to_triton() for c in config_space(direction, dtype, space)],
+        [c.to_triton() for c in config_space(direction, dtype, space, bwd)],
         key=list(KEY),
         prune_configs_by={"early_config_prune": prune},
         **{name: value for name, value in options.items() if name in accepted},

@@ -8,15 +8,21 @@ A config fixes, for one direction:
   it is also the checkpoint interval of the membrane, so the forward and backward of one
   call share it;
 - ``pack_bits``: time steps per packed spike word (int8, int16 or int32), a multiple of
-  ``chunk``.
+  ``chunk``;
+- ``prefetch``: the kernels load the next chunk's tiles (the backward: the previous chunk's)
+  before computing the current one, so the loads are in flight during its compute, at twice
+  the tile registers. Off in every entry written before the switch existed.
 
-The forward of a training step runs with a fixed launch shape but the backward config's
-``chunk`` and ``pack_bits``, since the backward reads what the forward saved
-(``training_forward_config``).
+The forward of a training step (direction ``fwd_train``) takes ``chunk`` and
+``pack_bits`` from the backward config, since the backward reads what it saved; its launch
+shape (``block``, ``num_warps``, ``num_stages``, ``prefetch``) is tuned for that backward
+config (``config_space("fwd_train", ..., bwd=...)``), and without an entry it is the fixed
+shape of ``training_forward_config``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import asdict, dataclass
 
@@ -28,7 +34,8 @@ from tether.neurons import NEURONS
 PACK_DTYPES = {8: torch.int8, 16: torch.int16, 32: torch.int32}
 # The I/O dtypes of the kernels, by the names tables, CSVs and the CLI use.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DIRECTIONS = ("fwd", "bwd")
+# Table directions: the inference forward, the backward, the forward of a training step.
+DIRECTIONS = ("fwd", "bwd", "fwd_train")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class KernelConfig:
     num_stages: int
     chunk: int
     pack_bits: int
+    prefetch: bool = False
 
     def __post_init__(self) -> None:
         for name in ("block", "num_warps", "chunk"):
@@ -53,6 +61,8 @@ class KernelConfig:
                 f"KernelConfig.pack_bits must be one of {sorted(PACK_DTYPES)}, "
                 f"got {self.pack_bits!r}"
             )
+        if not isinstance(self.prefetch, bool):
+            raise ValueError(f"KernelConfig.prefetch must be a bool, got {self.prefetch!r}")
         if self.pack_bits % self.chunk:
             raise ValueError(
                 f"KernelConfig.chunk ({self.chunk}) must divide pack_bits ({self.pack_bits})"
@@ -64,22 +74,36 @@ class KernelConfig:
         width hint, so that a thread holds whole columns of the ``(chunk, block)`` tile."""
         return max(1, self.block // (32 * self.num_warps))
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
+    def meta(self) -> dict[str, int | bool]:
+        """The kernels' launch constexprs: ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``PER_THREAD``,
+        ``PREFETCH``."""
+        return {
+            "BLOCK": self.block,
+            "CHUNK": self.chunk,
+            "PACK_BITS": self.pack_bits,
+            "PER_THREAD": self.per_thread,
+            "PREFETCH": self.prefetch,
+        }
+
     def to_triton(self) -> triton.Config:
-        """This config as Triton's autotuner takes it: the kernels' meta-parameters ``BLOCK``,
-        ``CHUNK``, ``PACK_BITS`` and the launch options."""
-        meta = {"BLOCK": self.block, "CHUNK": self.chunk, "PACK_BITS": self.pack_bits}
-        return triton.Config(meta, num_warps=self.num_warps, num_stages=self.num_stages)
+        """This config as Triton's autotuner takes it: ``meta()`` and the launch options."""
+        return triton.Config(self.meta(), num_warps=self.num_warps, num_stages=self.num_stages)
+
+    @classmethod
+    def from_meta(cls, meta: dict, num_warps: int, num_stages: int) -> KernelConfig:
+        """The inverse of ``meta()`` with the launch options."""
+        return cls(
+            meta["BLOCK"], num_warps, num_stages, meta["CHUNK"], meta["PACK_BITS"],
+            meta["PREFETCH"],
+        )  # fmt: skip
 
     @classmethod
     def from_triton(cls, config: triton.Config) -> KernelConfig:
         """The inverse of ``to_triton``."""
-        meta = config.kwargs
-        return cls(
-            meta["BLOCK"], config.num_warps, config.num_stages, meta["CHUNK"], meta["PACK_BITS"]
-        )
+        return cls.from_meta(config.kwargs, config.num_warps, config.num_stages)
 
 
 def default_config(
@@ -115,16 +139,16 @@ def default_config(
 
 
 def training_forward_config(bwd: KernelConfig) -> KernelConfig:
-    """The forward of a training step, paired with the backward config ``bwd``: it saves in
-    ``bwd``'s layout (chunk, pack_bits) with 1024 neurons on 4 warps, the launch shape every
-    backward config was timed with (``sweep``), in every dtype."""
+    """The untuned forward of a training step, paired with the backward config ``bwd``: it
+    saves in ``bwd``'s layout (chunk, pack_bits) with 1024 neurons on 4 warps, the launch
+    shape every backward config was timed with (``sweep``), in every dtype."""
     return KernelConfig(
         block=1024, num_warps=4, num_stages=1, chunk=bwd.chunk, pack_bits=bwd.pack_bits
     )
 
 
 # (block, num_warps) with 4 to 16 neurons per thread: the range where the tile's time axis
-# stays inside a thread.
+# stays inside a thread (the heuristic's sweeps, at T*N >= 2**22).
 BLOCK_WARPS = [
     (block, warps)
     for block in (256, 512, 1024, 2048)
@@ -135,20 +159,40 @@ BLOCK_WARPS = [
 
 QUICK_BLOCK_WARPS = [(256, 2), (512, 4), (1024, 4), (1024, 8), (2048, 8)]
 MICRO_BLOCK_WARPS = [(256, 2), (512, 4), (1024, 4)]
-SPACE_SIZES = ("full", "quick", "micro")
+# Long sequences over few neurons: N / block programs must cover the SMs (T=512, N=8192: a
+# block of 64 gives 128 programs, 256 only 32). Fewer than 4 neurons per thread puts the
+# tile's time axis across threads (row selects become shuffles): slower at large N, but
+# here the chain of each program is the bound, so the GPU decides.
+LONG_BLOCK_WARPS = [(32, 1), (64, 1), (128, 1), (128, 2), (256, 2)]
+SPACE_SIZES = ("full", "quick", "micro", "long")
 
 
-def config_space(direction: str, dtype: torch.dtype, size: str = "full") -> list[KernelConfig]:
+def config_space(
+    direction: str, dtype: torch.dtype, size: str = "full", bwd: KernelConfig | None = None
+) -> list[KernelConfig]:
     """Every config the tuner tries for one direction and dtype. ``size="quick"``: a slice
     (one stage, chunks 8 and 16); ``"micro"``: the three (block, warps) pairs that won on an
-    H100, chunks 8 and 16, 32-step words — for tuning runs with little GPU time.
+    H100, chunks 8 and 16, 32-step words — for tuning runs with little GPU time; ``"long"``:
+    for long sequences over few neurons, small blocks on 1-2 warps, chunks 8 to 32, with and
+    without ``prefetch``, 32-step words, plus the defaults.
 
-    The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word (in training it
-    takes chunk and pack_bits from the backward's config); the backward sweeps the packing
-    width and runs one stage (its loop carries no loads across iterations to pipeline).
+    The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
+    sweeps the packing width and runs one stage (its loop carries no loads across iterations
+    to pipeline). ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward
+    space's launch shapes with ``bwd``'s chunk and pack_bits, and ``training_forward_config``.
     """
     if size not in SPACE_SIZES:
         raise ValueError(f"size must be one of {SPACE_SIZES}, got {size!r}")
+    if direction == "fwd_train":
+        if bwd is None:
+            raise ValueError("config_space('fwd_train') needs the backward config (bwd=)")
+        shapes = dict.fromkeys(
+            dataclasses.replace(c, chunk=bwd.chunk, pack_bits=bwd.pack_bits)
+            for c in [training_forward_config(bwd), *config_space("fwd", dtype, size)]
+        )
+        return [c for c in shapes if c.block * c.chunk <= 16384]
+    if size == "long":
+        return _long_space(direction, dtype)
     full = size == "full"
     configs = []
     stages = (1, 2) if direction == "fwd" and full else (1,)
@@ -164,3 +208,17 @@ def config_space(direction: str, dtype: torch.dtype, size: str = "full") -> list
             continue
         configs.append(KernelConfig(block, num_warps, num_stages, chunk, pack_bits))
     return configs
+
+
+def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
+    """``config_space(size="long")``: ``LONG_BLOCK_WARPS`` x chunks 8, 16, 32 x prefetch off
+    and on, one stage, 32-step words; then the direction's defaults (every op, T <= 8 and
+    above), so that the tuner always times them."""
+    configs = [
+        KernelConfig(block, num_warps, 1, chunk, 32, prefetch)
+        for (block, num_warps), chunk, prefetch in itertools.product(
+            LONG_BLOCK_WARPS, (8, 16, 32), (False, True)
+        )
+    ]
+    defaults = [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
+    return list(dict.fromkeys(configs + defaults))

@@ -12,6 +12,10 @@ entries whose ``kernel_hash`` differs from the current code of their direction's
 (``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no entry,
 ``TETHER_AUTOTUNE=1`` tunes the bucket through Triton's autotuner (``tether.tuning.autotune``),
 else the heuristic ``default_config`` is used. Lookups are cached per process.
+
+The forward of a training step (``fwd_train``) saves in its backward's layout: its entries
+are looked up among those with the backward config's ``chunk`` and ``pack_bits``, and with
+none it runs ``training_forward_config`` (no online tuning).
 """
 
 from __future__ import annotations
@@ -130,8 +134,10 @@ def lookup(
     dtype: str,
     n_steps: int,
     n_neurons: int,
+    bwd: KernelConfig | None = None,
 ) -> KernelConfig | None:
-    """The config of the entry nearest to (T, N) for this GPU, op, direction and dtype."""
+    """The config of the entry nearest to (T, N) for this GPU, op, direction and dtype;
+    ``fwd_train`` entries only with ``bwd``'s chunk and pack_bits."""
     t_log, n_log = math.log2(t_bucket(n_steps)), math.log2(n_bucket(n_neurons))
     best, best_distance = None, math.inf
     for entry in entries:
@@ -141,6 +147,9 @@ def lookup(
             direction,
             dtype,
         ):
+            continue
+        layout = entry["config"]["chunk"], entry["config"]["pack_bits"]
+        if bwd is not None and layout != (bwd.chunk, bwd.pack_bits):
             continue
         distance = abs(math.log2(entry["t_bucket"]) - t_log) + abs(
             math.log2(entry["n_bucket"]) - n_log
@@ -190,10 +199,7 @@ def select_config(
     call outside); else the default. Cached per (GPU, op, direction, dtype, bucket)."""
     if _untuned:
         return default_config(direction, dtype, op, n_steps)
-    gpu = None
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        gpu = gpu_key(index)
+    gpu = _gpu(device)
     key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
     config = _BY_BUCKET.get(key)
     if config is None:
@@ -207,12 +213,24 @@ def select_training_configs(
     op: str, dtype: torch.dtype, n_steps: int, n_neurons: int, device: torch.device
 ) -> tuple[KernelConfig, KernelConfig]:
     """(forward, backward) configs of a training call. The forward saves spikes and
-    checkpoints in the layout the backward reads (its ``chunk`` and ``pack_bits``) with the
-    fixed launch shape of ``training_forward_config``: the pair the tuner timed for each
-    backward config (``sweep``). Tuned forward entries are for inference; a tuned block with
-    the backward's chunk can overflow registers (block 2048 x chunk 16 ran 6% slower)."""
+    checkpoints in the layout the backward reads (its ``chunk`` and ``pack_bits``): the
+    nearest ``fwd_train`` entry tuned for that layout, else the fixed launch shape of
+    ``training_forward_config``, the pair the tuner timed for each backward config
+    (``sweep``). Inference entries (``fwd``) are not used: a tuned block with the backward's
+    chunk can overflow registers (block 2048 x chunk 16 ran 6% slower). Cached per (GPU, op,
+    dtype, bucket, layout)."""
     bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
-    return training_forward_config(bwd), bwd
+    if _untuned:
+        return training_forward_config(bwd), bwd
+    gpu = _gpu(device)
+    key = (gpu, op, "fwd_train", dtype, t_bucket(n_steps), n_bucket(n_neurons), bwd)
+    fwd = _BY_BUCKET.get(key)
+    if fwd is None:
+        name, entries = _entries(gpu)
+        dtype_name = str(dtype).removeprefix("torch.")
+        fwd = lookup(entries, name, op, "fwd_train", dtype_name, n_steps, n_neurons, bwd)
+        _BY_BUCKET[key] = fwd = fwd or training_forward_config(bwd)
+    return fwd, bwd
 
 
 def autotune_requested() -> bool:
@@ -237,12 +255,26 @@ def _warn_deferred() -> None:
     )
 
 
+def _gpu(device: torch.device) -> str | None:
+    """``gpu_key`` of a CUDA device (its index, else the current one); None elsewhere."""
+    if device.type != "cuda":
+        return None
+    return gpu_key(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def _entries(gpu: str | None) -> tuple[str | None, list[dict]]:
+    """(GPU name, the current entries of its compute capability); none without a GPU."""
+    if gpu is None:
+        return None, []
+    name, capability = gpu.split("|")
+    return name, [e for e in _current_entries() if e["capability"] == capability]
+
+
 def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> tuple[KernelConfig, bool]:
     """(config, final): final is False for the default used in place of tuning (capture or
     tracing), which the caller must not cache."""
     if gpu is not None:
-        name, capability = gpu.split("|")
-        entries = [e for e in _current_entries() if e["capability"] == capability]
+        name, entries = _entries(gpu)
         dtype_name = str(dtype).removeprefix("torch.")
         config = lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons)
         if config is not None:

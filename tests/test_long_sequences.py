@@ -1,0 +1,189 @@
+"""Long sequences over few neurons (issue 13): PREFETCH (the next chunk's loads in flight
+while a chunk computes) against the reference and against the kernels without it, the long
+space and grid, and the tuned training forward."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from tests.helpers import Case, check_against_reference
+from tether.benchmark.shapes import GRIDS, MAX_ELEMENTS
+from tether.functional import ops
+from tether.kernels import hashing
+from tether.tuning import autotune, table
+from tether.tuning.space import (
+    LONG_BLOCK_WARPS,
+    KernelConfig,
+    config_space,
+    default_config,
+    training_forward_config,
+)
+
+PARAM_MODE = {"lif": "scalar", "plif": "neuron", "alif": "neuron"}
+# small blocks: fewer neurons than threads x 4, so the tile's time axis spreads over threads
+SMALL = KernelConfig(block=32, num_warps=1, num_stages=1, chunk=8, pack_bits=32)
+
+
+def force(monkeypatch, config: KernelConfig) -> None:
+    """Every call runs ``config``, forward and backward."""
+    monkeypatch.setattr(ops, "_PLANS", {})  # plans cache the configs chosen
+    monkeypatch.setattr(table, "select_config", lambda *args: config)
+    monkeypatch.setattr(table, "select_training_configs", lambda *args: (config, config))
+
+
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
+@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
+@pytest.mark.parametrize("n_steps", [1, 8, 21, 40])  # one step, one chunk, a tail, 5 chunks
+def test_prefetch_matches_the_reference(device, monkeypatch, prefetch, neuron, n_steps):
+    """T=1 (no next chunk at all), a multiple of CHUNK (EVEN_STEPS) and not; N=70 (a partial
+    last block of 32); every output gradient."""
+    force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch))
+    case = Case(neuron=neuron, n_steps=n_steps, features=(35,), param_mode=PARAM_MODE[neuron])
+    check_against_reference(case, device)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        KernelConfig(64, 1, 1, 16, 32, True),
+        KernelConfig(128, 2, 1, 32, 32, True),
+        KernelConfig(256, 2, 2, 4, 16, True),
+    ],
+    ids=str,
+)
+def test_prefetch_configs_match_the_reference(device, monkeypatch, config):
+    """Other chunks and packing widths, spikes' gradient alone, soft reset, no detach."""
+    force(monkeypatch, config)
+    case = Case(
+        neuron="alif", n_steps=37, features=(150,), param_mode="neuron", soft_reset=True,
+        detach_reset=False, grad_outputs=("spikes",),
+    )  # fmt: skip
+    check_against_reference(case, device)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "alif"])
+def test_prefetch_gives_the_same_bits(device, monkeypatch, neuron):
+    """The switch moves loads, not arithmetic: outputs and gradients are bitwise equal."""
+    case = Case(neuron=neuron, n_steps=29, features=(40,), param_mode=PARAM_MODE[neuron])
+    inputs = case.make_inputs(device, 3)
+    results = []
+    for prefetch in (False, True):
+        force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch))
+        args = case.prepare(inputs, truth=False)
+        out = case.call(args)
+        leaves = [v for v in args.values() if isinstance(v, torch.Tensor)]
+        loss = sum((o.double() * (i + 1)).sum() for i, o in enumerate(out.values()))
+        results.append([*out.values(), *torch.autograd.grad(loss, leaves, allow_unused=True)])
+    for a, b in zip(*results):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_entries_without_prefetch_load_as_prefetch_off():
+    entry = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 32}
+    assert KernelConfig(**entry).prefetch is False
+    assert KernelConfig(**entry).as_dict() == {**entry, "prefetch": False}
+    config = KernelConfig(64, 1, 1, 16, 32, True)
+    assert KernelConfig.from_triton(config.to_triton()) == config
+    with pytest.raises(ValueError, match="prefetch must be a bool"):
+        KernelConfig(64, 1, 1, 16, 32, 1)
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_long_space_has_small_blocks_with_and_without_prefetch(direction):
+    space = config_space(direction, torch.float32, "long")
+    assert len(space) == len(set(space))
+    small = [c for c in space if (c.block, c.num_warps) in LONG_BLOCK_WARPS]
+    assert {(c.block, c.num_warps) for c in small} == set(LONG_BLOCK_WARPS)
+    assert {c.chunk for c in small} == {8, 16, 32} and {c.prefetch for c in small} == {False, True}
+    assert all(c.pack_bits == 32 and c.num_stages == 1 for c in small)
+    assert default_config(direction, torch.float32, "lif", 512) in space
+
+
+def test_long_grid_spans_long_sequences_within_the_memory_bound():
+    grid = GRIDS["long"]
+    assert {t for t, _ in grid} == {512, 1024, 2048, 4096}
+    assert {n for _, n in grid} == {2**12, 2**13, 2**14, 2**16}
+    assert all(t * n <= MAX_ELEMENTS for t, n in grid) and (512, 8192) in grid
+    assert table.t_bucket(4096) == 4096 and table.t_bucket(3000) == 4096
+
+
+def test_training_forward_space_keeps_the_backward_layout():
+    bwd = KernelConfig(512, 4, 1, 16, 16)
+    space = config_space("fwd_train", torch.float32, "long", bwd=bwd)
+    assert space[0] == training_forward_config(bwd)  # the fallback is always timed
+    assert all((c.chunk, c.pack_bits) == (16, 16) for c in space)
+    assert {c.prefetch for c in space} == {False, True}
+    with pytest.raises(ValueError, match="needs the backward config"):
+        config_space("fwd_train", torch.float32, "long")
+
+
+def gpu_entry(direction, config, t_bucket=512, n_bucket=8192):
+    return {
+        "gpu": "NVIDIA H100 80GB HBM3", "capability": "9.0", "op": "lif",
+        "direction": direction, "dtype": "float32", "t_bucket": t_bucket,
+        "n_bucket": n_bucket, "kernel_hash": hashing.kernel_hash(direction),
+        "config": config.as_dict(),
+    }  # fmt: skip
+
+
+@pytest.fixture
+def on_h100(monkeypatch, tmp_path):
+    """``write(entries)``: a winners table, and calls that look up on an H100."""
+    path = tmp_path / "winners.json"
+    monkeypatch.setenv("TETHER_WINNERS", str(path))
+    monkeypatch.setattr(table, "_gpu", lambda device: "NVIDIA H100 80GB HBM3|9.0")
+    monkeypatch.setattr(table, "_BY_BUCKET", {})
+
+    def write(entries):
+        path.write_text(json.dumps({"schema": 1, "entries": entries}))
+        table._current_entries.cache_clear()
+        table._BY_BUCKET.clear()
+
+    yield write
+    table._current_entries.cache_clear()
+
+
+def test_training_forward_takes_its_entry_for_the_backward_layout(on_h100):
+    cpu = torch.device("cpu")
+    bwd = KernelConfig(64, 1, 1, 16, 32, True)
+    fwd = KernelConfig(128, 1, 1, 16, 32, True)
+    other_layout = KernelConfig(32, 1, 1, 8, 32, True)
+    on_h100([gpu_entry("bwd", bwd), gpu_entry("fwd_train", fwd)])
+    assert table.select_training_configs("lif", torch.float32, 500, 8192, cpu) == (fwd, bwd)
+    # an entry tuned for another layout is never used: the fixed shape runs instead
+    on_h100([gpu_entry("bwd", bwd), gpu_entry("fwd_train", other_layout)])
+    got = table.select_training_configs("lif", torch.float32, 500, 8192, cpu)
+    assert got == (training_forward_config(bwd), bwd)
+    on_h100([gpu_entry("bwd", bwd)])  # no entry: today's fixed launch shape
+    got = table.select_training_configs("lif", torch.float32, 500, 8192, cpu)
+    assert got == (training_forward_config(bwd), bwd)
+    with table.untuned():
+        fwd_untuned, bwd_untuned = table.select_training_configs(
+            "lif", torch.float32, 500, 8192, cpu
+        )
+    assert fwd_untuned == training_forward_config(bwd_untuned)
+
+
+def test_the_sweep_tunes_the_training_forward_for_the_paired_backward(
+    device, monkeypatch, tmp_path
+):
+    """fwd_train: the backward's layout, every config checked through that backward, the
+    fallback timed, and the winner exported as a fwd_train entry with the forward's hash."""
+    pytest.importorskip("pandas")
+    from tether.benchmark import sweep
+
+    monkeypatch.setattr(sweep, "gpu_key", lambda index: "cpu|0.0")
+    monkeypatch.setenv("TETHER_WINNERS", str(tmp_path / "none.json"))  # no backward entry
+    monkeypatch.setattr(autotune, "gpu_key", lambda index: "cpu|0.0")
+    frame = sweep.sweep("alif", "fwd_train", "float32", [(21, 70)], device, "long", False)
+    bwd = default_config("bwd", torch.float32, "alif", 21)
+    assert set(zip(frame["chunk"], frame["pack_bits"])) == {(bwd.chunk, bwd.pack_bits)}
+    assert not frame["rejected"].any() and frame["is_default"].sum() == 1
+    best = sweep.winners(frame)
+    assert best["ms"].notna().all()
+    frame = frame.assign(device="NVIDIA H100 80GB HBM3", capability="9.0")
+    fresh = sweep.export_winners(sweep.winners(frame), path=tmp_path / "w.json")
+    assert fresh[0]["direction"] == "fwd_train"
+    assert fresh[0]["kernel_hash"] == hashing.kernel_hash("fwd")
