@@ -213,9 +213,9 @@ def config_space(
 def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """``config_space(size="long")``: ``LONG_BLOCK_WARPS`` x chunks 8, 16 (and 32 forward) x
     prefetch off and on, one stage, 32-step words; then the direction's defaults (every op,
-    T <= 8 and above), so that the tuner always times them. No 32-step backward chunk: it
-    compiles in ~25 s (the unrolled recompute and reverse step), 5x the 16-step one, and
-    with prefetch 16 steps already cover the load latency (the kernels' latency model)."""
+    T <= 8 and above), so that the tuner always times them. The backward's 32-step chunk
+    compiles in ~25 s (the unrolled recompute and reverse step), 5x the 16-step one: only
+    one such config, 64 neurons on a warp with prefetch (the 16-step winner's shape)."""
     chunks = (8, 16, 32) if direction == "fwd" else (8, 16)
     configs = [
         KernelConfig(block, num_warps, 1, chunk, 32, prefetch)
@@ -223,5 +223,7 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
             LONG_BLOCK_WARPS, chunks, (False, True)
         )
     ]
+    if direction == "bwd":
+        configs.append(KernelConfig(64, 1, 1, 32, 32, True))
     defaults = [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
     return list(dict.fromkeys(configs + defaults))
