@@ -53,11 +53,36 @@ _IO_POINTERS = {
 }  # fmt: skip
 
 
+# When the kernel uses each optional pointer; the runtime passes x for an unused one
+# (``plans._ptr``), so it compiles with x's dtype: a branch the switches should compile away
+# but do not then fails to type-check, as it would on the GPU.
+_USED_IF = {
+    "h_seq_ptr": lambda c: c["STORE_H"],
+    "a_seq_ptr": lambda c: c["STORE_A"],
+    "v_init_ptr": lambda c: c["HAS_V_INIT"],
+    "a_init_ptr": lambda c: c["HAS_A_INIT"],
+    "v_final_ptr": lambda c: c["STORE_FINAL"],
+    "a_final_ptr": lambda c: c["STORE_FINAL"] and c["ADAPTIVE"],
+    "packed_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True),
+    "ckpt_v_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True),
+    "ckpt_a_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True) and c["ADAPTIVE"],
+    "grad_spikes_ptr": lambda c: c["HAS_GRAD_SPIKES"],
+    "grad_h_ptr": lambda c: c["HAS_GRAD_H"],
+    "grad_a_seq_ptr": lambda c: c["HAS_GRAD_A_SEQ"],
+    "grad_v_final_ptr": lambda c: c["HAS_GRAD_V_FINAL"],
+    "grad_a_final_ptr": lambda c: c["HAS_GRAD_A_FINAL"],
+    "grad_a_init_ptr": lambda c: c["ADAPTIVE"],
+    "grad_params_ptr": lambda c: any(c[f"{p.upper()}_GRAD_ROW"] >= 0 for p in (*PARAMS, "alpha")),
+}
+
+
 def _signature(kernel, dtype: torch.dtype, config: KernelConfig, constexprs: dict) -> dict:
     signature = {}
     for name in kernel.arg_names:
         if name in constexprs:
             signature[name] = "constexpr"
+        elif name in _USED_IF and not _USED_IF[name](constexprs):
+            signature[name] = _POINTER_TYPES[dtype]
         elif name == "packed_ptr":
             signature[name] = _PACK_TYPES[config.pack_bits]
         elif name in _IO_POINTERS:

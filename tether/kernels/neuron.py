@@ -116,10 +116,10 @@ def _bwd_loads(
     word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
     bit0 = t0 % PACK_BITS
     ckpt_offsets = tl.cast(chunk, tl.int64) * n_neurons + n
-    v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0)
+    v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0).to(tl.float32)
     a = v
     if ADAPTIVE:
-        a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0)
+        a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0).to(tl.float32)
     return x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a
 
 
@@ -369,9 +369,14 @@ def neuron_bwd_kernel(
         ckpt_v_ptr,
         ckpt_a_ptr,
     )
-    switches = (HAS_GRAD_SPIKES, HAS_GRAD_H, HAS_GRAD_A_SEQ, ADAPTIVE, CHUNK, PACK_BITS)
+    # The switches go by name: a tuple of constexprs splatted into a call loses constexpr-ness
+    # (the helper's branches then compile as runtime ones, over pointers of other dtypes).
     if PREFETCH:
-        ahead = _bwd_loads(n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons, *switches)
+        ahead = _bwd_loads(
+            n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons,
+            HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
+            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS,
+        )  # fmt: skip
     for i in range(0, n_chunks):
         chunk = n_chunks - 1 - i
         t0 = chunk * CHUNK
@@ -381,8 +386,10 @@ def neuron_bwd_kernel(
         if PREFETCH:
             load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= 0)
         loaded = _bwd_loads(
-            chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons, *switches
-        )
+            chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons,
+            HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
+            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS,
+        )  # fmt: skip
         if PREFETCH:
             x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = ahead
             ahead = loaded
