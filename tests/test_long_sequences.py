@@ -1,6 +1,6 @@
 """Long sequences over few neurons (issue 13): PREFETCH (the next chunk's loads in flight
-while a chunk computes) against the reference and against the kernels without it, the long
-space and grid, and the tuned training forward."""
+while a chunk computes) and LEAN (fewer instructions a step) against the reference and
+against the kernels without them, the long space and grid, and the tuned training forward."""
 
 import dataclasses
 import json
@@ -33,13 +33,18 @@ def force(monkeypatch, config: KernelConfig) -> None:
     monkeypatch.setattr(table, "select_training_configs", lambda *args: (config, config))
 
 
-@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
+# (prefetch, lean)
+SWITCHES = [(False, False), (True, False), (False, True), (True, True)]
+SWITCH_IDS = ["plain", "prefetch", "lean", "prefetch-lean"]
+
+
+@pytest.mark.parametrize("prefetch,lean", SWITCHES, ids=SWITCH_IDS)
 @pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
 @pytest.mark.parametrize("n_steps", [1, 8, 21, 40])  # one step, one chunk, a tail, 5 chunks
-def test_prefetch_matches_the_reference(device, monkeypatch, prefetch, neuron, n_steps):
+def test_prefetch_matches_the_reference(device, monkeypatch, prefetch, lean, neuron, n_steps):
     """T=1 (no next chunk at all), a multiple of CHUNK (EVEN_STEPS) and not; N=70 (a partial
     last block of 32); every output gradient."""
-    force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch))
+    force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch, lean=lean))
     case = Case(neuron=neuron, n_steps=n_steps, features=(35,), param_mode=PARAM_MODE[neuron])
     check_against_reference(case, device)
 
@@ -48,8 +53,9 @@ def test_prefetch_matches_the_reference(device, monkeypatch, prefetch, neuron, n
     "config",
     [
         KernelConfig(64, 1, 1, 16, 32, True),
-        KernelConfig(128, 2, 1, 32, 32, True),
+        KernelConfig(128, 2, 1, 32, 32, True, lean=True),
         KernelConfig(256, 2, 2, 4, 16, True),
+        KernelConfig(64, 1, 1, 8, 16, False, lean=True),
     ],
     ids=str,
 )
@@ -65,29 +71,33 @@ def test_prefetch_configs_match_the_reference(device, monkeypatch, config):
 
 @pytest.mark.parametrize("neuron", ["lif", "alif"])
 def test_prefetch_gives_the_same_bits(device, monkeypatch, neuron):
-    """The switch moves loads, not arithmetic: outputs and gradients are bitwise equal."""
+    """The switches move loads and address arithmetic, not the neuron's: outputs and
+    gradients are equal (``torch.equal``: a zero's sign aside, ``x + 0.0`` against ``x``)."""
     case = Case(neuron=neuron, n_steps=29, features=(40,), param_mode=PARAM_MODE[neuron])
     inputs = case.make_inputs(device, 3)
     results = []
-    for prefetch in (False, True):
-        force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch))
+    for prefetch, lean in SWITCHES:
+        force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch, lean=lean))
         args = case.prepare(inputs, truth=False)
         out = case.call(args)
         leaves = [v for v in args.values() if isinstance(v, torch.Tensor)]
         loss = sum((o.double() * (i + 1)).sum() for i, o in enumerate(out.values()))
         results.append([*out.values(), *torch.autograd.grad(loss, leaves, allow_unused=True)])
-    for a, b in zip(*results):
-        assert (a is None and b is None) or torch.equal(a, b)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert (a is None and b is None) or torch.equal(a, b)
 
 
-def test_entries_without_prefetch_load_as_prefetch_off():
+def test_entries_without_prefetch_or_lean_load_with_both_off():
     entry = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 32}
-    assert KernelConfig(**entry).prefetch is False
-    assert KernelConfig(**entry).as_dict() == {**entry, "prefetch": False}
-    config = KernelConfig(64, 1, 1, 16, 32, True)
-    assert KernelConfig.from_triton(config.to_triton()) == config
+    assert KernelConfig(**entry).prefetch is False and KernelConfig(**entry).lean is False
+    assert KernelConfig(**entry).as_dict() == {**entry, "prefetch": False, "lean": False}
+    for config in (KernelConfig(64, 1, 1, 16, 32, True), KernelConfig(64, 1, 1, 16, 32, True, True)):
+        assert KernelConfig.from_triton(config.to_triton()) == config
     with pytest.raises(ValueError, match="prefetch must be a bool"):
         KernelConfig(64, 1, 1, 16, 32, 1)
+    with pytest.raises(ValueError, match="lean must be a bool"):
+        KernelConfig(64, 1, 1, 16, 32, True, "yes")
 
 
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])
@@ -98,9 +108,10 @@ def test_long_space_has_small_blocks_with_and_without_prefetch(direction):
     assert {(c.block, c.num_warps) for c in small} == set(LONG_BLOCK_WARPS)
     assert {c.chunk for c in small} == {8, 16, 32} and {c.prefetch for c in small} == {False, True}
     if direction == "bwd":  # one 32-step backward chunk: 25 s of compile each
-        assert [c for c in small if c.chunk == 32] == [KernelConfig(64, 1, 1, 32, 32, True)]
-    assert all(c.pack_bits == 32 and c.num_stages == 1 for c in small)
-    assert default_config(direction, torch.float32, "lif", 512) in space
+        assert [c for c in small if c.chunk == 32] == [KernelConfig(64, 1, 1, 32, 32, True, True)]
+    default = default_config(direction, torch.float32, "lif", 512)
+    assert default in space and not default.lean  # the tuner always times the default
+    assert all(c.pack_bits == 32 and c.num_stages == 1 and c.lean for c in small if c != default)
 
 
 def test_long_grid_spans_long_sequences_within_the_memory_bound():

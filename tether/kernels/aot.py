@@ -216,7 +216,8 @@ def unpack_variants() -> Iterator[Variant]:
 
 def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, each
-    without and with ``PREFETCH``, then the unpack kernel's variants."""
+    without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), then the
+    unpack kernel's variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -231,6 +232,8 @@ def switch_variants() -> Iterator[Variant]:
             yield name, direction, dtype, config, switches(neuron, *flags, i)
             prefetching = dataclasses.replace(config, prefetch=True)
             yield f"{name}-prefetch", direction, dtype, prefetching, switches(neuron, *flags, i)
+            lean = dataclasses.replace(config, prefetch=i % 2 == 0, lean=True)
+            yield f"{name}-lean", direction, dtype, lean, switches(neuron, *flags, i)
     yield from unpack_variants()
 
 

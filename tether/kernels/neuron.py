@@ -63,10 +63,18 @@ def _param(value, index, stride, IS_TENSOR: tl.constexpr):
 
 
 @triton.jit
-def _load_tile(ptr, t0, rows, n, n_mask, n_steps, n_neurons, BOUNDED: tl.constexpr):
+def _load_tile(
+    ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, BOUNDED: tl.constexpr,
+    LEAN: tl.constexpr,
+):  # fmt: skip
     """Steps ``t0 + rows`` of neurons ``n`` of a ``(T, N)`` sequence as a ``(CHUNK, BLOCK)``
-    float32 tile, 0 where ``n_mask`` is off or, if ``BOUNDED``, where the step is past T."""
-    offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
+    float32 tile, 0 where ``n_mask`` is off or, if ``BOUNDED``, where the step is past T.
+    ``LEAN``: offsets from the loop-invariant ``tile_offsets`` (``rows * N + n``) plus one
+    scalar, not a 64-bit multiply per row."""
+    if LEAN:
+        offsets = tl.cast(t0, tl.int64) * n_neurons + tile_offsets
+    else:
+        offsets = (t0 + rows).to(tl.int64) * n_neurons + n[None, :]
     if BOUNDED:
         mask = (t0 + rows < n_steps) & n_mask[None, :]
     else:
@@ -89,12 +97,14 @@ def _bwd_loads(
     n_mask,
     n_steps,
     n_neurons,
+    tile_offsets,
     HAS_GRAD_SPIKES: tl.constexpr,
     HAS_GRAD_H: tl.constexpr,
     HAS_GRAD_A_SEQ: tl.constexpr,
     ADAPTIVE: tl.constexpr,
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
+    LEAN: tl.constexpr,
 ):
     """What the backward reads of one chunk, for the neurons in ``n_mask``: the ``(CHUNK,
     BLOCK)`` tiles of x, grad_spikes, grad_h and grad_a_seq (float32), the packed word that
@@ -102,16 +112,16 @@ def _bwd_loads(
     v and a (``(BLOCK,)`` float32). A tile or checkpoint the switches leave out is x's or v's
     (never read)."""
     t0 = chunk * CHUNK
-    x_tile = _load_tile(x_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+    x_tile = _load_tile(x_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
     gs_tile = x_tile
     gh_tile = x_tile
     ga_tile = x_tile
     if HAS_GRAD_SPIKES:
-        gs_tile = _load_tile(grad_spikes_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+        gs_tile = _load_tile(grad_spikes_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
     if HAS_GRAD_H:
-        gh_tile = _load_tile(grad_h_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+        gh_tile = _load_tile(grad_h_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
     if HAS_GRAD_A_SEQ:
-        ga_tile = _load_tile(grad_a_seq_ptr, t0, rows, n, n_mask, n_steps, n_neurons, True)
+        ga_tile = _load_tile(grad_a_seq_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
     word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
     word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
     bit0 = t0 % PACK_BITS
@@ -124,9 +134,25 @@ def _bwd_loads(
 
 
 @triton.jit
-def _row(tile, rows, k: tl.constexpr):
-    """Row ``k`` of a ``(CHUNK, BLOCK)`` tile as a ``(BLOCK,)`` vector."""
-    return tl.sum(tl.where(rows == k, tile, 0.0), axis=0)
+def _row(tile, rows, k: tl.constexpr, LEAN: tl.constexpr):
+    """Row ``k`` of a ``(CHUNK, BLOCK)`` tile as a ``(BLOCK,)`` vector. ``LEAN``: the other
+    rows sum as -0.0, and ``x + -0.0 == x`` folds away (``x + 0.0`` does not: -0.0)."""
+    if LEAN:
+        out = tl.sum(tl.where(rows == k, tile, -0.0), axis=0)
+    else:
+        out = tl.sum(tl.where(rows == k, tile, 0.0), axis=0)
+    return out
+
+
+@triton.jit
+def _bit(word, k, LEAN: tl.constexpr):
+    """Bit ``k`` (a scalar) of each ``word``, as a bool. ``LEAN``: masked with ``1 << k``
+    (one scalar shift for the block), not a shift of each word."""
+    if LEAN:
+        out = (word & (1 << k)) != 0
+    else:
+        out = ((word >> k) & 1) != 0
+    return out
 
 
 @triton.jit
@@ -199,6 +225,7 @@ def neuron_fwd_kernel(
     PACK_BITS: tl.constexpr,
     PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
     PREFETCH: tl.constexpr,  # load chunk c+1 before computing chunk c (registers x2)
+    LEAN: tl.constexpr,  # fewer instructions a step: see the module docstring
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -220,13 +247,17 @@ def neuron_fwd_kernel(
     rows = tl.arange(0, CHUNK)[:, None]
     out_dtype = spikes_ptr.dtype.element_ty
     word = tl.zeros([BLOCK], dtype=tl.int32)
+    tile_offsets = rows.to(tl.int64) * n_neurons + n[None, :]  # LEAN: loop-invariant
+    spikes_at = spikes_ptr + n  # LEAN: the step's output pointers, advanced a step at a time
+    h_at = h_seq_ptr + n
+    a_at = a_seq_ptr + n
     if PREFETCH:
-        x_next = _load_tile(x_ptr, 0, rows, n, n_mask, n_steps, n_neurons, True)
+        x_next = _load_tile(x_ptr, 0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
     for t0 in range(0, n_steps, CHUNK):
         # PREFETCH: load the next chunk (nothing past T), in flight while this one computes
         loaded = _load_tile(
-            x_ptr, t0 + PREFETCH * CHUNK, rows, n, n_mask, n_steps, n_neurons,
-            PREFETCH or not EVEN_STEPS,
+            x_ptr, t0 + PREFETCH * CHUNK, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
+            PREFETCH or not EVEN_STEPS, LEAN,
         )  # fmt: skip
         if PREFETCH:
             x_tile = x_next
@@ -244,9 +275,17 @@ def neuron_fwd_kernel(
                 valid = tl.full([BLOCK], 1, tl.int1)  # constant: the selects fold away
             else:
                 valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps
-            offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n
+            if LEAN:
+                spikes_out = spikes_at
+                h_out = h_at
+                a_out = a_at
+            else:
+                offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n
+                spikes_out = spikes_ptr + offsets
+                h_out = h_seq_ptr + offsets
+                a_out = a_seq_ptr + offsets
             step_mask = n_mask & valid
-            h = dv * v + _row(x_tile, rows, k)
+            h = dv * v + _row(x_tile, rows, k, LEAN)
             if ADAPTIVE:
                 theta = thr + b * a
             else:
@@ -257,15 +296,24 @@ def neuron_fwd_kernel(
             else:
                 v = tl.where(valid, tl.where(spike, 0.0, h), v)
             spike_f = tl.where(spike, 1.0, 0.0)
-            tl.store(spikes_ptr + offsets, spike_f.to(out_dtype), mask=step_mask)
+            tl.store(spikes_out, spike_f.to(out_dtype), mask=step_mask)
             if STORE_H:
-                tl.store(h_seq_ptr + offsets, h.to(out_dtype), mask=step_mask)
+                tl.store(h_out, h.to(out_dtype), mask=step_mask)
             if ADAPTIVE:
                 if STORE_A:
-                    tl.store(a_seq_ptr + offsets, a.to(out_dtype), mask=step_mask)
+                    tl.store(a_out, a.to(out_dtype), mask=step_mask)
                 a = tl.where(valid, da * a + spike_f, a)
             if SAVE_FOR_BACKWARD:
-                word = word | (spike.to(tl.int32) << ((t0 % PACK_BITS) + k))
+                if LEAN:  # a select of the step's bit, not a shift per neuron
+                    word = word | tl.where(spike, 1 << ((t0 % PACK_BITS) + k), 0)
+                else:
+                    word = word | (spike.to(tl.int32) << ((t0 % PACK_BITS) + k))
+            if LEAN:
+                spikes_at += n_neurons
+                if STORE_H:
+                    h_at += n_neurons
+                if STORE_A:
+                    a_at += n_neurons
         if SAVE_FOR_BACKWARD:
             t_end = tl.full([BLOCK], t0 + CHUNK, tl.int32)
             word_done = (t_end % PACK_BITS == 0) | (t_end >= n_steps)
@@ -331,6 +379,7 @@ def neuron_bwd_kernel(
     PACK_BITS: tl.constexpr,
     PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
     PREFETCH: tl.constexpr,  # load the chunk before the current one ahead of its compute
+    LEAN: tl.constexpr,  # fewer instructions a step: see the module docstring
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -360,6 +409,9 @@ def neuron_bwd_kernel(
     rows = tl.arange(0, CHUNK)[:, None]
     out_dtype = grad_x_ptr.dtype.element_ty
     n_chunks = tl.cdiv(n_steps, CHUNK)
+    tile_offsets = rows.to(tl.int64) * n_neurons + n[None, :]  # LEAN: loop-invariant
+    # LEAN: grad_x's pointers at the current step, moved back a step at a time
+    grad_x_at = grad_x_ptr + tl.cast(n_chunks * CHUNK - 1, tl.int64) * n_neurons + n
     pointers = (
         x_ptr,
         grad_spikes_ptr,
@@ -373,9 +425,9 @@ def neuron_bwd_kernel(
     # (the helper's branches then compile as runtime ones, over pointers of other dtypes).
     if PREFETCH:
         ahead = _bwd_loads(
-            n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons,
+            n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
             HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
-            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS,
+            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
         )  # fmt: skip
     for i in range(0, n_chunks):
         chunk = n_chunks - 1 - i
@@ -386,9 +438,9 @@ def neuron_bwd_kernel(
         if PREFETCH:
             load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= 0)
         loaded = _bwd_loads(
-            chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons,
+            chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons, tile_offsets,
             HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
-            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS,
+            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
         )  # fmt: skip
         if PREFETCH:
             x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = ahead
@@ -401,8 +453,8 @@ def neuron_bwd_kernel(
             a_prev_tile = zero_tile
         for k in tl.static_range(CHUNK):
             v_prev_tile = _set_row(v_prev_tile, rows, k, v)
-            spike = ((word >> (bit0 + k)) & 1) != 0
-            h = dv * v + _row(x_tile, rows, k)
+            spike = _bit(word, bit0 + k, LEAN)
+            h = dv * v + _row(x_tile, rows, k, LEAN)
             if ADAPTIVE:
                 a_prev_tile = _set_row(a_prev_tile, rows, k, a)
                 theta = thr + b * a
@@ -419,12 +471,12 @@ def neuron_bwd_kernel(
             valid = (
                 tl.full([BLOCK], t0 + j, tl.int32) < n_steps
             )  # vector: the interpreter mistypes bool scalar & vector
-            spike = ((word >> (bit0 + j)) & 1) != 0
+            spike = _bit(word, bit0 + j, LEAN)
             spike_f = tl.where(spike, 1.0, 0.0)
-            v_prev = _row(v_prev_tile, rows, j)
-            h = dv * v_prev + _row(x_tile, rows, j)
+            v_prev = _row(v_prev_tile, rows, j, LEAN)
+            h = dv * v_prev + _row(x_tile, rows, j, LEAN)
             if ADAPTIVE:
-                a_prev = _row(a_prev_tile, rows, j)
+                a_prev = _row(a_prev_tile, rows, j, LEAN)
                 theta = thr + b * a_prev
             else:
                 theta = thr
@@ -432,7 +484,7 @@ def neuron_bwd_kernel(
             dsdu, dphi_dalpha = _surrogate(u, alpha, SURROGATE)
             grad_s = zeros
             if HAS_GRAD_SPIKES:
-                grad_s = _row(gs_tile, rows, j)
+                grad_s = _row(gs_tile, rows, j, LEAN)
             if ADAPTIVE:
                 grad_s = grad_s + grad_a
             if not DETACH_RESET:
@@ -448,14 +500,15 @@ def neuron_bwd_kernel(
                 grad_h = grad_u + grad_v * (1.0 - spike_f)
                 grad_theta = -grad_u
             if HAS_GRAD_H:
-                grad_h = grad_h + _row(gh_tile, rows, j)
+                grad_h = grad_h + _row(gh_tile, rows, j, LEAN)
             grad_h = tl.where(valid, grad_h, 0.0)
             grad_theta = tl.where(valid, grad_theta, 0.0)
-            tl.store(
-                grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
-                grad_h.to(out_dtype),
-                mask=n_mask & valid,
-            )
+            if LEAN:
+                grad_x_out = grad_x_at
+                grad_x_at += -n_neurons
+            else:
+                grad_x_out = grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n
+            tl.store(grad_x_out, grad_h.to(out_dtype), mask=n_mask & valid)
             if DECAY_V_GRAD_ROW >= 0:
                 acc_decay_v += grad_h * v_prev
             if THRESHOLD_GRAD_ROW >= 0:
@@ -469,7 +522,7 @@ def neuron_bwd_kernel(
                     acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
                 grad_a_prev = grad_a * da + grad_theta * b
                 if HAS_GRAD_A_SEQ:
-                    grad_a_prev += _row(ga_tile, rows, j)
+                    grad_a_prev += _row(ga_tile, rows, j, LEAN)
                 grad_a = tl.where(valid, grad_a_prev, grad_a)
             grad_v = tl.where(valid, grad_h * dv, grad_v)
     tl.store(grad_v_init_ptr + n, grad_v, mask=n_mask)

@@ -12,6 +12,11 @@ A config fixes, for one direction:
 - ``prefetch``: the kernels load the next chunk's tiles (the backward: the previous chunk's)
   before computing the current one, so the loads are in flight during its compute, at twice
   the tile registers. Off in every entry written before the switch existed.
+- ``lean``: the kernels' step in fewer instructions (addresses advanced a step at a time,
+  rows taken from a tile without an add, spike bits set and tested by a select of a scalar
+  mask). At long T over few neurons a warp is alone on its scheduler and issues an
+  instruction every ~2 cycles, so the instruction count is the time. Off in every entry
+  written before the switch existed (their code is unchanged).
 
 The forward of a training step (direction ``fwd_train``) takes ``chunk`` and
 ``pack_bits`` from the backward config, since the backward reads what it saved; its launch
@@ -48,6 +53,7 @@ class KernelConfig:
     chunk: int
     pack_bits: int
     prefetch: bool = False
+    lean: bool = False
 
     def __post_init__(self) -> None:
         for name in ("block", "num_warps", "chunk"):
@@ -61,8 +67,11 @@ class KernelConfig:
                 f"KernelConfig.pack_bits must be one of {sorted(PACK_DTYPES)}, "
                 f"got {self.pack_bits!r}"
             )
-        if not isinstance(self.prefetch, bool):
-            raise ValueError(f"KernelConfig.prefetch must be a bool, got {self.prefetch!r}")
+        for name in ("prefetch", "lean"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"KernelConfig.{name} must be a bool, got {getattr(self, name)!r}"
+                )
         if self.pack_bits % self.chunk:
             raise ValueError(
                 f"KernelConfig.chunk ({self.chunk}) must divide pack_bits ({self.pack_bits})"
@@ -79,13 +88,14 @@ class KernelConfig:
 
     def meta(self) -> dict[str, int | bool]:
         """The kernels' launch constexprs: ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``PER_THREAD``,
-        ``PREFETCH``."""
+        ``PREFETCH``, ``LEAN``."""
         return {
             "BLOCK": self.block,
             "CHUNK": self.chunk,
             "PACK_BITS": self.pack_bits,
             "PER_THREAD": self.per_thread,
             "PREFETCH": self.prefetch,
+            "LEAN": self.lean,
         }
 
     def to_triton(self) -> triton.Config:
@@ -97,7 +107,7 @@ class KernelConfig:
         """The inverse of ``meta()`` with the launch options."""
         return cls(
             meta["BLOCK"], num_warps, num_stages, meta["CHUNK"], meta["PACK_BITS"],
-            meta["PREFETCH"],
+            meta["PREFETCH"], meta["LEAN"],
         )  # fmt: skip
 
     @classmethod
@@ -212,18 +222,18 @@ def config_space(
 
 def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """``config_space(size="long")``: ``LONG_BLOCK_WARPS`` x chunks 8, 16 (and 32 forward) x
-    prefetch off and on, one stage, 32-step words; then the direction's defaults (every op,
-    T <= 8 and above), so that the tuner always times them. The backward's 32-step chunk
+    prefetch off and on, one stage, 32-step words, all ``lean``; then the direction's
+    defaults (every op, T <= 8 and above), so that the tuner always times them. The backward's 32-step chunk
     compiles in ~25 s (the unrolled recompute and reverse step), 5x the 16-step one: only
     one such config, 64 neurons on a warp with prefetch (the 16-step winner's shape)."""
     chunks = (8, 16, 32) if direction == "fwd" else (8, 16)
     configs = [
-        KernelConfig(block, num_warps, 1, chunk, 32, prefetch)
+        KernelConfig(block, num_warps, 1, chunk, 32, prefetch, lean=True)
         for (block, num_warps), chunk, prefetch in itertools.product(
             LONG_BLOCK_WARPS, chunks, (False, True)
         )
     ]
     if direction == "bwd":
-        configs.append(KernelConfig(64, 1, 1, 32, 32, True))
+        configs.append(KernelConfig(64, 1, 1, 32, 32, True, lean=True))
     defaults = [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
     return list(dict.fromkeys(configs + defaults))
