@@ -92,7 +92,10 @@ def test_entries_without_prefetch_or_lean_load_with_both_off():
     entry = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 32}
     assert KernelConfig(**entry).prefetch is False and KernelConfig(**entry).lean is False
     assert KernelConfig(**entry).as_dict() == {**entry, "prefetch": False, "lean": False}
-    for config in (KernelConfig(64, 1, 1, 16, 32, True), KernelConfig(64, 1, 1, 16, 32, True, True)):
+    for config in (
+        KernelConfig(64, 1, 1, 16, 32, True),
+        KernelConfig(64, 1, 1, 16, 32, True, True),
+    ):
         assert KernelConfig.from_triton(config.to_triton()) == config
     with pytest.raises(ValueError, match="prefetch must be a bool"):
         KernelConfig(64, 1, 1, 16, 32, 1)

@@ -117,11 +117,17 @@ def _bwd_loads(
     gh_tile = x_tile
     ga_tile = x_tile
     if HAS_GRAD_SPIKES:
-        gs_tile = _load_tile(grad_spikes_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
+        gs_tile = _load_tile(
+            grad_spikes_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN
+        )
     if HAS_GRAD_H:
-        gh_tile = _load_tile(grad_h_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
+        gh_tile = _load_tile(
+            grad_h_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN
+        )
     if HAS_GRAD_A_SEQ:
-        ga_tile = _load_tile(grad_a_seq_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
+        ga_tile = _load_tile(
+            grad_a_seq_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN
+        )
     word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
     word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
     bit0 = t0 % PACK_BITS

@@ -69,9 +69,7 @@ class KernelConfig:
             )
         for name in ("prefetch", "lean"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(
-                    f"KernelConfig.{name} must be a bool, got {getattr(self, name)!r}"
-                )
+                raise ValueError(f"KernelConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.pack_bits % self.chunk:
             raise ValueError(
                 f"KernelConfig.chunk ({self.chunk}) must divide pack_bits ({self.pack_bits})"
