@@ -281,15 +281,7 @@ def neuron_fwd_kernel(
                 valid = tl.full([BLOCK], 1, tl.int1)  # constant: the selects fold away
             else:
                 valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps
-            if LEAN:
-                spikes_out = spikes_at
-                h_out = h_at
-                a_out = a_at
-            else:
-                offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n
-                spikes_out = spikes_ptr + offsets
-                h_out = h_seq_ptr + offsets
-                a_out = a_seq_ptr + offsets
+            offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n  # LEAN: unused
             step_mask = n_mask & valid
             h = dv * v + _row(x_tile, rows, k, LEAN)
             if ADAPTIVE:
@@ -302,11 +294,14 @@ def neuron_fwd_kernel(
             else:
                 v = tl.where(valid, tl.where(spike, 0.0, h), v)
             spike_f = tl.where(spike, 1.0, 0.0)
+            spikes_out = spikes_at if LEAN else spikes_ptr + offsets
             tl.store(spikes_out, spike_f.to(out_dtype), mask=step_mask)
             if STORE_H:
+                h_out = h_at if LEAN else h_seq_ptr + offsets
                 tl.store(h_out, h.to(out_dtype), mask=step_mask)
             if ADAPTIVE:
                 if STORE_A:
+                    a_out = a_at if LEAN else a_seq_ptr + offsets
                     tl.store(a_out, a.to(out_dtype), mask=step_mask)
                 a = tl.where(valid, da * a + spike_f, a)
             if SAVE_FOR_BACKWARD:
@@ -510,11 +505,14 @@ def neuron_bwd_kernel(
             grad_h = tl.where(valid, grad_h, 0.0)
             grad_theta = tl.where(valid, grad_theta, 0.0)
             if LEAN:
-                grad_x_out = grad_x_at
+                tl.store(grad_x_at, grad_h.to(out_dtype), mask=n_mask & valid)
                 grad_x_at += -n_neurons
             else:
-                grad_x_out = grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n
-            tl.store(grad_x_out, grad_h.to(out_dtype), mask=n_mask & valid)
+                tl.store(
+                    grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
+                    grad_h.to(out_dtype),
+                    mask=n_mask & valid,
+                )
             if DECAY_V_GRAD_ROW >= 0:
                 acc_decay_v += grad_h * v_prev
             if THRESHOLD_GRAD_ROW >= 0:
