@@ -203,3 +203,8 @@ def test_the_sweep_tunes_the_training_forward_for_the_paired_backward(
     fresh = sweep.export_winners(sweep.winners(frame), path=tmp_path / "w.json")
     assert fresh[0]["direction"] == "fwd_train"
     assert fresh[0]["kernel_hash"] == hashing.kernel_hash("fwd")
+    # the switches travel with the winner: a lean winner is exported lean
+    best = sweep.winners(frame.assign(lean=True))
+    fresh = sweep.export_winners(best, path=tmp_path / "lean.json")
+    assert fresh[0]["config"]["lean"] is True
+    assert fresh[0]["config"]["prefetch"] is bool(best.iloc[0]["prefetch"])

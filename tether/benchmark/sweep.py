@@ -170,14 +170,17 @@ def export_winners(
         )
     fresh = []
     for _, row in best.iterrows():
-        prefetch = row.get("prefetch", False)  # absent from sweeps before the switch
+        switches = {}
+        for name in ("prefetch", "lean"):  # absent from sweeps before the switch: off
+            value = row.get(name, False)
+            switches[name] = bool(value) and not pd.isna(value)
         config = KernelConfig(
             int(row["block"]),
             int(row["num_warps"]),
             int(row["num_stages"]),
             int(row["chunk"]),
             int(row["pack_bits"]),
-            bool(prefetch) and not pd.isna(prefetch),
+            **switches,
         )
         fresh.append(
             {
