@@ -93,12 +93,13 @@ def main() -> int:
     if args.restamp:
         table = json.loads(TABLE_PATH.read_text())
         restamped, dropped = 0, []
-        for direction in kernels:
+        for entry_direction in ("fwd", "fwd_train", "bwd"):  # fwd_train: the fwd kernel
+            direction = "bwd" if entry_direction == "bwd" else "fwd"
             old_hash = hashing.hashlib.sha256(
-                hashing.kernel_code(source, direction).encode()
+                hashing.kernel_code(source, entry_direction).encode()
             ).hexdigest()[:16]
             for entry in table["entries"]:
-                if entry["direction"] != direction or entry["kernel_hash"] != old_hash:
+                if entry["direction"] != entry_direction or entry["kernel_hash"] != old_hash:
                     continue
                 variant = aot.config_variant(
                     direction, entry["dtype"], KernelConfig(**entry["config"])
@@ -115,7 +116,7 @@ def main() -> int:
                         differ.append(variant[0])
                         dropped.append(entry)
                         continue
-                entry["kernel_hash"] = hashing.kernel_hash(direction)
+                entry["kernel_hash"] = hashing.kernel_hash(entry_direction)
                 restamped += 1
         table["entries"] = [e for e in table["entries"] if all(e is not d for d in dropped)]
         TABLE_PATH.write_text(json.dumps(table, indent=1) + "\n")
