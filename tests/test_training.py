@@ -24,6 +24,5 @@ def test_short_training_run_learns(monkeypatch, neuron):
     monkeypatch.setattr(ops, "INTERPRET", False)
     result = train(Config(neuron=neuron, n_steps=6, epochs=2, quiet=True))  # 0.91 on CPU
     assert result["test_accuracy"] >= MIN_ACCURACY, result["curve"]
-    assert result["seconds"] < 60
     losses = [r["loss"] for r in result["curve"]]
     assert losses[-1] < losses[0]
