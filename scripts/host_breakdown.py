@@ -7,7 +7,8 @@ graph recorded, forward + ``autograd.grad``, the backward glue called directly o
 thread (``ops.neuron_backward``, no autograd engine), forward + backward with autograd's
 device threads off (the backward on the caller's thread), one launch of the forward binary
 through ``Launcher`` and through Triton's own ``kernel[grid]``. Then a cProfile of the
-single-threaded forward + backward and of the recorded forward. Rows: ``piece,us_per_call`` (to CSV if given).
+single-threaded forward + backward and of the recorded forward; and the median
+time inside tether's backward on the engine's device thread and on the caller's thread. Rows: ``piece,us_per_call`` (to CSV if given).
 """
 
 from __future__ import annotations
@@ -152,6 +153,28 @@ def main(out_path: str | None) -> None:
         "triton_launch": triton_launch,
     }
     rows = [f"{name},{us_per_call(fn):.2f}" for name, fn in pieces.items()]
+    # The time spent inside tether's backward (the Function's, run by the engine), on the
+    # engine's device thread and on the caller's thread.
+    inside = []
+    original_backward = LIFSubFunction.backward
+
+    def timed_backward(ctx, *grads):
+        start = time.perf_counter()
+        result = original_backward(ctx, *grads)
+        inside.append(time.perf_counter() - start)
+        return result
+
+    LIFSubFunction.backward = staticmethod(timed_backward)
+    try:
+        for name, fn in (
+            ("inside_backward", fwdbwd),
+            ("inside_backward_1thread", single_thread(fwdbwd)),
+        ):
+            inside.clear()
+            us_per_call(fn)
+            rows.append(f"{name},{statistics.median(inside) * 1e6:.2f}")
+    finally:
+        LIFSubFunction.backward = staticmethod(original_backward)
     print("piece,us_per_call", *rows, sep="\n", flush=True)
     if out_path:
         with open(out_path, "w") as f:
