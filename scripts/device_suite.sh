@@ -18,7 +18,8 @@
 #                   forward paired with its winner, then the inference forward. Per op ~76
 #                   configs (bwd 32, fwd_train 11, fwd 30 + 3 training forwards the bwd
 #                   timing runs) at ~1 s of compile each, and 2 points x 73 configs x ~0.06 s
-#                   of do_bench: ~85 s per op, ~4 min in all. bf16 doubles it (--dtypes
+#                   of do_bench: ~85 s per op, ~4 min in all (measured on the H200 at
+#                   f4db2b2: LIF 118 s; PLIF and ALIF each ran past 150 s). bf16 doubles it (--dtypes
 #                   bfloat16); the whole long grid (--grid long, 16 points) adds ~70 s per op
 # After a kernel edit, first `python scripts/same_ptx.py REV --restamp` (no GPU: keeps the
 # entries whose compiled code is unchanged); then, for what it dropped or when the code of

@@ -112,6 +112,36 @@ def test_no_grad_forward_saves_nothing(device, monkeypatch):
     assert saves == [False, True]
 
 
+def _checkpoint_rows(spikes: torch.Tensor, n_neurons: int) -> int:
+    """How many float32 (1, N) tensors (single-row checkpoints) the graph of ``spikes`` saves."""
+    saved = spikes.grad_fn.saved_tensors
+    return sum(
+        t is not None and t.dtype == torch.float32 and t.shape == (1, n_neurons) for t in saved
+    )
+
+
+@pytest.mark.parametrize("n_steps", [4, 40])
+def test_a_zero_initial_state_is_not_saved(device, n_steps):
+    """With T <= chunk and no v_init/a_init the checkpoints are one row of zeros: not kept
+    (recreated in the backward), with gradients bitwise those of explicit zero states."""
+    n = 64
+    chunk = table.select_training_configs("alif", torch.float32, n_steps, n, device)[1].chunk
+    x = torch.randn(n_steps, n, device=device, requires_grad=True)
+    params = (0.9, 0.8, 1.0, 0.5)  # decay_v, decay_a, threshold, beta
+    grads = {}
+    for init in ("none", "v_init", "both"):
+        states = [torch.zeros(n, device=device) if init != "none" else None,
+                  torch.zeros(n, device=device) if init == "both" else None]  # fmt: skip
+        spikes, *_ = ALIFSubFunction.apply(x, *states, *params)
+        single_chunk = n_steps <= chunk
+        dropped = {"none": 2, "v_init": 1, "both": 0}[init] if single_chunk else 0
+        rows = _checkpoint_rows(spikes, n)
+        assert rows == (2 - dropped if single_chunk else 0), (init, chunk, rows)
+        grads[init] = torch.autograd.grad((spikes * torch.arange(n, device=device)).sum(), x)[0]
+    assert grads["none"].abs().sum() > 0
+    assert torch.equal(grads["none"], grads["both"]) and torch.equal(grads["v_init"], grads["both"])
+
+
 @pytest.fixture
 def empty_caches():
     caches = (table._BY_BUCKET, ops._PLANS)
