@@ -9,7 +9,7 @@ default (``--new-switches NAME=VALUE,...``), the value that must reproduce the o
 Compiled as the runtime's JIT specializes the usual call (16-aligned pointers and N), so
 that vector widths and layouts are the GPU's. ``--restamp``: every winners-table entry
 measured on the code at ``REV`` (its ``kernel_hash`` is REV's direction hash) whose config
-compiles to the same PTX now as then gets the current hash: it timed the same machine code.
+compiles to the same PTX now as then, on its own neuron's switches, gets the current hash: it timed the same machine code.
 The others are dropped (they timed code that no longer exists; their buckets fall back to
 the nearest entry until tuned again).
 """
@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from tether.kernels import aot, hashing
+from tether.neurons import NEURONS
 from tether.tuning.space import KernelConfig
 from tether.tuning.table import TABLE_PATH
 
@@ -101,8 +102,9 @@ def main() -> int:
             for entry in table["entries"]:
                 if entry["direction"] != entry_direction or entry["kernel_hash"] != old_hash:
                     continue
+                config = KernelConfig(**entry["config"])  # on its own neuron's switches
                 variant = aot.config_variant(
-                    direction, entry["dtype"], KernelConfig(**entry["config"])
+                    direction, entry["dtype"], config, NEURONS[entry["op"]]
                 )
                 if variant[0] in differ:
                     dropped.append(entry)

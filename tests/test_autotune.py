@@ -271,14 +271,18 @@ def test_online_and_offline_sweep_time_the_same_configs(fresh_tuning, direction)
     device = torch.device("cuda")
     shape = (32, 2**20)
     frame = sweep("lif", direction, "float32", [shape], device, autotune.ONLINE_SPACE, False)
-    fields = ("block", "num_warps", "num_stages", "chunk", "pack_bits")
     assert not frame["rejected"].any()
     timed = frame[frame["ms"].notna()]
-    offline = {KernelConfig(*(int(r[f]) for f in fields)) for _, r in timed.iterrows()}
+    offline = {row_config(r) for _, r in timed.iterrows()}
     online = autotune.autotune_online("lif", direction, torch.float32, *shape, device)
     assert set(timed_configs(direction)) == offline
-    row = winners(frame).iloc[0]
-    assert online in offline and KernelConfig(*(int(row[f]) for f in fields)) in offline
+    assert online in offline and row_config(winners(frame).iloc[0]) in offline
+
+
+def row_config(row) -> KernelConfig:
+    """The config of a sweep CSV row."""
+    ints = (int(row[f]) for f in ("block", "num_warps", "num_stages", "chunk", "pack_bits"))
+    return KernelConfig(*ints, bool(row["prefetch"]), bool(row["lean"]))
 
 
 @gpu

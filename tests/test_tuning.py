@@ -168,17 +168,17 @@ def test_space_contains_the_defaults(op):
 
 def test_default_heuristic_follows_the_sweeps():
     """fp32: forward 256 x 2 warps; backward chunk 8 with parameter-gradient sums (PLIF,
-    ALIF) or T <= 8, chunk 16 for LIF above; 16-bit I/O: 1024 x 4 warps, chunk 8, but the
-    adaptive backward on 256 x 2 warps."""
+    ALIF: prefetching) or T <= 8, chunk 16 for LIF above; 16-bit I/O: 1024 x 4 warps, chunk
+    8; the adaptive backward on 128 x 2 warps, prefetching, in every dtype."""
     fp32, bf16 = torch.float32, torch.bfloat16
     assert default_config("fwd", fp32) == KernelConfig(256, 2, 1, 8, 32)
     assert default_config("bwd", fp32, "lif", 32) == KernelConfig(512, 4, 1, 16, 32)
     assert default_config("bwd", fp32, "lif", 8).chunk == 8
-    assert default_config("bwd", fp32, "plif", 128).chunk == 8
-    assert default_config("bwd", fp32, "alif", 128).chunk == 8
+    assert default_config("bwd", fp32, "plif", 128) == KernelConfig(512, 4, 1, 8, 32, True)
     assert default_config("fwd", bf16, "alif", 64) == KernelConfig(1024, 4, 1, 8, 32)
     assert default_config("bwd", bf16, "plif", 64) == KernelConfig(1024, 4, 1, 8, 32)
-    assert default_config("bwd", bf16, "alif", 64) == KernelConfig(256, 2, 1, 8, 32)
+    for dtype in (fp32, bf16):
+        assert default_config("bwd", dtype, "alif", 64) == KernelConfig(128, 2, 1, 8, 32, True)
 
 
 SAMPLE = [config_space("bwd", torch.float32)[i] for i in (0, 7, 19, 33, 47, 59)]

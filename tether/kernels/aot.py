@@ -237,14 +237,20 @@ def switch_variants() -> Iterator[Variant]:
     yield from unpack_variants()
 
 
-def config_variant(direction: str, dtype_name: str, config: KernelConfig) -> Variant:
-    """``config`` on the widest neuron's switches (forwards save for the backward)."""
+def config_variant(
+    direction: str, dtype_name: str, config: KernelConfig, neuron: NeuronDef = WIDEST
+) -> Variant:
+    """``config`` on ``neuron``'s switches, by default the widest neuron's (forwards save for
+    the backward)."""
     switches = (
-        bwd_switches(WIDEST, False, True, 0, 0)
+        bwd_switches(neuron, False, True, 0, 0)
         if direction == "bwd"
-        else fwd_switches(WIDEST, False, True, 0)
+        else fwd_switches(neuron, False, True, 0)
     )
-    return f"{direction}-{dtype_name}-{config}", direction, DTYPES[dtype_name], config, switches
+    name = f"{direction}-{dtype_name}-{config}"
+    if neuron is not WIDEST:
+        name = f"{direction}-{dtype_name}-{neuron.op}-{config}"
+    return name, direction, DTYPES[dtype_name], config, switches
 
 
 def space_variants() -> Iterator[Variant]:

@@ -450,8 +450,8 @@ def neuron_bwd_kernel(
             x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = loaded
         # Recompute the chunk forward from its checkpoint, keeping the state before each step.
         v_prev_tile = zero_tile
-        if ADAPTIVE:
-            a_prev_tile = zero_tile
+        if ADAPTIVE:  # every row is set below; x's tile gives it x's register layout
+            a_prev_tile = x_tile
         for k in tl.static_range(CHUNK):
             v_prev_tile = _set_row(v_prev_tile, rows, k, v)
             spike = _bit(word, bit0 + k, LEAN)

@@ -135,15 +135,23 @@ def default_config(
       second state tile and four parameter sums) on 256 neurons on 2 warps, 4 a thread in
       8-byte vectors: 2.07 ms against 3.37 for 1024 on 4 warps at 32 x 2^23 on an H100
       (``sweep_bwd_bfloat16_32x8388608.csv``; it needs the kernels' vector-width hint).
+    - ``prefetch`` in the backward of learnable neurons: their parameter sums keep a warp
+      computing long enough that the next chunk's loads, issued ahead, hide under it. ALIF
+      (every dtype) on 128 neurons on 2 warps: fp32 forward+backward 1.57 ms against 2.34 for
+      the previous default (256 x 2 warps, no prefetch), bf16 1.17 against 1.76; PLIF fp32
+      1.46 against 1.55 (H200, 32 x 2^23, ``config_ab_*.csv``).
     """
+    if direction == "bwd" and NEURONS[op].adaptive:
+        return KernelConfig(block=128, num_warps=2, num_stages=1, chunk=8, pack_bits=32,
+                            prefetch=True)  # fmt: skip
     if dtype != torch.float32:
-        if direction == "bwd" and NEURONS[op].adaptive:
-            return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
         return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
     if direction == "fwd":
         return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
-    chunk = 8 if NEURONS[op].learnable or n_steps <= 8 else 16  # T > 8: buckets of 16 up
-    return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32)
+    learnable = NEURONS[op].learnable
+    chunk = 8 if learnable or n_steps <= 8 else 16  # T > 8: buckets of 16 up
+    return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32,
+                        prefetch=learnable)  # fmt: skip
 
 
 def training_forward_config(bwd: KernelConfig) -> KernelConfig:
@@ -167,6 +175,13 @@ BLOCK_WARPS = [
 
 QUICK_BLOCK_WARPS = [(256, 2), (512, 4), (1024, 4), (1024, 8), (2048, 8)]
 MICRO_BLOCK_WARPS = [(256, 2), (512, 4), (1024, 4)]
+# The backward also tries 2 neurons a thread (more warps an SM for the adaptive neuron's
+# second state tile) and ``prefetch`` where a thread's tile is at most PREFETCH_TILE values
+# (two chunks of tiles in registers; ALIF's 4 x 8 spilled). At 32 x 2^23 on an H200
+# (``scripts/config_ab.py``, ``results/nvidia-h200/config_ab_*.csv``) prefetch took ALIF fp32
+# forward+backward from 2.34 to 1.57 ms (128 on 2 warps, chunk 8) and PLIF from 1.55 to 1.45.
+BWD_BLOCK_WARPS = [(128, 2)]
+PREFETCH_TILE = 32
 # Long sequences over few neurons: N / block programs must cover the SMs (T=512, N=8192: a
 # block of 64 gives 128 programs, 256 only 32). Fewer than 4 neurons per thread puts the
 # tile's time axis across threads (row selects become shuffles): slower at large N, but
@@ -209,12 +224,18 @@ def config_space(
     if full and direction == "fwd":
         chunks += (32,)  # a whole 32-step word of loads in flight (small blocks only)
     pairs = {"full": BLOCK_WARPS, "quick": QUICK_BLOCK_WARPS, "micro": MICRO_BLOCK_WARPS}[size]
-    for (block, num_warps), num_stages, chunk, pack_bits in itertools.product(
-        pairs, stages, chunks, packs
+    prefetch = (False,)
+    if direction == "bwd":
+        pairs = [*pairs, *BWD_BLOCK_WARPS]
+        prefetch = (False, True)
+    for (block, num_warps), num_stages, chunk, pack_bits, ahead in itertools.product(
+        pairs, stages, chunks, packs, prefetch
     ):
         if pack_bits % chunk or block * chunk > 16384:  # larger tiles spill registers
             continue
-        configs.append(KernelConfig(block, num_warps, num_stages, chunk, pack_bits))
+        config = KernelConfig(block, num_warps, num_stages, chunk, pack_bits, ahead)
+        if not ahead or config.per_thread * chunk <= PREFETCH_TILE:
+            configs.append(config)
     return configs
 
 
