@@ -123,7 +123,8 @@ def _checkpoint_rows(spikes: torch.Tensor, n_neurons: int) -> int:
 @pytest.mark.parametrize("n_steps", [4, 40])
 def test_a_zero_initial_state_is_not_saved(device, n_steps):
     """With T <= chunk and no v_init/a_init the checkpoints are one row of zeros: not kept
-    (recreated in the backward), with gradients bitwise those of explicit zero states."""
+    (the backward kernel starts that state at zero), with gradients bitwise those of
+    explicit zero states."""
     n = 64
     chunk = table.select_training_configs("alif", torch.float32, n_steps, n, device)[1].chunk
     x = torch.randn(n_steps, n, device=device, requires_grad=True)

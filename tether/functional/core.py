@@ -170,24 +170,11 @@ def forward(
 def _drop_zero_checkpoints(saved: list, v_init, a_init) -> list:
     """``[packed, ckpt_v, ckpt_a]`` without the checkpoints that are a single row of a zero
     initial state (``T <= chunk`` and no ``v_init``/``a_init``: 4 bytes a neuron each, half
-    a byte per element at T=8); ``_zero_checkpoints`` recreates them in the backward."""
+    a byte per element at T=8): the backward kernel starts such a state at zero."""
     packed, ckpt_v, ckpt_a = saved
     if packed is None or ckpt_v.shape[0] != 1:
         return saved
     return [packed, ckpt_v if v_init is not None else None, ckpt_a if a_init is not None else None]
-
-
-def _zero_checkpoints(x: torch.Tensor, spec: NeuronSpec, packed, ckpt_v, ckpt_a) -> list:
-    """The saved ``[packed, ckpt_v, ckpt_a]`` with the checkpoints that
-    ``_drop_zero_checkpoints`` dropped as zeros ``(1, N)`` (a memset in the backward)."""
-    if packed is None:  # the reference path saves none
-        return [packed, ckpt_v, ckpt_a]
-    row = (1, x.numel() // x.shape[0])
-    if ckpt_v is None:
-        ckpt_v = torch.zeros(row, dtype=torch.float32, device=x.device)
-    if ckpt_a is None and spec.adaptive:
-        ckpt_a = torch.zeros(row, dtype=torch.float32, device=x.device)
-    return [packed, ckpt_v, ckpt_a]
 
 
 def backward(ctx, grad_out: NeuronOutput) -> Grads:
@@ -201,7 +188,7 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
     tensors, tensor_alpha = rest[:4], rest[4]
     spec, needs = ctx.spec, ctx.needs
     alpha = ctx.float_alpha if tensor_alpha is None else tensor_alpha
-    saved = _zero_checkpoints(x, spec, packed, ckpt_v, ckpt_a)
+    saved = [packed, ckpt_v, ckpt_a]
     if _traced(x):
         grads = traced_ops(x)[1](
             list(grad_out), x, v_init, a_init, saved, tensors, ctx.floats, tensor_alpha,

@@ -199,14 +199,14 @@ def neuron_forward(
     return (*out, *(saved or (None, None, None)))
 
 
-def _saved_layout(config: KernelConfig, n_steps: int, packed, ckpt_v) -> KernelConfig:
+def _saved_layout(config: KernelConfig, n_steps: int, packed, n_chunks: int) -> KernelConfig:
     """``config`` with the chunk and packing width that the forward saved in (the same
     unless the table changed between forward and backward, e.g. ``table.untuned()``)."""
     pack_bits = next(b for b, d in PACK_DTYPES.items() if d == packed.dtype)
     chunk = config.chunk
-    while -(-n_steps // chunk) > ckpt_v.shape[0]:
+    while -(-n_steps // chunk) > n_chunks:
         chunk *= 2
-    while chunk > 1 and -(-n_steps // (chunk // 2)) == ckpt_v.shape[0]:
+    while chunk > 1 and -(-n_steps // (chunk // 2)) == n_chunks:
         chunk //= 2
     if (chunk, pack_bits) == (config.chunk, config.pack_bits):
         return config
@@ -248,7 +248,10 @@ def neuron_backward(
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     packed, ckpt_v, ckpt_a = saved
-    layout = (packed.dtype, ckpt_v.shape[0])  # what the forward saved
+    # A state without checkpoints started at zero and T <= chunk (``core``): one chunk.
+    starts_at_zero = (ckpt_v is None, spec.adaptive and ckpt_a is None)
+    n_chunks = 1 if ckpt_v is None else ckpt_v.shape[0]
+    layout = (packed.dtype, n_chunks, starts_at_zero)  # what the forward saved
     if key is not None:
         untuned = table.is_untuned()
         key = ("bwd", key, untuned, needs, layout, *map(_static_class, grad_out))
@@ -257,11 +260,12 @@ def neuron_backward(
         key = ("bwd", spec, n_steps, n_neurons, n_params, names, x.device, layout, *classes)
     plan = _PLANS.get(key)
     if plan is None:
-        config = _saved_layout(_training_config(spec, x)[1], n_steps, packed, ckpt_v)
+        config = _saved_layout(_training_config(spec, x)[1], n_steps, packed, n_chunks)
         is_tensor = isinstance(k_alpha, torch.Tensor)
         plan = backward_plan(
-            spec, n_steps, n_neurons, values, n_params, is_tensor, names, grad_out, config
-        )
+            spec, n_steps, n_neurons, values, n_params, is_tensor, names, grad_out, config,
+            starts_at_zero,
+        )  # fmt: skip
         if key is not None:
             _PLANS[key] = plan
     outputs = allocate_backward(spec, x, len(names))

@@ -53,7 +53,7 @@ class Saved(NamedTuple):
     """What the training forward keeps for the backward."""
 
     packed: torch.Tensor  # (ceil(T / pack_bits), N) int8|int16|int32
-    ckpt_v: torch.Tensor  # (ceil(T / chunk), N) float32
+    ckpt_v: torch.Tensor | None  # (ceil(T / chunk), N) float32; None: v started at 0
     ckpt_a: torch.Tensor | None
 
 
@@ -336,8 +336,10 @@ def backward_plan(
     grad_names: tuple[str, ...],
     grad_out: NeuronOutput,
     config: KernelConfig,
+    starts_at_zero: tuple[bool, bool] = (False, False),
 ) -> Plan:
-    """The plan of a backward over ``(T, N)``; ``grad_names`` get one row each."""
+    """The plan of a backward over ``(T, N)``; ``grad_names`` get one row each;
+    ``starts_at_zero``: v, a start at zero with no checkpoint saved (T <= chunk)."""
     strides, is_tensor = _param_switches(values)
     rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
     constexprs = {
@@ -352,6 +354,8 @@ def backward_plan(
         "HAS_GRAD_A_SEQ": grad_out.a_seq is not None,
         "HAS_GRAD_V_FINAL": grad_out.v_final is not None,
         "HAS_GRAD_A_FINAL": grad_out.a_final is not None,
+        "V_STARTS_AT_ZERO": starts_at_zero[0],
+        "A_STARTS_AT_ZERO": starts_at_zero[1],
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
     return _plan(neuron_bwd_kernel, spec, config, constexprs, n_steps, n_neurons, n_params, strides)
@@ -389,7 +393,7 @@ def run_backward(
     named = {
         "x_ptr": x,
         "packed_ptr": saved.packed,
-        "ckpt_v_ptr": saved.ckpt_v,
+        "ckpt_v_ptr": _ptr(saved.ckpt_v, x),
         "ckpt_a_ptr": _ptr(saved.ckpt_a, x),
         "grad_spikes_ptr": _ptr(grad_out.spikes, x),
         "grad_h_ptr": _ptr(grad_out.h_seq, x),

@@ -64,8 +64,10 @@ _USED_IF = {
     "v_final_ptr": lambda c: c["STORE_FINAL"],
     "a_final_ptr": lambda c: c["STORE_FINAL"] and c["ADAPTIVE"],
     "packed_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True),
-    "ckpt_v_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True),
-    "ckpt_a_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True) and c["ADAPTIVE"],
+    "ckpt_v_ptr": lambda c: c.get("SAVE_FOR_BACKWARD", True) and not c.get("V_STARTS_AT_ZERO"),
+    "ckpt_a_ptr": lambda c: (
+        c.get("SAVE_FOR_BACKWARD", True) and c["ADAPTIVE"] and not c.get("A_STARTS_AT_ZERO")
+    ),
     "grad_spikes_ptr": lambda c: c["HAS_GRAD_SPIKES"],
     "grad_h_ptr": lambda c: c["HAS_GRAD_H"],
     "grad_a_seq_ptr": lambda c: c["HAS_GRAD_A_SEQ"],
@@ -188,6 +190,8 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         HAS_GRAD_A_SEQ=adaptive and i % 3 == 0,
         HAS_GRAD_V_FINAL=i % 2 == 1,
         HAS_GRAD_A_FINAL=adaptive and i % 2 == 1,
+        V_STARTS_AT_ZERO=i % 4 == 2,
+        A_STARTS_AT_ZERO=adaptive and i % 4 in (1, 2),
         **grad_rows,
         ALPHA_GRAD_ROW=next(rows) if tensors else -1,
     )

@@ -105,12 +105,14 @@ def _bwd_loads(
     CHUNK: tl.constexpr,
     PACK_BITS: tl.constexpr,
     LEAN: tl.constexpr,
+    V_STARTS_AT_ZERO: tl.constexpr,
+    A_STARTS_AT_ZERO: tl.constexpr,
 ):
     """What the backward reads of one chunk, for the neurons in ``n_mask``: the ``(CHUNK,
     BLOCK)`` tiles of x, grad_spikes, grad_h and grad_a_seq (float32), the packed word that
     holds the chunk's spikes (int32) with the chunk's first bit in it, and the checkpoints of
-    v and a (``(BLOCK,)`` float32). A tile or checkpoint the switches leave out is x's or v's
-    (never read)."""
+    v and a (``(BLOCK,)`` float32; zeros for a state that ``*_STARTS_AT_ZERO``, read from
+    nothing). A tile or checkpoint the switches leave out is x's or v's (never read)."""
     t0 = chunk * CHUNK
     x_tile = _load_tile(x_ptr, t0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
     gs_tile = x_tile
@@ -132,10 +134,16 @@ def _bwd_loads(
     word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
     bit0 = t0 % PACK_BITS
     ckpt_offsets = tl.cast(chunk, tl.int64) * n_neurons + n
-    v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0).to(tl.float32)
+    if V_STARTS_AT_ZERO:
+        v = tl.zeros(n.shape, tl.float32)
+    else:
+        v = tl.load(ckpt_v_ptr + ckpt_offsets, mask=n_mask, other=0.0).to(tl.float32)
     a = v
     if ADAPTIVE:
-        a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0).to(tl.float32)
+        if A_STARTS_AT_ZERO:
+            a = tl.zeros(n.shape, tl.float32)
+        else:
+            a = tl.load(ckpt_a_ptr + ckpt_offsets, mask=n_mask, other=0.0).to(tl.float32)
     return x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a
 
 
@@ -332,8 +340,8 @@ def neuron_fwd_kernel(
 def neuron_bwd_kernel(
     x_ptr,  # (T, N) input dtype, read
     packed_ptr,  # (ceil(T / PACK_BITS), N) spikes, 1 bit each, read
-    ckpt_v_ptr,  # (ceil(T / CHUNK), N) float32, read
-    ckpt_a_ptr,  # (ceil(T / CHUNK), N) float32, read if ADAPTIVE
+    ckpt_v_ptr,  # (ceil(T / CHUNK), N) float32, read unless V_STARTS_AT_ZERO
+    ckpt_a_ptr,  # (ceil(T / CHUNK), N) float32, read if ADAPTIVE unless A_STARTS_AT_ZERO
     grad_spikes_ptr,  # (T, N) read if HAS_GRAD_SPIKES
     grad_h_ptr,  # (T, N) read if HAS_GRAD_H (gradient of v_seq)
     grad_a_seq_ptr,  # (T, N) read if HAS_GRAD_A_SEQ
@@ -370,6 +378,8 @@ def neuron_bwd_kernel(
     HAS_GRAD_A_SEQ: tl.constexpr,
     HAS_GRAD_V_FINAL: tl.constexpr,
     HAS_GRAD_A_FINAL: tl.constexpr,
+    V_STARTS_AT_ZERO: tl.constexpr,  # T <= CHUNK from v = 0: no checkpoint saved (ckpt_v unused)
+    A_STARTS_AT_ZERO: tl.constexpr,  # the same for a (ckpt_a unused)
     DECAY_V_GRAD_ROW: tl.constexpr,  # row of grad_params_ptr, or -1 for no gradient
     THRESHOLD_GRAD_ROW: tl.constexpr,
     DECAY_A_GRAD_ROW: tl.constexpr,
@@ -429,6 +439,7 @@ def neuron_bwd_kernel(
             n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
             HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
             ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
+            V_STARTS_AT_ZERO=V_STARTS_AT_ZERO, A_STARTS_AT_ZERO=A_STARTS_AT_ZERO,
         )  # fmt: skip
     for i in range(0, n_chunks):
         chunk = n_chunks - 1 - i
@@ -442,6 +453,7 @@ def neuron_bwd_kernel(
             chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons, tile_offsets,
             HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
             ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
+            V_STARTS_AT_ZERO=V_STARTS_AT_ZERO, A_STARTS_AT_ZERO=A_STARTS_AT_ZERO,
         )  # fmt: skip
         if PREFETCH:
             x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = ahead
