@@ -72,7 +72,8 @@ def test_a_thread_holds_whole_time_columns_of_the_tile():
     # The state tiles (ALIF: v and a before each step) take the input tile's layout: a layout
     # of their own made every row move through shared memory, twice a step (a_prev's tile
     # started as zeros, 1 neuron a thread; 1 KiB of shared memory, ~4% of ALIF's bf16 step).
-    # Not so at 8 neurons a thread in 16-bit (1024 on 4 warps, LIF too: 4 KiB; left as is).
+    # At 8 neurons a thread in 16-bit (1024 on 4 warps) the 32-bit stores of a chunk's
+    # checkpoint and spike word, and of the final state, take 4 a thread: 4 KiB, once a chunk.
     used = {k for k, size in shared.items() if size}
     assert used <= {f"shared-{d}-torch.bfloat16-1024-4" for d in ("fwd", "bwd")}, shared
     for name, found in layouts.items():
