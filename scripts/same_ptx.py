@@ -10,8 +10,8 @@ Compiled as the runtime's JIT specializes the usual call (16-aligned pointers an
 that vector widths and layouts are the GPU's. ``--restamp``: every winners-table entry
 measured on the code at ``REV`` (its ``kernel_hash`` is REV's direction hash) whose config
 compiles to the same PTX now as then, on its own neuron's switches, gets the current hash:
-it timed the same machine code. The others are dropped (they timed code that no longer exists; their buckets fall back to
-the nearest entry until tuned again).
+it timed the same machine code. The others are dropped (they timed code that no longer
+exists; their buckets fall back to the nearest entry until tuned again).
 """
 
 from __future__ import annotations
