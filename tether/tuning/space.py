@@ -201,7 +201,7 @@ def config_space(
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
     sweeps the packing width and runs one stage (its loop carries no loads across iterations
-    to pipeline). ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward
+    to pipeline), and adds ``BWD_BLOCK_WARPS`` and ``prefetch`` (see there). ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward
     space's launch shapes with ``bwd``'s chunk and pack_bits, and ``training_forward_config``.
     """
     if size not in SPACE_SIZES:
