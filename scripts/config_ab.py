@@ -13,6 +13,7 @@ to compare kernels: rows carry the kernel hash.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 
 import pandas as pd
@@ -49,8 +50,7 @@ def forcing(bwd: KernelConfig | None):
         if bwd is None:
             return fwd, picked
         # the forward saves in the backward's layout: the table's launch shape, bwd's chunk
-        return KernelConfig(fwd.block, fwd.num_warps, fwd.num_stages, bwd.chunk,
-                            bwd.pack_bits), bwd  # fmt: skip
+        return dataclasses.replace(fwd, chunk=bwd.chunk, pack_bits=bwd.pack_bits), bwd
 
     return training
 

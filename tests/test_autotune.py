@@ -266,7 +266,7 @@ def test_online_winner_is_the_fastest_config_timed_and_the_default_was_timed(
 def test_online_and_offline_sweep_time_the_same_configs(fresh_tuning, direction):
     """The same autotuner and space: the sweep times what the online tuner times (nothing
     is rejected for LIF fp32), and both winners are among them."""
-    from tether.benchmark.sweep import sweep, winners
+    from tether.benchmark.sweep import row_config, sweep, winners
 
     device = torch.device("cuda")
     shape = (32, 2**20)
@@ -277,12 +277,6 @@ def test_online_and_offline_sweep_time_the_same_configs(fresh_tuning, direction)
     online = autotune.autotune_online("lif", direction, torch.float32, *shape, device)
     assert set(timed_configs(direction)) == offline
     assert online in offline and row_config(winners(frame).iloc[0]) in offline
-
-
-def row_config(row) -> KernelConfig:
-    """The config of a sweep CSV row."""
-    ints = (int(row[f]) for f in ("block", "num_warps", "num_stages", "chunk", "pack_bits"))
-    return KernelConfig(*ints, bool(row["prefetch"]), bool(row["lean"]))
 
 
 @gpu

@@ -148,6 +148,17 @@ def winners(frame: pd.DataFrame) -> pd.DataFrame:
     return best.merge(default.rename(columns={"score": "default_score"}), on=point, how="left")
 
 
+def row_config(row: pd.Series) -> KernelConfig:
+    """The config of one sweep row (``prefetch``/``lean`` absent from sweeps written before
+    those switches: off)."""
+    switches = {}
+    for name in ("prefetch", "lean"):
+        value = row.get(name, False)
+        switches[name] = bool(value) and not pd.isna(value)
+    ints = (int(row[f]) for f in ("block", "num_warps", "num_stages", "chunk", "pack_bits"))
+    return KernelConfig(*ints, **switches)
+
+
 def export_winners(
     best: pd.DataFrame, capability: str | None = None, path: Path | str = TABLE_PATH
 ) -> list[dict]:
@@ -170,18 +181,7 @@ def export_winners(
         )
     fresh = []
     for _, row in best.iterrows():
-        switches = {}
-        for name in ("prefetch", "lean"):  # absent from sweeps before the switch: off
-            value = row.get(name, False)
-            switches[name] = bool(value) and not pd.isna(value)
-        config = KernelConfig(
-            int(row["block"]),
-            int(row["num_warps"]),
-            int(row["num_stages"]),
-            int(row["chunk"]),
-            int(row["pack_bits"]),
-            **switches,
-        )
+        config = row_config(row)
         fresh.append(
             {
                 "gpu": row["device"],
