@@ -2,7 +2,7 @@
 --ops alif --dtypes float32,bfloat16 --shapes 32x8388608 --configs 256/2/8/32,128/2/8/32``.
 
 For each op, dtype and shape, the forward+backward call (``fwdbwd``) runs at each backward
-config ``block/warps/chunk/pack_bits[/p][l]`` (``table``: the table's own pick), its training forward
+config ``block/warps/chunk/pack_bits[/p][l][sN]`` (``table``: the table's own pick), its training forward
 as the table pairs it (``select_training_configs``), captured in a CUDA graph (GPU time only),
 checked against the eager reference and timed with ``measure.time_ms``, the configs in
 alternation (three rounds, median kept). ``pct_copy_bw``: the 20 B/element fp32 model (10 in
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import statistics
 
 import pandas as pd
@@ -32,13 +33,15 @@ ROUNDS = 3
 
 def parse_config(text: str) -> KernelConfig | None:
     """``block/warps/chunk/pack_bits[/flags]`` (one stage; flags ``p``: prefetch, ``l``:
-    lean), or None for ``table``."""
+    lean, ``sN``: N segments), or None for ``table``."""
     if text == "table":
         return None
     fields = text.split("/")
     block, warps, chunk, pack_bits = map(int, fields[:4])
     flags = fields[4] if len(fields) > 4 else ""
-    return KernelConfig(block, warps, 1, chunk, pack_bits, "p" in flags, "l" in flags)
+    segments = re.search(r"s(\d+)", flags)
+    return KernelConfig(block, warps, 1, chunk, pack_bits, "p" in flags, "l" in flags,
+                        int(segments.group(1)) if segments else 1)  # fmt: skip
 
 
 def forcing(bwd: KernelConfig | None):

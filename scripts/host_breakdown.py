@@ -136,7 +136,7 @@ def main(out_path: str | None) -> None:
         launcher(grid, launch_args, constexprs, warps, stages, binaries)
 
     def triton_launch():
-        launcher.kernel[(grid,)](*launch_args, **constexprs, num_warps=warps, num_stages=stages)
+        launcher.kernel[grid](*launch_args, **constexprs, num_warps=warps, num_stages=stages)
 
     pieces = {
         "floor_fwd_graph": floor_fwd_graph,

@@ -33,6 +33,9 @@ from tether.tuning.table import TABLE_PATH
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = re.compile(r"^\s*(\.loc|\.file|//|\$L__).*$", re.M)
 DEBUG = re.compile(r"^\s*\.section\s+\.debug", re.M)  # line tables, file names: to the end
+# The entry's parameter declarations: an argument appended to the kernel (e.g. ``maps_ptr``)
+# adds a declaration; a variant that reads it shows that in the body (``ld.param``).
+PARAMS = re.compile(r"^\s*\.param\s.*$", re.M)
 
 
 def old_module(rev: str):
@@ -59,7 +62,7 @@ def ptx(direction: str, kernel, variant, extra: dict) -> str:
         aot.KERNELS[direction] = saved
     text = compiled.asm["ptx"]
     debug = DEBUG.search(text)
-    kept = NOISE.sub("", text[: debug.start()] if debug else text)
+    kept = PARAMS.sub("", NOISE.sub("", text[: debug.start()] if debug else text))
     return "\n".join(line for line in kept.splitlines() if line.strip())  # blank: a .loc
 
 

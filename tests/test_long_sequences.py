@@ -10,7 +10,7 @@ import torch
 
 from tests.helpers import Case, check_against_reference
 from tether.benchmark.shapes import GRIDS, MAX_ELEMENTS
-from tether.functional import ops
+from tether.functional import ops, plans
 from tether.kernels import hashing
 from tether.neurons import NEURONS
 from tether.tuning import autotune, table
@@ -89,19 +89,62 @@ def test_prefetch_gives_the_same_bits(device, monkeypatch, neuron):
             assert (a is None and b is None) or torch.equal(a, b)
 
 
-def test_entries_without_prefetch_or_lean_load_with_both_off():
+@pytest.mark.parametrize("segments", [2, 4])
+@pytest.mark.parametrize("prefetch,lean", [(False, False), (True, True)], ids=["plain", "both"])
+@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
+def test_segments_match_the_reference(device, monkeypatch, segments, prefetch, lean, neuron):
+    """The backward in time segments (maps, then segments from the maps of the later ones):
+    T=37 in chunks of 8 is 5 chunks, so 2 segments of 3 and 2 chunks, or 3 of 2, 2 and 1;
+    every output gradient, the final states' too, and every parameter's."""
+    force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch, lean=lean, segments=segments))
+    case = Case(neuron=neuron, n_steps=37, features=(35,), param_mode=PARAM_MODE[neuron])
+    check_against_reference(case, device)
+
+
+@pytest.mark.parametrize("soft_reset,detach_reset", [(True, False), (False, False)])
+def test_segments_match_the_reference_without_detach(device, monkeypatch, soft_reset, detach_reset):
+    """The reset's gradient adds the maps' cross terms (ALIF: a 2x2 map a segment)."""
+    force(monkeypatch, KernelConfig(64, 1, 1, 4, 32, True, True, segments=8))
+    case = Case(
+        neuron="alif", n_steps=30, features=(150,), param_mode="neuron", soft_reset=soft_reset,
+        detach_reset=detach_reset,
+    )  # fmt: skip
+    check_against_reference(case, device)
+
+
+def test_segment_plan_launches_maps_then_segments():
+    spec = autotune.op_spec("alif")
+    values, n_params = {"decay_v": 0.5, "threshold": 1.0, "decay_a": 0.9, "beta": 0.1}, 1
+    outputs = ops.NeuronOutput(torch.ones(1), None, None, None, None)
+    config = KernelConfig(64, 1, 1, 8, 32, True, True, segments=4)
+    plan = plans.backward_plan(spec, 100, 1000, values, n_params, False, (), outputs, config)
+    # 13 chunks: 4 segments of 4, 4, 4 and 1 chunks; the first segment's map is not needed
+    assert plans.segment_shape(100, config) == (4, 4)
+    assert plan.grid == (16, 4, 1) and plan.constexprs["SPLIT"] == 2
+    assert plan.maps.grid == (16, 3, 1) and plan.maps.constexprs["SPLIT"] == 1
+    assert plan.fixed["n_segment_chunks"] == plan.maps.fixed["n_segment_chunks"] == 4
+    whole = plans.backward_plan(spec, 8, 1000, values, n_params, False, (), outputs, config)
+    assert whole.maps is None and whole.grid == (16, 1, 1) and whole.constexprs["SPLIT"] == 0
+
+
+def test_entries_without_prefetch_lean_or_segments_load_with_them_off():
     entry = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 32}
     assert KernelConfig(**entry).prefetch is False and KernelConfig(**entry).lean is False
-    assert KernelConfig(**entry).as_dict() == {**entry, "prefetch": False, "lean": False}
+    assert KernelConfig(**entry).as_dict() == {
+        **entry, "prefetch": False, "lean": False, "segments": 1
+    }  # fmt: skip
     for config in (
         KernelConfig(64, 1, 1, 16, 32, True),
         KernelConfig(64, 1, 1, 16, 32, True, True),
+        KernelConfig(64, 1, 1, 16, 32, True, True, 8),
     ):
         assert KernelConfig.from_triton(config.to_triton()) == config
     with pytest.raises(ValueError, match="prefetch must be a bool"):
         KernelConfig(64, 1, 1, 16, 32, 1)
     with pytest.raises(ValueError, match="lean must be a bool"):
         KernelConfig(64, 1, 1, 16, 32, True, "yes")
+    with pytest.raises(ValueError, match="segments must be a power of two"):
+        KernelConfig(64, 1, 1, 16, 32, True, True, 3)
 
 
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])

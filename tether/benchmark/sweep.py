@@ -149,12 +149,14 @@ def winners(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def row_config(row: pd.Series) -> KernelConfig:
-    """The config of one sweep row (``prefetch``/``lean`` absent from sweeps written before
-    those switches: off)."""
+    """The config of one sweep row (``prefetch``/``lean``/``segments`` absent from sweeps
+    written before those fields: off, 1)."""
     switches = {}
     for name in ("prefetch", "lean"):
         value = row.get(name, False)
         switches[name] = bool(value) and not pd.isna(value)
+    segments = row.get("segments", 1)
+    switches["segments"] = 1 if pd.isna(segments) else int(segments)
     ints = (int(row[f]) for f in ("block", "num_warps", "num_stages", "chunk", "pack_bits"))
     return KernelConfig(*ints, **switches)
 

@@ -38,6 +38,7 @@ from tether.functional.plans import (
     forward_plan,
     kernel_alpha,
     kernel_params,
+    neuron_rows,
     reduce_param_grads,
     run_backward,
     run_forward,
@@ -268,7 +269,7 @@ def neuron_backward(
         )  # fmt: skip
         if key is not None:
             _PLANS[key] = plan
-    outputs = allocate_backward(spec, x, len(names))
+    outputs = allocate_backward(spec, x, len(names), plan)
     saved = Saved(packed, ckpt_v, ckpt_a)
     run_backward(spec, x, saved, values, k_alpha, grad_out, outputs, plan, not traced, traced)
     grad_x, grad_v, grad_a, rows = outputs
@@ -276,6 +277,7 @@ def neuron_backward(
     if names:
         by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
         learned = {n: by_name[n] for n in names}
+        rows = neuron_rows(rows)
         param_grads = [*reduce_param_grads(rows, learned, n_params, spec.group_size).values()]
     return (
         grad_x if needs[0] else None,

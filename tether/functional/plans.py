@@ -43,10 +43,11 @@ class Plan(NamedTuple):
     """What the static facts of a call fix, computed once per distinct call."""
 
     config: KernelConfig
-    grid: int
+    grid: tuple[int, int, int]  # (blocks, segments, 1)
     constexprs: dict[str, object]
     fixed: dict[str, int]  # runtime arguments it fixes: shape, group size, P, param strides
     binaries: dict  # the launcher's compiled kernel for this plan, by device
+    maps: Plan | None = None  # a backward in segments: the launch of their maps, first
 
 
 class Saved(NamedTuple):
@@ -121,13 +122,17 @@ def _plan(
     n_neurons: int,
     n_params: int,
     strides: dict[str, int],
+    segments: int = 1,
 ) -> Plan:
-    """A plan for ``kernel``: its ``switches`` and the config's launch constexprs in
-    signature order, and the runtime arguments it fixes (shape, group size, P, strides)."""
-    constexprs = _constexpr_order(kernel, {**switches, **config.meta()})
+    """A plan for ``kernel`` over ``segments`` of time: its ``switches`` and the config's
+    launch constexprs in signature order, and the runtime arguments it fixes (shape, group
+    size, P, strides)."""
+    names = _arg_names(kernel, True)
+    meta = {k: v for k, v in config.meta().items() if k in names}
+    constexprs = _constexpr_order(kernel, {**switches, **meta})
     shape = {"n_steps": n_steps, "n_neurons": n_neurons, "group_size": spec.group_size}
     fixed = {**strides, **shape, "n_params": n_params}
-    return Plan(config, cdiv(n_neurons, config.block), constexprs, fixed, {})
+    return Plan(config, (cdiv(n_neurons, config.block), segments, 1), constexprs, fixed, {})
 
 
 @functools.cache
@@ -173,7 +178,7 @@ def _launch(
     if traced:
         kernel = torch.library.wrap_triton(launcher.kernel)
         options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
-        kernel[(plan.grid,)](*args, **plan.constexprs, **options)
+        kernel[plan.grid](*args, **plan.constexprs, **options)
         return
     binaries = plan.binaries if cached else None
     launcher(plan.grid, args, plan.constexprs, config.num_warps, config.num_stages, binaries)
@@ -358,20 +363,47 @@ def backward_plan(
         "A_STARTS_AT_ZERO": starts_at_zero[1],
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
-    return _plan(neuron_bwd_kernel, spec, config, constexprs, n_steps, n_neurons, n_params, strides)
+    segment_chunks, segments = segment_shape(n_steps, config)
+    args = (spec, config, constexprs, n_steps, n_neurons, n_params, strides)
+    if segments == 1:
+        plan = _plan(neuron_bwd_kernel, *args[:2], {**constexprs, "SPLIT": 0}, *args[3:])
+    else:
+        maps = _plan(neuron_bwd_kernel, *args[:2], {**constexprs, "SPLIT": 1}, *args[3:],
+                     segments - 1)  # fmt: skip
+        plan = _plan(neuron_bwd_kernel, *args[:2], {**constexprs, "SPLIT": 2}, *args[3:],
+                     segments)._replace(maps=maps)  # fmt: skip
+        maps.fixed["n_segment_chunks"] = segment_chunks
+    plan.fixed["n_segment_chunks"] = segment_chunks
+    return plan
+
+
+def segment_shape(n_steps: int, config: KernelConfig) -> tuple[int, int]:
+    """(chunks per segment, segments) of a backward in ``config`` over T = ``n_steps``: at
+    most ``config.segments`` of equal length in chunks."""
+    n_chunks = cdiv(n_steps, config.chunk)
+    per_segment = cdiv(n_chunks, config.segments)
+    return per_segment, cdiv(n_chunks, per_segment)
 
 
 def allocate_backward(
-    spec: NeuronSpec, x: torch.Tensor, n_rows: int
+    spec: NeuronSpec, x: torch.Tensor, n_rows: int, plan: Plan
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
-    the per-neuron parameter gradient rows ``(n_rows, N)`` float32 (None if no rows)."""
+    the parameter gradient rows, float32 (None if no rows): per neuron ``(n_rows, N)``, or
+    per segment and neuron ``(n_rows, S, N)`` for ``plan``'s S segments (``neuron_rows``)."""
     grad_v_init = step_like(x, torch.float32)
     grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
     rows = None
     if n_rows:
-        rows = torch.empty(n_rows, x.numel() // x.shape[0], dtype=torch.float32, device=x.device)
+        segments = () if plan.maps is None else (plan.grid[1],)
+        n_neurons = x.numel() // x.shape[0]
+        rows = torch.empty(n_rows, *segments, n_neurons, dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
+
+
+def neuron_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Parameter gradient rows per neuron ``(R, N)``: summed over segments if per segment."""
+    return rows if rows.dim() == 2 else rows.sum(1)
 
 
 def run_backward(
@@ -407,7 +439,12 @@ def run_backward(
         **values,
         "alpha": alpha,
         **plan.fixed,
+        "maps_ptr": x,
     }
+    if plan.maps is not None:  # (MAP_ROWS, SEGMENTS, N): see the kernel's _segment_carry
+        shape = (6 if spec.adaptive else 2, plan.config.segments, grad_x[0].numel())
+        named["maps_ptr"] = torch.empty(shape, dtype=torch.float32, device=x.device)
+        _launch(_launch_bwd, plan.maps, named, cached, traced)
     _launch(_launch_bwd, plan, named, cached, traced)
 
 
@@ -435,9 +472,10 @@ def launch_backward(
     names = tuple(n for n in GRAD_NAMES if needs_param_grad.get(n))
     is_tensor = isinstance(alpha, torch.Tensor)
     plan = backward_plan(spec, *x.shape, values, n_params, is_tensor, names, grad_out, config)
-    grads = allocate_backward(spec, x, len(names))
+    grads = allocate_backward(spec, x, len(names), plan)
     run_backward(spec, x, saved, values, alpha, grad_out, grads, plan)
     *grads, rows = grads
+    rows = None if rows is None else neuron_rows(rows)
     return (*grads, {name: rows[i] for i, name in enumerate(names)})
 
 

@@ -75,6 +75,7 @@ _USED_IF = {
     "grad_a_final_ptr": lambda c: c["HAS_GRAD_A_FINAL"],
     "grad_a_init_ptr": lambda c: c["ADAPTIVE"],
     "grad_params_ptr": lambda c: any(c[f"{p.upper()}_GRAD_ROW"] >= 0 for p in (*PARAMS, "alpha")),
+    "maps_ptr": lambda c: c["SPLIT"] > 0,
 }
 
 
@@ -192,6 +193,7 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         HAS_GRAD_A_FINAL=adaptive and i % 2 == 1,
         V_STARTS_AT_ZERO=i % 4 == 2,
         A_STARTS_AT_ZERO=adaptive and i % 4 in (1, 2),
+        SPLIT=0,
         **grad_rows,
         ALPHA_GRAD_ROW=next(rows) if tensors else -1,
     )
@@ -238,6 +240,10 @@ def switch_variants() -> Iterator[Variant]:
             yield f"{name}-prefetch", direction, dtype, prefetching, switches(neuron, *flags, i)
             lean = dataclasses.replace(config, prefetch=i % 2 == 0, lean=True)
             yield f"{name}-lean", direction, dtype, lean, switches(neuron, *flags, i)
+            if direction == "bwd" and i % 3 == 0:  # both passes of a backward in segments
+                split = dataclasses.replace(lean, segments=4)
+                passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2}
+                yield f"{name}-split", direction, dtype, split, passes
     yield from unpack_variants()
 
 
@@ -247,7 +253,7 @@ def config_variant(
     """``config`` on ``neuron``'s switches, by default the widest neuron's (forwards save for
     the backward)."""
     switches = (
-        bwd_switches(neuron, False, True, 0, 0)
+        {**bwd_switches(neuron, False, True, 0, 0), "SPLIT": 2 if config.segments > 1 else 0}
         if direction == "bwd"
         else fwd_switches(neuron, False, True, 0)
     )

@@ -38,7 +38,7 @@ class Launcher:
 
     ``args``: the kernel's runtime arguments in signature order; ``constexprs``: name ->
     value for every constexpr parameter, in signature order (checked on the first call).
-    ``grid``: the number of programs (a 1-D grid). The kernel runs on the device of
+    ``grid``: programs along each of the three axes. The kernel runs on the device of
     ``args[0]``, whichever CUDA device is current.
 
     ``binaries``: optional, a dict the caller keeps for calls that it knows share one
@@ -56,7 +56,7 @@ class Launcher:
 
     def __call__(
         self,
-        grid: int,
+        grid: tuple[int, int, int],
         args: Sequence,
         constexprs: dict[str, object],
         num_warps: int,
@@ -64,7 +64,7 @@ class Launcher:
         binaries: dict | None = None,
     ) -> None:
         if INTERPRET:
-            self.kernel[(grid,)](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
+            self.kernel[grid](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
             return
         current = torch.cuda.current_device()
         device = args[0].device
@@ -74,7 +74,7 @@ class Launcher:
         known = None if binaries is None else binaries.get(current)
         if known is not None and not self.check_keys:
             _, compiled, values = known
-            compiled[(grid, 1, 1)](*args, *values)
+            compiled[grid](*args, *values)
             return
         values = tuple(constexprs.values())
         full = (current, num_warps, num_stages, values, tuple(map(_arg_class, args)))
@@ -85,10 +85,10 @@ class Launcher:
             names = self.kernel.arg_names[len(args) :]
             if list(constexprs) != names:
                 raise ValueError(f"constexprs must be given in signature order {names}")
-            compiled = self.compiled[full] = self.kernel[(grid,)](
+            compiled = self.compiled[full] = self.kernel[grid](
                 *args, **constexprs, num_warps=num_warps, num_stages=num_stages
             )
         else:
-            compiled[(grid, 1, 1)](*args, *values)
+            compiled[grid](*args, *values)
         if binaries is not None:
             binaries[current] = (full, compiled, values)

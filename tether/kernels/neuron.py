@@ -44,6 +44,17 @@ programs): forward K=8: 59 us without prefetch, 51 us with; K=32: 21 us, 13 us (
 floor of 8 B/element at 3 TB/s is 11 us). Backward K=8: 77 us / 51 us; K=16: 51 us / 26 us
 (= T*(s + s_b), the chain). Measured before this model, with 1024- and 512-neuron blocks (8
 and 16 programs): training forward 197 us, backward 104 us.
+
+Segments (backward, ``SPLIT``). With N/BLOCK programs, fewer than a warp a scheduler, the
+chain of T steps is the time whatever the loads. The reverse step is affine in the adjoints
+``(grad_v, grad_a)`` it carries, with coefficients from the forward alone (``_adjoint``), so
+a segment of steps maps the adjoints at its end to those at its start by ``M @ g + K``
+(1x1 or 2x2). Cutting T into S segments: launch 1 runs each segment (but the first) from the
+checkpoints with zero adjoints (K) and carries the tangents of M beside them, storing
+nothing else; launch 2 starts each segment from the maps of the later ones
+(``_segment_carry``) and runs it as the whole walk does. Both launches have S times the
+programs, each a chain of T/S steps: time ~ 2*(T/S)*(s + s_b) + L while the GPU's warps
+last, for twice the backward's reads (the bytes matter only at large N).
 """
 
 import triton
@@ -173,6 +184,82 @@ def _bit(word, k, LEAN: tl.constexpr):
 def _set_row(tile, rows, k: tl.constexpr, row):
     """The tile with row ``k`` replaced by ``row: (BLOCK,)``."""
     return tl.where(rows == k, row[None, :], tile)
+
+
+@triton.jit
+def _adjoint(grad_s, grad_v, grad_a, h, theta, spike_f, dsdu, ADAPTIVE: tl.constexpr,
+             SOFT_RESET: tl.constexpr, DETACH_RESET: tl.constexpr):  # fmt: skip
+    """One reverse step: from ``grad_s`` (dL/ds_t from the layer above) and the adjoints
+    ``grad_v``, ``grad_a`` of the state after the step, ``(grad_s, grad_h, grad_theta)``:
+    dL/ds_t in all, dL/dh_t before grad_h's trace term, and dL/dtheta_t. Affine in
+    ``(grad_v, grad_a)`` with coefficients of the forward alone (what ``SPLIT`` uses)."""
+    if ADAPTIVE:
+        grad_s = grad_s + grad_a
+    if not DETACH_RESET:
+        if SOFT_RESET:
+            grad_s = grad_s - grad_v * theta
+        else:
+            grad_s = grad_s - grad_v * h
+    grad_u = grad_s * dsdu
+    if SOFT_RESET:
+        grad_h = grad_u + grad_v
+        grad_theta = -grad_u - grad_v * spike_f
+    else:
+        grad_h = grad_u + grad_v * (1.0 - spike_f)
+        grad_theta = -grad_u
+    return grad_s, grad_h, grad_theta
+
+
+@triton.jit
+def _tangent_step(t_v, t_a, h, theta, spike_f, dsdu, valid, dv, da, b, zeros,
+                  ADAPTIVE: tl.constexpr, SOFT_RESET: tl.constexpr, DETACH_RESET: tl.constexpr):  # fmt: skip
+    """One reverse step of a tangent ``(t_v, t_a)`` of the adjoints: the step without its
+    sources (no grad_spikes, traces or parameter sums), so only its linear part."""
+    _, t_h, t_theta = _adjoint(zeros, t_v, t_a, h, theta, spike_f, dsdu, ADAPTIVE, SOFT_RESET,
+                               DETACH_RESET)  # fmt: skip
+    if ADAPTIVE:
+        t_a = tl.where(valid, t_a * da + t_theta * b, t_a)
+    t_v = tl.where(valid, t_h * dv, t_v)
+    return t_v, t_a
+
+
+@triton.jit
+def _map_tile(maps_ptr, row: tl.constexpr, later, offsets, segment_stride, identity: tl.constexpr,
+              SEGMENTS: tl.constexpr):  # fmt: skip
+    """Row ``row`` of every segment's map as a ``(SEGMENTS, BLOCK)`` tile; ``identity``
+    (the identity map's value) where ``later`` is off."""
+    base = maps_ptr + tl.cast(row * SEGMENTS, tl.int64) * segment_stride
+    return tl.load(base + offsets, mask=later, other=identity)
+
+
+@triton.jit
+def _segment_carry(maps_ptr, grad_v, grad_a, segment, n_segments, n, n_mask, n_neurons,
+                   ADAPTIVE: tl.constexpr, SEGMENTS: tl.constexpr, LEAN: tl.constexpr):  # fmt: skip
+    """The adjoints ``(grad_v, grad_a)`` at the end of ``segment``: those at the end of the
+    sequence carried through the maps of every later segment, last to first. A map takes
+    ``(g_v, g_a)`` at its segment's end to ``M @ (g_v, g_a) + K`` at its start; rows of
+    ``maps: (MAP_ROWS, SEGMENTS, N)``: K_v, M_vv, then K_a, M_av, M_va, M_aa (adaptive)."""
+    q = tl.arange(0, SEGMENTS)[:, None]
+    later = (q > segment) & (q < n_segments) & n_mask[None, :]
+    offsets = q.to(tl.int64) * n_neurons + n[None, :]
+    k_v = _map_tile(maps_ptr, 0, later, offsets, n_neurons, 0.0, SEGMENTS)
+    m_vv = _map_tile(maps_ptr, 1, later, offsets, n_neurons, 1.0, SEGMENTS)
+    if ADAPTIVE:
+        k_a = _map_tile(maps_ptr, 2, later, offsets, n_neurons, 0.0, SEGMENTS)
+        m_av = _map_tile(maps_ptr, 3, later, offsets, n_neurons, 0.0, SEGMENTS)
+        m_va = _map_tile(maps_ptr, 4, later, offsets, n_neurons, 0.0, SEGMENTS)
+        m_aa = _map_tile(maps_ptr, 5, later, offsets, n_neurons, 1.0, SEGMENTS)
+    for r in tl.static_range(SEGMENTS):
+        s = SEGMENTS - 1 - r
+        g_v = _row(m_vv, q, s, LEAN) * grad_v + _row(k_v, q, s, LEAN)
+        if ADAPTIVE:
+            g_v += _row(m_va, q, s, LEAN) * grad_a
+            grad_a = (
+                _row(m_av, q, s, LEAN) * grad_v + _row(m_aa, q, s, LEAN) * grad_a
+                + _row(k_a, q, s, LEAN)
+            )  # fmt: skip
+        grad_v = g_v
+    return grad_v, grad_a
 
 
 @triton.jit
@@ -336,7 +423,7 @@ def neuron_fwd_kernel(
             tl.store(a_final_ptr + n, a, mask=n_mask)
 
 
-@triton.jit(do_not_specialize=["n_steps", "group_size", "n_params"])
+@triton.jit(do_not_specialize=["n_steps", "group_size", "n_params", "n_segment_chunks"])
 def neuron_bwd_kernel(
     x_ptr,  # (T, N) input dtype, read
     packed_ptr,  # (ceil(T / PACK_BITS), N) spikes, 1 bit each, read
@@ -364,6 +451,8 @@ def neuron_bwd_kernel(
     n_neurons,
     group_size,
     n_params,
+    maps_ptr,  # (MAP_ROWS, SEGMENTS, N) float32: each segment's map, if SPLIT
+    n_segment_chunks,  # chunks per segment, if SPLIT
     DECAY_V_IS_TENSOR: tl.constexpr,
     THRESHOLD_IS_TENSOR: tl.constexpr,
     DECAY_A_IS_TENSOR: tl.constexpr,
@@ -380,6 +469,7 @@ def neuron_bwd_kernel(
     HAS_GRAD_A_FINAL: tl.constexpr,
     V_STARTS_AT_ZERO: tl.constexpr,  # T <= CHUNK from v = 0: no checkpoint saved (ckpt_v unused)
     A_STARTS_AT_ZERO: tl.constexpr,  # the same for a (ckpt_a unused)
+    SPLIT: tl.constexpr,  # 0: the whole sequence; 1: segment maps; 2: segments (see below)
     DECAY_V_GRAD_ROW: tl.constexpr,  # row of grad_params_ptr, or -1 for no gradient
     THRESHOLD_GRAD_ROW: tl.constexpr,
     DECAY_A_GRAD_ROW: tl.constexpr,
@@ -391,6 +481,7 @@ def neuron_bwd_kernel(
     PER_THREAD: tl.constexpr,  # BLOCK // (32 * num_warps): neurons per thread
     PREFETCH: tl.constexpr,  # load the chunk before the current one ahead of its compute
     LEAN: tl.constexpr,  # fewer instructions a step: see the module docstring
+    SEGMENTS: tl.constexpr,  # SPLIT: at most this many segments (a power of two)
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -420,9 +511,32 @@ def neuron_bwd_kernel(
     rows = tl.arange(0, CHUNK)[:, None]
     out_dtype = grad_x_ptr.dtype.element_ty
     n_chunks = tl.cdiv(n_steps, CHUNK)
+    c_lo = 0  # the chunks [c_lo, c_hi) this program walks
+    c_hi = n_chunks
+    if SPLIT > 0:  # one program per (block, segment of n_segment_chunks chunks)
+        segment = tl.program_id(1)
+        if SPLIT == 1:  # the first segment's map is never used
+            segment += 1
+        n_segments = tl.cdiv(n_chunks, n_segment_chunks)
+        c_lo = segment * n_segment_chunks
+        c_hi = tl.minimum(c_lo + n_segment_chunks, n_chunks)
+        if SPLIT == 1:  # the map: K from zero adjoints, M from the tangents of each one
+            grad_v = zeros
+            grad_a = zeros
+            # d(g_v, g_a) at the segment's start / d g_v at its end, and / d g_a (adaptive)
+            tv_v, tv_a = zeros + 1.0, zeros
+            ta_v, ta_a = zeros, zeros + 1.0
+            if not ADAPTIVE:  # unused
+                da = zeros
+                b = zeros
+        else:
+            grad_v, grad_a = _segment_carry(
+                maps_ptr, grad_v, grad_a, segment, n_segments, n, n_mask, n_neurons, ADAPTIVE,
+                SEGMENTS, LEAN,
+            )  # fmt: skip
     tile_offsets = rows.to(tl.int64) * n_neurons + n[None, :]  # LEAN: loop-invariant
     # LEAN: grad_x's pointers at the current step, moved back a step at a time
-    grad_x_at = grad_x_ptr + tl.cast(n_chunks * CHUNK - 1, tl.int64) * n_neurons + n
+    grad_x_at = grad_x_ptr + tl.cast(c_hi * CHUNK - 1, tl.int64) * n_neurons + n
     pointers = (
         x_ptr,
         grad_spikes_ptr,
@@ -436,19 +550,19 @@ def neuron_bwd_kernel(
     # (the helper's branches then compile as runtime ones, over pointers of other dtypes).
     if PREFETCH:
         ahead = _bwd_loads(
-            n_chunks - 1, *pointers, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
+            c_hi - 1, *pointers, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
             HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
             ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
             V_STARTS_AT_ZERO=V_STARTS_AT_ZERO, A_STARTS_AT_ZERO=A_STARTS_AT_ZERO,
         )  # fmt: skip
-    for i in range(0, n_chunks):
-        chunk = n_chunks - 1 - i
+    for i in range(0, c_hi - c_lo):
+        chunk = c_hi - 1 - i
         t0 = chunk * CHUNK
         # PREFETCH: load the chunk before (nothing before the first; chunks run last to
         # first), in flight while this one computes
         load_mask = n_mask
         if PREFETCH:
-            load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= 0)
+            load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= c_lo)
         loaded = _bwd_loads(
             chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons, tile_offsets,
             HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
@@ -498,59 +612,74 @@ def neuron_bwd_kernel(
             grad_s = zeros
             if HAS_GRAD_SPIKES:
                 grad_s = _row(gs_tile, rows, j, LEAN)
-            if ADAPTIVE:
-                grad_s = grad_s + grad_a
-            if not DETACH_RESET:
-                if SOFT_RESET:
-                    grad_s = grad_s - grad_v * theta
-                else:
-                    grad_s = grad_s - grad_v * h
-            grad_u = grad_s * dsdu
-            if SOFT_RESET:
-                grad_h = grad_u + grad_v
-                grad_theta = -grad_u - grad_v * spike_f
-            else:
-                grad_h = grad_u + grad_v * (1.0 - spike_f)
-                grad_theta = -grad_u
+            grad_s, grad_h, grad_theta = _adjoint(
+                grad_s, grad_v, grad_a, h, theta, spike_f, dsdu, ADAPTIVE, SOFT_RESET, DETACH_RESET
+            )
             if HAS_GRAD_H:
                 grad_h = grad_h + _row(gh_tile, rows, j, LEAN)
             grad_h = tl.where(valid, grad_h, 0.0)
             grad_theta = tl.where(valid, grad_theta, 0.0)
-            if LEAN:
-                tl.store(grad_x_at, grad_h.to(out_dtype), mask=n_mask & valid)
-                grad_x_at += -n_neurons
+            if SPLIT == 1:
+                tv_v, tv_a = _tangent_step(tv_v, tv_a, h, theta, spike_f, dsdu, valid, dv, da, b,
+                                           zeros, ADAPTIVE, SOFT_RESET, DETACH_RESET)  # fmt: skip
+                if ADAPTIVE:
+                    ta_v, ta_a = _tangent_step(ta_v, ta_a, h, theta, spike_f, dsdu, valid, dv, da,
+                                               b, zeros, ADAPTIVE, SOFT_RESET, DETACH_RESET)  # fmt: skip
             else:
-                tl.store(
-                    grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
-                    grad_h.to(out_dtype),
-                    mask=n_mask & valid,
-                )
-            if DECAY_V_GRAD_ROW >= 0:
-                acc_decay_v += grad_h * v_prev
-            if THRESHOLD_GRAD_ROW >= 0:
-                acc_threshold += grad_theta
-            if ALPHA_GRAD_ROW >= 0:
-                acc_alpha += tl.where(valid, grad_s * dphi_dalpha, 0.0)
+                if LEAN:
+                    tl.store(grad_x_at, grad_h.to(out_dtype), mask=n_mask & valid)
+                    grad_x_at += -n_neurons
+                else:
+                    tl.store(
+                        grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
+                        grad_h.to(out_dtype),
+                        mask=n_mask & valid,
+                    )
+                if DECAY_V_GRAD_ROW >= 0:
+                    acc_decay_v += grad_h * v_prev
+                if THRESHOLD_GRAD_ROW >= 0:
+                    acc_threshold += grad_theta
+                if ALPHA_GRAD_ROW >= 0:
+                    acc_alpha += tl.where(valid, grad_s * dphi_dalpha, 0.0)
             if ADAPTIVE:
-                if BETA_GRAD_ROW >= 0:
-                    acc_beta += grad_theta * a_prev
-                if DECAY_A_GRAD_ROW >= 0:
-                    acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
+                if SPLIT != 1:
+                    if BETA_GRAD_ROW >= 0:
+                        acc_beta += grad_theta * a_prev
+                    if DECAY_A_GRAD_ROW >= 0:
+                        acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
                 grad_a_prev = grad_a * da + grad_theta * b
                 if HAS_GRAD_A_SEQ:
                     grad_a_prev += _row(ga_tile, rows, j, LEAN)
                 grad_a = tl.where(valid, grad_a_prev, grad_a)
             grad_v = tl.where(valid, grad_h * dv, grad_v)
-    tl.store(grad_v_init_ptr + n, grad_v, mask=n_mask)
-    if ADAPTIVE:
-        tl.store(grad_a_init_ptr + n, grad_a, mask=n_mask)
-    if DECAY_V_GRAD_ROW >= 0:
-        tl.store(grad_params_ptr + DECAY_V_GRAD_ROW * n_neurons + n, acc_decay_v, mask=n_mask)
-    if THRESHOLD_GRAD_ROW >= 0:
-        tl.store(grad_params_ptr + THRESHOLD_GRAD_ROW * n_neurons + n, acc_threshold, mask=n_mask)
-    if DECAY_A_GRAD_ROW >= 0:
-        tl.store(grad_params_ptr + DECAY_A_GRAD_ROW * n_neurons + n, acc_decay_a, mask=n_mask)
-    if BETA_GRAD_ROW >= 0:
-        tl.store(grad_params_ptr + BETA_GRAD_ROW * n_neurons + n, acc_beta, mask=n_mask)
-    if ALPHA_GRAD_ROW >= 0:
-        tl.store(grad_params_ptr + ALPHA_GRAD_ROW * n_neurons + n, acc_alpha, mask=n_mask)
+    if SPLIT == 1:  # rows of maps (see _segment_carry)
+        at = maps_ptr + tl.cast(segment, tl.int64) * n_neurons + n
+        row = tl.cast(SEGMENTS, tl.int64) * n_neurons
+        tl.store(at, grad_v, mask=n_mask)
+        tl.store(at + row, tv_v, mask=n_mask)
+        if ADAPTIVE:
+            tl.store(at + 2 * row, grad_a, mask=n_mask)
+            tl.store(at + 3 * row, tv_a, mask=n_mask)
+            tl.store(at + 4 * row, ta_v, mask=n_mask)
+            tl.store(at + 5 * row, ta_a, mask=n_mask)
+    else:
+        init_mask = n_mask  # the initial state's adjoints: the first segment's
+        params_at = grad_params_ptr  # SPLIT: rows (R, n_segments, N), summed on the host
+        row_stride = n_neurons
+        if SPLIT == 2:
+            init_mask = n_mask & (tl.full([BLOCK], segment, tl.int32) == 0)
+            params_at += tl.cast(segment, tl.int64) * n_neurons
+            row_stride = tl.cast(n_segments, tl.int64) * n_neurons
+        tl.store(grad_v_init_ptr + n, grad_v, mask=init_mask)
+        if ADAPTIVE:
+            tl.store(grad_a_init_ptr + n, grad_a, mask=init_mask)
+        if DECAY_V_GRAD_ROW >= 0:
+            tl.store(params_at + DECAY_V_GRAD_ROW * row_stride + n, acc_decay_v, mask=n_mask)
+        if THRESHOLD_GRAD_ROW >= 0:
+            tl.store(params_at + THRESHOLD_GRAD_ROW * row_stride + n, acc_threshold, mask=n_mask)
+        if DECAY_A_GRAD_ROW >= 0:
+            tl.store(params_at + DECAY_A_GRAD_ROW * row_stride + n, acc_decay_a, mask=n_mask)
+        if BETA_GRAD_ROW >= 0:
+            tl.store(params_at + BETA_GRAD_ROW * row_stride + n, acc_beta, mask=n_mask)
+        if ALPHA_GRAD_ROW >= 0:
+            tl.store(params_at + ALPHA_GRAD_ROW * row_stride + n, acc_alpha, mask=n_mask)

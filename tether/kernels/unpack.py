@@ -75,4 +75,4 @@ def unpack_spikes(packed: torch.Tensor, spikes: torch.Tensor) -> None:
     if grid == 0:
         return
     constexprs = {"BLOCK": block, "PACK_BITS": pack_bits, "ROWS": rows}
-    _launch(grid, (packed, spikes, n_steps, n_neurons), constexprs, NUM_WARPS, 1)
+    _launch((grid, 1, 1), (packed, spikes, n_steps, n_neurons), constexprs, NUM_WARPS, 1)

@@ -12,6 +12,12 @@ A config fixes, for one direction:
 - ``prefetch``: the kernels load the next chunk's tiles (the backward: the previous chunk's)
   before computing the current one, so the loads are in flight during its compute, at twice
   the tile registers. Off in every entry written before the switch existed.
+- ``segments``: the backward only. Above 1 it walks time in up to that many segments at
+  once (one program per block and segment), for long sequences over few neurons, where one
+  program's serial walk over all T is the bound. A first launch computes each segment's
+  effect on the adjoints it hands back (an affine map: the reverse step is affine in them),
+  the second starts each segment from the maps of the later ones and runs it as usual.
+  Twice the backward's reads; 1 everywhere else.
 - ``lean``: the kernels' step in fewer instructions (addresses advanced a step at a time,
   rows taken from a tile without an add, spike bits set and tested by a select of a scalar
   mask). At long T over few neurons a warp is alone on its scheduler and issues an
@@ -54,9 +60,10 @@ class KernelConfig:
     pack_bits: int
     prefetch: bool = False
     lean: bool = False
+    segments: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("block", "num_warps", "chunk"):
+        for name in ("block", "num_warps", "chunk", "segments"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1 or value & (value - 1):
                 raise ValueError(f"KernelConfig.{name} must be a power of two, got {value!r}")
@@ -86,7 +93,7 @@ class KernelConfig:
 
     def meta(self) -> dict[str, int | bool]:
         """The kernels' launch constexprs: ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``PER_THREAD``,
-        ``PREFETCH``, ``LEAN``."""
+        ``PREFETCH``, ``LEAN``, ``SEGMENTS`` (the backward's alone)."""
         return {
             "BLOCK": self.block,
             "CHUNK": self.chunk,
@@ -94,6 +101,7 @@ class KernelConfig:
             "PER_THREAD": self.per_thread,
             "PREFETCH": self.prefetch,
             "LEAN": self.lean,
+            "SEGMENTS": self.segments,
         }
 
     def to_triton(self) -> triton.Config:
@@ -105,7 +113,7 @@ class KernelConfig:
         """The inverse of ``meta()`` with the launch options."""
         return cls(
             meta["BLOCK"], num_warps, num_stages, meta["CHUNK"], meta["PACK_BITS"],
-            meta["PREFETCH"], meta["LEAN"],
+            meta["PREFETCH"], meta["LEAN"], meta.get("SEGMENTS", 1),
         )  # fmt: skip
 
     @classmethod
@@ -187,6 +195,12 @@ PREFETCH_TILE = 32
 # tile's time axis across threads (row selects become shuffles): slower at large N, but
 # here the chain of each program is the bound, so the GPU decides.
 LONG_BLOCK_WARPS = [(32, 1), (64, 1), (128, 1), (128, 2), (256, 2)]
+# The backward in time segments (``segments``): 2 neurons a thread, chunks 8 and 16, prefetch.
+# H200, LIF fp32 forward+backward at 512x8192 (``results/nvidia-h200/split_explore.csv``):
+# 64 on 1 warp in 8 segments 0.056 ms against 0.139 for the tuned single walk; 32 on 1 warp
+# (1 a thread) ran 10x slower in segments, as without.
+SEGMENT_BLOCK_WARPS = [(64, 1), (128, 2)]
+SEGMENTS = (4, 8, 16)
 SPACE_SIZES = ("full", "quick", "micro", "long")
 
 
@@ -197,7 +211,7 @@ def config_space(
     (one stage, chunks 8 and 16); ``"micro"``: the three (block, warps) pairs that won on an
     H100, chunks 8 and 16, 32-step words — for tuning runs with little GPU time; ``"long"``:
     for long sequences over few neurons, small blocks on 1-2 warps, chunks 8 to 32, with and
-    without ``prefetch``, 32-step words, plus the defaults.
+    without ``prefetch``, 32-step words, the backward also in ``SEGMENTS``, plus the defaults.
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
     sweeps the packing width and runs one stage (its loop carries no loads across iterations
@@ -241,7 +255,8 @@ def config_space(
 
 def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """``config_space(size="long")``: ``LONG_BLOCK_WARPS`` x chunks 8, 16 (and 32 forward) x
-    prefetch off and on, one stage, 32-step words, all ``lean``; then the direction's
+    prefetch off and on, one stage, 32-step words, all ``lean``; the backward also in
+    ``SEGMENTS`` on ``SEGMENT_BLOCK_WARPS`` (chunks 8 and 16, prefetch); then the direction's
     defaults (every op, T <= 8 and above), so that the tuner always times them. The backward's 32-step chunk
     compiles in ~25 s (the unrolled recompute and reverse step), 5x the 16-step one: only
     one such config, 64 neurons on a warp with prefetch (the 16-step winner's shape)."""
@@ -254,5 +269,11 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     ]
     if direction == "bwd":
         configs.append(KernelConfig(64, 1, 1, 32, 32, True, lean=True))
+        configs += [
+            KernelConfig(block, num_warps, 1, chunk, 32, True, True, segments)
+            for (block, num_warps), chunk, segments in itertools.product(
+                SEGMENT_BLOCK_WARPS, (8, 16), SEGMENTS
+            )
+        ]
     defaults = [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
     return list(dict.fromkeys(configs + defaults))
