@@ -128,7 +128,7 @@ def _plan(
     launch constexprs in signature order, and the runtime arguments it fixes (shape, group
     size, P, strides)."""
     names = _arg_names(kernel, True)
-    meta = {k: v for k, v in config.meta().items() if k in names}
+    meta = {k: v for k, v in {"SEGMENTS": 1, **config.meta()}.items() if k in names}
     constexprs = _constexpr_order(kernel, {**switches, **meta})
     shape = {"n_steps": n_steps, "n_neurons": n_neurons, "group_size": spec.group_size}
     fixed = {**strides, **shape, "n_params": n_params}

@@ -93,16 +93,19 @@ class KernelConfig:
 
     def meta(self) -> dict[str, int | bool]:
         """The kernels' launch constexprs: ``BLOCK``, ``CHUNK``, ``PACK_BITS``, ``PER_THREAD``,
-        ``PREFETCH``, ``LEAN``, ``SEGMENTS`` (the backward's alone)."""
-        return {
+        ``PREFETCH``, ``LEAN``, and ``SEGMENTS`` above 1 (the backward's alone; its plans
+        pass 1 otherwise)."""
+        meta = {
             "BLOCK": self.block,
             "CHUNK": self.chunk,
             "PACK_BITS": self.pack_bits,
             "PER_THREAD": self.per_thread,
             "PREFETCH": self.prefetch,
             "LEAN": self.lean,
-            "SEGMENTS": self.segments,
         }
+        if self.segments > 1:
+            meta["SEGMENTS"] = self.segments
+        return meta
 
     def to_triton(self) -> triton.Config:
         """This config as Triton's autotuner takes it: ``meta()`` and the launch options."""
@@ -201,7 +204,7 @@ LONG_BLOCK_WARPS = [(32, 1), (64, 1), (128, 1), (128, 2), (256, 2)]
 # (1 a thread) ran 10x slower in segments, as without.
 SEGMENT_BLOCK_WARPS = [(64, 1), (128, 2)]
 SEGMENTS = (4, 8, 16)
-SPACE_SIZES = ("full", "quick", "micro", "long")
+SPACE_SIZES = ("full", "quick", "micro", "long", "segments")
 
 
 def config_space(
@@ -211,7 +214,9 @@ def config_space(
     (one stage, chunks 8 and 16); ``"micro"``: the three (block, warps) pairs that won on an
     H100, chunks 8 and 16, 32-step words — for tuning runs with little GPU time; ``"long"``:
     for long sequences over few neurons, small blocks on 1-2 warps, chunks 8 to 32, with and
-    without ``prefetch``, 32-step words, the backward also in ``SEGMENTS``, plus the defaults.
+    without ``prefetch``, 32-step words, the backward also in ``SEGMENTS``, plus the defaults;
+    ``"segments"``: the long space, its backward only in segments (and the defaults): a
+    long-sequence tuning run with little GPU time (ALIF's long space compiles for minutes).
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
     sweeps the packing width and runs one stage (its loop carries no loads across iterations
@@ -230,6 +235,9 @@ def config_space(
         return [c for c in shapes if c.block * c.chunk <= 16384]
     if size == "long":
         return _long_space(direction, dtype)
+    if size == "segments":  # the long space's backward in segments, and the defaults
+        return [c for c in _long_space(direction, dtype) if direction != "bwd" or c.segments > 1
+                or not c.lean]  # fmt: skip
     full = size == "full"
     configs = []
     stages = (1, 2) if direction == "fwd" and full else (1,)
