@@ -47,17 +47,17 @@ def test_launcher_compiles_once_per_specialization(fake):
     kernel, launcher = fake
     x = torch.zeros(64)
     constexprs = {"BLOCK": 128, "FLAG": True}
-    launcher(4, (x, 64, 0.5), constexprs, 4, 1)
-    launcher(5, (x, 32, 0.25), constexprs, 4, 1)  # same classes: the cached binary
+    launcher((4, 1, 1), (x, 64, 0.5), constexprs, 4, 1)
+    launcher((5, 1, 1), (x, 32, 0.25), constexprs, 4, 1)  # same classes: the cached binary
     assert len(kernel.jit_calls) == 1
     assert kernel.binary_calls == [((5, 1, 1), (x, 32, 0.25, 128, True))]
     # Each of these differs in something Triton specializes on: a new jit launch.
-    launcher(5, (x[1:], 32, 0.25), constexprs, 4, 1)  # pointer not 16-byte aligned
-    launcher(5, (x, 33, 0.25), constexprs, 4, 1)  # int not divisible by 16
-    launcher(5, (x, 1, 0.25), constexprs, 4, 1)  # int equal to 1
-    launcher(5, (x.double(), 32, 0.25), constexprs, 4, 1)  # dtype
-    launcher(5, (x, 32, 0.25), {"BLOCK": 256, "FLAG": True}, 4, 1)  # constexpr
-    launcher(5, (x, 32, 0.25), constexprs, 8, 1)  # num_warps
+    launcher((5, 1, 1), (x[1:], 32, 0.25), constexprs, 4, 1)  # pointer not 16-byte aligned
+    launcher((5, 1, 1), (x, 33, 0.25), constexprs, 4, 1)  # int not divisible by 16
+    launcher((5, 1, 1), (x, 1, 0.25), constexprs, 4, 1)  # int equal to 1
+    launcher((5, 1, 1), (x.double(), 32, 0.25), constexprs, 4, 1)  # dtype
+    launcher((5, 1, 1), (x, 32, 0.25), {"BLOCK": 256, "FLAG": True}, 4, 1)  # constexpr
+    launcher((5, 1, 1), (x, 32, 0.25), constexprs, 8, 1)  # num_warps
     assert len(kernel.jit_calls) == 7
     assert len(kernel.binary_calls) == 1
 
@@ -84,14 +84,14 @@ def test_launcher_switches_to_the_tensors_device(fake, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
     monkeypatch.setattr(torch.cuda, "device", FakeDevice)
-    launcher(1, (OnSecondGPU(), 4, 1.0), {"BLOCK": 128, "FLAG": True}, 4, 1)
+    launcher((1, 1, 1), (OnSecondGPU(), 4, 1.0), {"BLOCK": 128, "FLAG": True}, 4, 1)
     assert entered == [1] and current == [0] and len(kernel.jit_calls) == 1
 
 
 def test_launcher_rejects_constexprs_out_of_signature_order(fake):
     _, launcher = fake
     with pytest.raises(ValueError, match="signature order"):
-        launcher(1, (torch.zeros(4), 4, 1.0), {"FLAG": True, "BLOCK": 128}, 4, 1)
+        launcher((1, 1, 1), (torch.zeros(4), 4, 1.0), {"FLAG": True, "BLOCK": 128}, 4, 1)
 
 
 def test_no_grad_forward_saves_nothing(device, monkeypatch):
@@ -177,10 +177,10 @@ def test_shared_binaries_that_differ_in_specialization_raise(fake, monkeypatch):
     x = torch.zeros(64)
     constexprs = {"BLOCK": 128, "FLAG": True}
     binaries = {}
-    launcher(4, (x, 64, 0.5), constexprs, 4, 1, binaries)
-    launcher(4, (x, 32, 0.5), constexprs, 4, 1, binaries)  # same classes: fine
+    launcher((4, 1, 1), (x, 64, 0.5), constexprs, 4, 1, binaries)
+    launcher((4, 1, 1), (x, 32, 0.5), constexprs, 4, 1, binaries)  # same classes: fine
     with pytest.raises(RuntimeError, match="differ in specialization"):
-        launcher(4, (x[1:], 32, 0.5), constexprs, 4, 1, binaries)  # unaligned: not the same
+        launcher((4, 1, 1), (x[1:], 32, 0.5), constexprs, 4, 1, binaries)  # unaligned: not the same
 
 
 def test_shared_binaries_skip_the_classes(fake, monkeypatch):
@@ -190,8 +190,8 @@ def test_shared_binaries_skip_the_classes(fake, monkeypatch):
     monkeypatch.setattr(launch, "_arg_class", lambda arg: calls.append(arg) or type(arg))
     constexprs = {"BLOCK": 128, "FLAG": True}
     binaries = {}
-    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)
-    launcher(4, (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)
+    launcher((4, 1, 1), (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)
+    launcher((4, 1, 1), (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)
     assert len(calls) == 3 and len(kernel.jit_calls) == 1 and len(kernel.binary_calls) == 1
     assert list(binaries) == [0]  # by device
 
