@@ -233,7 +233,9 @@ def tune(
     dtypes: Annotated[str, typer.Option(help="float32, bfloat16, float16")] = "float32",
     grid: Annotated[str, typer.Option(help=f"shape grid: {', '.join(GRIDS)}")] = "standard",
     shapes: Annotated[str | None, typer.Option(help="TxN list instead of --grid")] = None,
-    space: Annotated[str, typer.Option(help="config space: full, quick, micro or long")] = "full",
+    space: Annotated[
+        str, typer.Option(help="config space: full, quick, micro, long or segments")
+    ] = "full",
     baselines: Annotated[bool, typer.Option(help="also time eager and torch.compile")] = True,
     export: Annotated[bool, typer.Option(help="merge winners into the shipped table")] = True,
     out: Annotated[Path | None, typer.Option(help="sweep CSV (default results/<gpu>/)")] = None,
