@@ -112,6 +112,22 @@ def test_segments_match_the_reference_without_detach(device, monkeypatch, soft_r
     check_against_reference(case, device)
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(neuron="plif", n_steps=37, features=(4, 3, 3), param_mode="channel"),
+        Case(neuron="alif", n_steps=37, features=(35,), param_mode="neuron", dtype=torch.bfloat16),
+        Case(neuron="lif", n_steps=64, features=(35,), surrogate_type=2, with_init=False),
+    ],
+    ids=["plif-channel", "alif-bf16", "lif-no-init"],
+)
+def test_segments_with_channel_parameters_16_bit_and_zero_state(device, monkeypatch, case):
+    """Per-channel sums over segments and groups; 16-bit I/O; states from zero (T=64: 8
+    chunks in 4 equal segments)."""
+    force(monkeypatch, KernelConfig(32, 1, 1, 8, 32, True, True, segments=4))
+    check_against_reference(case, device)
+
+
 def test_segment_plan_launches_maps_then_segments():
     spec = autotune.op_spec("alif")
     values, n_params = {"decay_v": 0.5, "threshold": 1.0, "decay_a": 0.9, "beta": 0.1}, 1
