@@ -469,7 +469,7 @@ def neuron_bwd_kernel(
     HAS_GRAD_A_FINAL: tl.constexpr,
     V_STARTS_AT_ZERO: tl.constexpr,  # T <= CHUNK from v = 0: no checkpoint saved (ckpt_v unused)
     A_STARTS_AT_ZERO: tl.constexpr,  # the same for a (ckpt_a unused)
-    SPLIT: tl.constexpr,  # 0: the whole sequence; 1: segment maps; 2: segments (see below)
+    SPLIT: tl.constexpr,  # 0: the whole sequence; 1: segment maps; 2: segments (module doc)
     DECAY_V_GRAD_ROW: tl.constexpr,  # row of grad_params_ptr, or -1 for no gradient
     THRESHOLD_GRAD_ROW: tl.constexpr,
     DECAY_A_GRAD_ROW: tl.constexpr,
