@@ -9,7 +9,9 @@ from torch import nn
 
 import tether
 from tests.conftest import DEVICE
-from tether.functional import ALIFSubFunction, LIFSubFunction, PLIFSubFunction
+from tether.functional import ALIFSubFunction, LIFSubFunction, PLIFSubFunction, ops
+from tether.tuning import table
+from tether.tuning.space import KernelConfig
 
 
 class SpikingNet(nn.Module):
@@ -59,16 +61,28 @@ def _reset(model: nn.Module) -> None:
             m.reset()
 
 
-@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
-def test_fullgraph_compile_matches_eager(device, stateful):
+@pytest.mark.parametrize(
+    "stateful,segments",
+    [(False, 1), (True, 1), (True, 4)],
+    ids=["stateless", "stateful", "segments"],
+)
+def test_fullgraph_compile_matches_eager(device, monkeypatch, stateful, segments):
     """A model with LIF, PLIF and ALIF compiles into one graph (``fullgraph=True``: a graph
     break raises) and gives eager's spikes, loss and every gradient, over two calls that
-    carry state; carrying state does not recompile on every call."""
+    carry state; carrying state does not recompile on every call. ``segments``: every
+    backward in time segments (two launches a neuron, over 10 steps in chunks of 2)."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
+    n_steps = 3
+    if segments > 1:
+        config = KernelConfig(32, 1, 1, 2, 32, True, True, segments)
+        monkeypatch.setattr(ops, "_PLANS", {})
+        monkeypatch.setattr(table, "select_config", lambda *args: config)
+        monkeypatch.setattr(table, "select_training_configs", lambda *args: (config, config))
+        n_steps = 10
     model = SpikingNet(stateful).to(device)
-    x = _inputs().requires_grad_()
+    x = _inputs(n_steps=n_steps).requires_grad_()
     eager = [_step(model, x), _step(model, x)]
     _reset(model)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
@@ -80,6 +94,8 @@ def test_fullgraph_compile_matches_eager(device, stateful):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert graphs <= (2 if stateful else 1)  # stateful: the first call has no state yet
+    if segments > 1:  # eager's backwards ran in segments (the plans it cached)
+        assert any(plan.maps is not None for plan in ops._PLANS.values())
 
 
 def test_inductor_training_step_matches_eager(device):
