@@ -14,13 +14,13 @@
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
-#                   512x8192 and 2048x4096: backward (the long space, segments too), then the
+#                   512x8192, 2048x4096, 1024x65536: backward (the long space, segments too), then the
 #                   training forward paired with its winner (no inference forward: tune it
 #                   with --directions fwd). On the H200 at ff89ce5 LIF and PLIF took ~150 s
 #                   each; ALIF's long space ran past 250 s, so ALIF runs --space segments
 #                   (its backward only in segments, and the defaults: ~270 s at e241b3c). bf16
-#                   doubles it (--dtypes bfloat16); 1024x65536 (not tuned on the H200) adds a
-#                   point per op
+#                   doubles it (--dtypes bfloat16); those timings had 2 points, not 3 (the
+#                   compiles are shared: a third point adds timing only)
 # After a kernel edit, first `python scripts/same_ptx.py REV --restamp` (no GPU: keeps the
 # entries whose compiled code is unchanged); then, for what it dropped or when the code of
 # every config changed, tune-fwd after a forward edit (the per-direction hash keeps the
@@ -64,7 +64,7 @@ plan() {  # plan STAGE: the stage's commands, one a line
     tune-long)
       for op in $OPS; do
         space=long; [ "$op" = alif ] && space=segments
-        echo "tune long_${op}_float32 --ops $op --directions bwd,fwd_train --dtypes float32 --shapes 512x8192,2048x4096 --space $space"
+        echo "tune long_${op}_float32 --ops $op --directions bwd,fwd_train --dtypes float32 --shapes 512x8192,2048x4096,1024x65536 --space $space"
       done ;;
     *) return 1 ;;
   esac

@@ -8,6 +8,9 @@ import torch
 
 import tether
 from tether.benchmark.providers import capture
+from tether.functional import ops
+from tether.tuning import table
+from tether.tuning.space import KernelConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
@@ -15,11 +18,16 @@ MODULES = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}
 SHAPE = (16, 4, 300)  # (T, B, F): not a multiple of any block size
 
 
-@pytest.mark.parametrize("stateful", [True, False])
+@pytest.mark.parametrize("stateful,segments", [(True, 1), (False, 1), (True, 4)])
 @pytest.mark.parametrize("neuron", list(MODULES))
-def test_training_step_replays(neuron, stateful):
+def test_training_step_replays(monkeypatch, neuron, stateful, segments):
     """Forward and backward captured once; replayed on new input, spikes and the gradients
-    of the input and every parameter equal an eager step on that input."""
+    of the input and every parameter equal an eager step on that input. ``segments``: the
+    backward in 4 time segments (two launches and a maps buffer inside the capture)."""
+    if segments > 1:
+        config = KernelConfig(64, 1, 1, 2, 32, True, True, segments)
+        monkeypatch.setattr(ops, "_PLANS", {})
+        monkeypatch.setattr(table, "select_training_configs", lambda *args: (config, config))
     torch.manual_seed(0)
     module = MODULES[neuron](SHAPE[2], stateful=stateful).cuda()
     eager = copy.deepcopy(module)
