@@ -196,12 +196,15 @@ PREFETCH_TILE = 32
 # Long sequences over few neurons: N / block programs must cover the SMs (T=512, N=8192: a
 # block of 64 gives 128 programs, 256 only 32). Fewer than 4 neurons per thread puts the
 # tile's time axis across threads (row selects become shuffles): slower at large N, but
-# here the chain of each program is the bound, so the GPU decides.
-LONG_BLOCK_WARPS = [(32, 1), (64, 1), (128, 1), (128, 2), (256, 2)]
+# here the chain of each program is the bound, so the GPU decides. One neuron a thread
+# (32 on 1 warp) left the space: 3-20x slower than the best in every long sweep, H100 and
+# H200, every op and direction (``results/*/sweep_long_*.csv``; cause unknown: its sm_90
+# layouts keep whole time columns in a thread, with no shared memory or spills).
+LONG_BLOCK_WARPS = [(64, 1), (128, 1), (128, 2), (256, 2)]
 # The backward in time segments (``segments``): 2 neurons a thread, chunks 8 and 16, prefetch.
 # H200, LIF fp32 forward+backward at 512x8192 (``results/nvidia-h200/split_explore.csv``):
 # 64 on 1 warp in 8 segments 0.056 ms against 0.139 for the tuned single walk; 32 on 1 warp
-# (1 a thread) ran 10x slower in segments, as without.
+# (1 a thread) ran 10x slower in segments, as without (see LONG_BLOCK_WARPS).
 SEGMENT_BLOCK_WARPS = [(64, 1), (128, 2)]
 SEGMENTS = (4, 8, 16)
 SPACE_SIZES = ("full", "quick", "micro", "long", "segments")
