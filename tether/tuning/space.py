@@ -219,7 +219,7 @@ def config_space(
     for long sequences over few neurons, small blocks on 1-2 warps, chunks 8 to 32, with and
     without ``prefetch``, 32-step words, the backward also in ``SEGMENTS``, plus the defaults;
     ``"segments"``: the long space, its backward only in segments (and the defaults): a
-    long-sequence tuning run with little GPU time (ALIF's long space compiles for minutes).
+    long-sequence tuning run with little GPU time (ALIF's long-space tune ran past 250 s).
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
     sweeps the packing width and runs one stage (its loop carries no loads across iterations
