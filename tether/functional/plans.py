@@ -127,9 +127,8 @@ def _plan(
     """A plan for ``kernel`` over ``segments`` of time: its ``switches`` and the config's
     launch constexprs in signature order, and the runtime arguments it fixes (shape, group
     size, P, strides)."""
-    names = _arg_names(kernel, True)
-    meta = {k: v for k, v in {"SEGMENTS": 1, **config.meta()}.items() if k in names}
-    constexprs = _constexpr_order(kernel, {**switches, **meta})
+    launch = config.constexprs(_arg_names(kernel, True))
+    constexprs = _constexpr_order(kernel, {**switches, **launch})
     shape = {"n_steps": n_steps, "n_neurons": n_neurons, "group_size": spec.group_size}
     fixed = {**strides, **shape, "n_params": n_params}
     return Plan(config, (cdiv(n_neurons, config.block), segments, 1), constexprs, fixed, {})
@@ -364,17 +363,17 @@ def backward_plan(
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
     segment_chunks, segments = segment_shape(n_steps, config)
-    args = (spec, config, constexprs, n_steps, n_neurons, n_params, strides)
+
+    def launch(split: int, programs: int) -> Plan:
+        """The plan of the launch with switch ``SPLIT=split`` over ``programs`` segments."""
+        plan = _plan(neuron_bwd_kernel, spec, config, {**constexprs, "SPLIT": split}, n_steps,
+                     n_neurons, n_params, strides, programs)  # fmt: skip
+        plan.fixed["n_segment_chunks"] = segment_chunks
+        return plan
+
     if segments == 1:
-        plan = _plan(neuron_bwd_kernel, *args[:2], {**constexprs, "SPLIT": 0}, *args[3:])
-    else:
-        maps = _plan(neuron_bwd_kernel, *args[:2], {**constexprs, "SPLIT": 1}, *args[3:],
-                     segments - 1)  # fmt: skip
-        plan = _plan(neuron_bwd_kernel, *args[:2], {**constexprs, "SPLIT": 2}, *args[3:],
-                     segments)._replace(maps=maps)  # fmt: skip
-        maps.fixed["n_segment_chunks"] = segment_chunks
-    plan.fixed["n_segment_chunks"] = segment_chunks
-    return plan
+        return launch(0, 1)
+    return launch(2, segments)._replace(maps=launch(1, segments - 1))
 
 
 def segment_shape(n_steps: int, config: KernelConfig) -> tuple[int, int]:
@@ -442,7 +441,7 @@ def run_backward(
         "maps_ptr": x,
     }
     if plan.maps is not None:  # (MAP_ROWS, SEGMENTS, N): see the kernel's _segment_carry
-        shape = (6 if spec.adaptive else 2, plan.config.segments, grad_x[0].numel())
+        shape = (6 if spec.adaptive else 2, plan.config.segments, plan.fixed["n_neurons"])
         named["maps_ptr"] = torch.empty(shape, dtype=torch.float32, device=x.device)
         _launch(_launch_bwd, plan.maps, named, cached, traced)
     _launch(_launch_bwd, plan, named, cached, traced)

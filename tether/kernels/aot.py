@@ -113,7 +113,7 @@ def compile_kernel(
     raises. ``aligned``: pointers and ``n_neurons`` specialized as multiples of 16, as the
     runtime's JIT specializes the usual call (vector loads; a layout like the GPU's)."""
     kernel = KERNELS[direction]
-    constexprs = {"SEGMENTS": 1, **switches, **config.meta()}
+    constexprs = {**switches, **config.constexprs(kernel.arg_names)}
     constexprs = {name: value for name, value in constexprs.items() if name in kernel.arg_names}
     missing = [
         name

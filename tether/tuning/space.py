@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 import torch
@@ -106,6 +107,12 @@ class KernelConfig:
         if self.segments > 1:
             meta["SEGMENTS"] = self.segments
         return meta
+
+    def constexprs(self, names: Collection[str]) -> dict[str, int | bool]:
+        """The launch constexprs a kernel with constexpr parameters ``names`` takes:
+        ``meta()``, with ``SEGMENTS`` (1 too) where the kernel has it."""
+        meta = {"SEGMENTS": self.segments, **self.meta()}
+        return {name: value for name, value in meta.items() if name in names}
 
     def to_triton(self) -> triton.Config:
         """This config as Triton's autotuner takes it: ``meta()`` and the launch options."""
@@ -239,8 +246,12 @@ def config_space(
     if size == "long":
         return _long_space(direction, dtype)
     if size == "segments":  # the long space's backward in segments, and the defaults
-        return [c for c in _long_space(direction, dtype) if direction != "bwd" or c.segments > 1
-                or not c.lean]  # fmt: skip
+        long = _long_space(direction, dtype)
+        if direction != "bwd":
+            return long
+        return list(
+            dict.fromkeys([c for c in long if c.segments > 1] + _defaults(direction, dtype))
+        )
     full = size == "full"
     configs = []
     stages = (1, 2) if direction == "fwd" and full else (1,)
@@ -286,5 +297,9 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
                 SEGMENT_BLOCK_WARPS, (8, 16), SEGMENTS
             )
         ]
-    defaults = [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
-    return list(dict.fromkeys(configs + defaults))
+    return list(dict.fromkeys(configs + _defaults(direction, dtype)))
+
+
+def _defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
+    """The direction's defaults: every op, T <= 8 and above."""
+    return [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
