@@ -13,6 +13,8 @@
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
+#   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
+#                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
 #                   512x8192, 2048x4096, 1024x65536: backward (the long space, segments too), then the
 #                   training forward paired with its winner (no inference forward: tune it
@@ -48,6 +50,10 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "$BENCH --ops ${OPS// /,} --shapes 512x8192,1024x65536,2048x4096 --impls tether,graphed,spikingjelly" ;;
     bench-overhead)
       echo "python3 bench.py run --ops ${OPS// /,} --impls tether,compile --shapes 8x1024 --out \$OUT/overhead.csv" ;;
+    fill-ab)
+      for programs in 0 128; do
+        echo "python3 -c 'import sys, tether.tuning.space as s; s.MIN_PROGRAMS = int(sys.argv[1]); from tether.benchmark.cli import app; app(sys.argv[2:])' $programs run --ops ${OPS// /,} --modes fwd,fwdbwd --impls untuned --dtypes float32 --shapes 512x8192,2048x4096,1024x65536,8x16384,64x16384,256x65536 --out \$OUT/fill_ab_$programs.csv"
+      done ;;
     tune-fwd | tune-bwd)
       local dir=${1#tune-}
       for dtype in $DTYPES; do

@@ -21,15 +21,16 @@ from tether.functional import ops, plans
 from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, OPS
 from tether.tuning import autotune, table
-from tether.tuning.space import SPACE_SIZES, KernelConfig, config_space, default_config
+from tether.tuning.space import SPACE_SIZES, KernelConfig, config_space, default_config, defaults
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="times kernels on a GPU")
 UNKNOWN_GPU = "NVIDIA Z9|12.0"  # no table entry: TETHER_AUTOTUNE=1 tunes it
 
 
 def point(op="lif", direction="fwd", n_steps=32, n_neurons=4096, dtype=torch.float32, **kw):
-    """A tuning point on CPU tensors: enough for the key and pruning (no kernel runs)."""
-    x = torch.zeros(n_steps, n_neurons, dtype=dtype)
+    """A tuning point on CPU tensors: enough for the key and pruning (no kernel runs; a
+    broadcast zero, so that large shapes take no memory)."""
+    x = torch.zeros((), dtype=dtype).expand(n_steps, n_neurons)
     params = {name: 0.5 for name in NEURONS[op].params}
     return autotune.Point(op, direction, x, x, params, **kw)
 
@@ -69,8 +70,12 @@ def fresh_tuning(monkeypatch, tmp_path):
     autotune.online_tuner.cache_clear()
 
 
-def pruned(p, direction="bwd", size="full"):
-    configs = [c.to_triton() for c in config_space(direction, torch.float32, size)]
+def pruned(p, direction="bwd", size="full", extra=None):
+    """What a tuner of ``p`` keeps: its space and ``extra``, by default the point's default
+    (as ``sweep`` builds it)."""
+    extra = [p.default] if extra is None else extra
+    space = dict.fromkeys([*config_space(direction, torch.float32, size), *extra])
+    configs = [c.to_triton() for c in space]
     kept = autotune.prune(configs, {"point": p}, **p.key)
     return [KernelConfig.from_triton(c) for c in kept]
 
@@ -170,7 +175,9 @@ def test_under_the_interpreter_the_tuner_runs_the_explicit_config_path(
     assert not tuner.cache_results
     timed = {KernelConfig.from_triton(c) for c in tuner.configs_timings}
     assert best in timed and timed <= set(launched)
-    assert timed == set(pruned(point(n_steps=5, n_neurons=300), "fwd", autotune.ONLINE_SPACE))
+    online = pruned(point(n_steps=5, n_neurons=300), "fwd", autotune.ONLINE_SPACE,
+                    defaults("fwd", torch.float32))  # fmt: skip
+    assert timed == set(online) and point(n_steps=5, n_neurons=300).default in timed
 
 
 def test_online_autotune_returns_a_config_of_the_space(device, fresh_tuning):
@@ -199,9 +206,11 @@ def test_the_sweep_drives_the_autotuner_and_a_wrong_config_never_wins(device, mo
     rows = frame.set_index(["block", "num_warps", "chunk"])
     assert rows.loc[(512, 4, 8), "rejected"] and math.isnan(rows.loc[(512, 4, 8), "ms"])
     timed = rows[rows["ms"].notna()]
-    assert len(timed) == 2 and not timed["rejected"].any()  # chunk 16 does not fit T = 5
+    # chunk 16 does not fit T = 5; the default over N = 300 (64 on 1 warp) is timed too
+    assert len(timed) == 3 and not timed["rejected"].any()
+    assert timed["is_default"].sum() == 1 and (64, 1, 8) in timed.index
     best = sweep.winners(frame).iloc[0]
-    assert (best["block"], best["num_warps"]) in {(256, 2), (1024, 4)}
+    assert (best["block"], best["num_warps"]) in {(256, 2), (1024, 4), (64, 1)}
 
 
 @pytest.mark.parametrize("inside", ["capture", "compile"])

@@ -159,7 +159,7 @@ def test_untuned_block_runs_the_default(monkeypatch, empty_caches):
     tuned = KernelConfig(256, 2, 1, 4, 8)
     monkeypatch.setattr(table, "_choose", lambda *args: (tuned, True))
     cpu = torch.device("cpu")
-    default_bwd = default_config("bwd", torch.float32, "lif", 7)
+    default_bwd = default_config("bwd", torch.float32, "lif", 7)  # no GPU: no fill_gpu
     assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == tuned
     with table.untuned():
         assert table.select_config("lif", "bwd", torch.float32, 7, 100, cpu) == default_bwd

@@ -234,15 +234,15 @@ def test_training_forward_takes_its_entry_for_the_backward_layout(on_h100):
     # an entry tuned for another layout is never used: the fixed shape runs instead
     on_h100([gpu_entry("bwd", bwd), gpu_entry("fwd_train", other_layout)])
     got = table.select_training_configs("lif", torch.float32, 500, 8192, cpu)
-    assert got == (training_forward_config(bwd), bwd)
+    assert got == (training_forward_config(bwd, torch.float32, 8192), bwd)
     on_h100([gpu_entry("bwd", bwd)])  # no entry: today's fixed launch shape
     got = table.select_training_configs("lif", torch.float32, 500, 8192, cpu)
-    assert got == (training_forward_config(bwd), bwd)
+    assert got == (training_forward_config(bwd, torch.float32, 8192), bwd)
     with table.untuned():
         fwd_untuned, bwd_untuned = table.select_training_configs(
             "lif", torch.float32, 500, 8192, cpu
         )
-    assert fwd_untuned == training_forward_config(bwd_untuned)
+    assert fwd_untuned == training_forward_config(bwd_untuned, torch.float32, 8192)
 
 
 def test_the_sweep_tunes_the_training_forward_for_the_paired_backward(

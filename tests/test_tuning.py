@@ -1,6 +1,7 @@
 """The winners table loader, bucket lookup, stale hashes, defaults and the config space."""
 
 import ast
+import itertools
 import json
 import subprocess
 import sys
@@ -14,8 +15,14 @@ from tests.helpers import Case, check_against_reference
 from tether.functional import ops
 from tether.kernels import aot, hashing, neuron
 from tether.neurons import OPS
-from tether.tuning import autotune, table
-from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
+from tether.tuning import autotune, space, table
+from tether.tuning.space import (
+    DTYPES,
+    KernelConfig,
+    config_space,
+    default_config,
+    training_forward_config,
+)
 
 CONFIG = {"block": 512, "num_warps": 4, "num_stages": 1, "chunk": 8, "pack_bits": 16}
 
@@ -179,6 +186,33 @@ def test_default_heuristic_follows_the_sweeps():
     assert default_config("bwd", bf16, "plif", 64) == KernelConfig(1024, 4, 1, 8, 32)
     for dtype in (fp32, bf16):
         assert default_config("bwd", dtype, "alif", 64) == KernelConfig(128, 2, 1, 8, 32, True)
+
+
+def test_defaults_fill_the_gpu_for_few_neurons():
+    """fp32 defaults that would launch fewer than MIN_PROGRAMS programs step down the ladder,
+    prefetching where two tiles fit, and lean; one config a table bucket; 16-bit I/O and
+    large N keep the default's shape."""
+    fp32, bf16 = torch.float32, torch.bfloat16
+    fast = {"prefetch": True, "lean": True}
+    assert default_config("bwd", fp32, "lif", 512, 8192) == KernelConfig(64, 1, 1, 16, 32, **fast)
+    assert default_config("fwd", fp32, "lif", 512, 2**14) == KernelConfig(128, 2, 1, 8, 32, **fast)
+    bwd = default_config("bwd", fp32, "lif", 512)
+    assert training_forward_config(bwd, fp32, 2**16) == KernelConfig(512, 4, 1, 16, 32, lean=True)
+    for n_neurons in (8193, 12000, 16384):  # one bucket
+        filled = default_config("bwd", fp32, "lif", 512, n_neurons)
+        assert filled == KernelConfig(128, 2, 1, 16, 32, **fast)
+    for n_neurons in (2**17, 2**20, 10**7):
+        assert training_forward_config(bwd, fp32, n_neurons) == training_forward_config(bwd)
+        assert default_config("bwd", fp32, "lif", 512, n_neurons) == bwd
+    assert default_config("bwd", bf16, "lif", 512, 8192) == default_config("bwd", bf16, "lif")
+    assert training_forward_config(bwd, bf16, 8192) == training_forward_config(bwd)
+    for op, direction, n_neurons in itertools.product(OPS, ("fwd", "bwd"), (1, 100, 3000, 9000)):
+        for n_steps in (1, 8, 9, 1024):
+            config = default_config(direction, fp32, op, n_steps, n_neurons)
+            bucket = table.n_bucket(max(n_neurons, 1024))
+            assert bucket >= space.MIN_PROGRAMS * config.block or config.block == 64
+            assert config.per_thread >= 2 and config.per_thread * config.chunk <= 32
+            assert config in space.defaults(direction, fp32)  # compiled in CI, timed in tunes
 
 
 SAMPLE = [config_space("bwd", torch.float32)[i] for i in (0, 7, 19, 33, 47, 59)]

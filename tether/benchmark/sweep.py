@@ -30,7 +30,7 @@ from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
 from tether.benchmark.runner import error_fraction
 from tether.kernels.hashing import kernel_hash
 from tether.tolerances import TOLERANCES
-from tether.tuning.autotune import Point, bench, kernel_calls, make_tuner, tune
+from tether.tuning.autotune import Point, bench, default_for, kernel_calls, make_tuner, tune
 from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
 from tether.tuning.table import (
     SCHEMA,
@@ -60,7 +60,7 @@ def paired_backward(
         if e["capability"] == capability and e["kernel_hash"] == kernel_hash("bwd")
     ]
     config = lookup(entries, name, op, "bwd", dtype_name, n_steps, n_neurons)
-    return config or default_config("bwd", DTYPES[dtype_name], op, n_steps)
+    return config or default_config("bwd", DTYPES[dtype_name], op, n_steps, n_neurons)
 
 
 def sweep(
@@ -85,7 +85,8 @@ def sweep(
         bwd = None
         if direction == "fwd_train":
             bwd = paired_backward(op, dtype_name, n_steps, n_neurons, device)
-        configs = config_space(direction, dtype, space, bwd)
+        default = default_for(op, direction, dtype, n_steps, n_neurons, bwd)
+        configs = list(dict.fromkeys([*config_space(direction, dtype, space, bwd), default]))
         errors = {}
         for config in configs:
             outputs = kernel_calls(
@@ -94,10 +95,10 @@ def sweep(
             errors[config] = error_fraction(outputs[2](), truth, dtype)
         rejected = frozenset(c for c, e in errors.items() if e > TOLERANCES[dtype].bound)
         point = Point(op, direction, problem.x, problem.grad, problem.params, rejected, bwd)
-        default = point.default  # in every space: always timed
         if on_step:
             on_step(f"{op} {direction} {dtype_name} T={n_steps} N={n_neurons}: autotuning")
-        timings = tune_timings(point, make_tuner(direction, dtype, space, False, bwd))
+        tuner = make_tuner(direction, dtype, space, False, bwd, extra=(default,))  # timed
+        timings = tune_timings(point, tuner)
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
                 "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip
         for config in configs:

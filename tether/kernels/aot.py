@@ -33,10 +33,13 @@ from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, PARAMS, NeuronDef
 from tether.tuning.space import (
     DTYPES,
+    FILL_LADDER,
+    MIN_PROGRAMS,
     PACK_DTYPES,
     KernelConfig,
     config_space,
     default_config,
+    defaults,
     training_forward_config,
 )
 from tether.tuning.table import TABLE_PATH, load_table
@@ -277,8 +280,8 @@ def space_variants() -> Iterator[Variant]:
 
 
 def config_variants() -> list[Variant]:
-    """The configs the runtime can pick: every default (per op and T bucket), its training
-    forward and every shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction,
+    """The configs the runtime can pick: every default (per op, T bucket and small-layer
+    rung), its training forward and every shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction,
     dtype) space, full and long, drawn with a fixed seed; each once."""
     chosen: dict[str, Variant] = {}
 
@@ -288,11 +291,11 @@ def config_variants() -> list[Variant]:
 
     for direction, dtype_name in itertools.product(KERNEL_DIRECTIONS, TUNED_DTYPES):
         dtype = DTYPES[dtype_name]
-        for op, n_steps in itertools.product(NEURONS, (1, 16)):  # T <= 8 and above
-            default = default_config(direction, dtype, op, n_steps)
+        for default in defaults(direction, dtype):
             add(direction, dtype_name, default)
-            if direction == "bwd":
-                add("fwd_train", dtype_name, training_forward_config(default))
+            if direction == "bwd":  # its training forward, for few neurons too
+                for n_neurons in (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER)):
+                    add("fwd_train", dtype_name, training_forward_config(default, dtype, n_neurons))
         draw = random.Random(f"{direction}-{dtype_name}")
         for config in draw.sample(config_space(direction, dtype), SAMPLE_PER_SPACE):
             add(direction, dtype_name, config)

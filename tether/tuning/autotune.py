@@ -36,7 +36,13 @@ from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
 from tether.kernels.hashing import kernel_hash
 from tether.neurons import NEURONS
 from tether.reference import NeuronOutput
-from tether.tuning.space import KernelConfig, config_space, default_config, training_forward_config
+from tether.tuning.space import (
+    KernelConfig,
+    config_space,
+    default_config,
+    defaults,
+    training_forward_config,
+)
 from tether.tuning.table import gpu_key, n_bucket, t_bucket
 
 ONLINE_SPACE = "micro"  # what TETHER_AUTOTUNE=1 tries: `tether-bench tune --space micro`
@@ -76,7 +82,7 @@ def kernel_calls(
 
         return forward, None, lambda: (forward()[0].spikes, None)
     if direction == "bwd":
-        train_config, bwd = training_forward_config(config), config
+        train_config, bwd = training_forward_config(config, x.dtype, x.shape[1]), config
     else:
         train_config = config
 
@@ -93,6 +99,21 @@ def kernel_calls(
     if direction == "fwd_train":
         return train_forward, None, lambda: (out.spikes, backward()[0])
     return backward, train_forward, lambda: (out.spikes, backward()[0])
+
+
+def default_for(
+    op: str,
+    direction: str,
+    dtype: torch.dtype,
+    n_steps: int,
+    n_neurons: int,
+    bwd: KernelConfig | None = None,
+) -> KernelConfig:
+    """The config the runtime runs untuned at (T, N): ``training_forward_config`` of ``bwd``
+    (``fwd_train``), else ``default_config``. Every tuning run times it."""
+    if direction == "fwd_train":
+        return training_forward_config(bwd, dtype, n_neurons)
+    return default_config(direction, dtype, op, n_steps, n_neurons)
 
 
 class Point:
@@ -115,10 +136,7 @@ class Point:
         self.op, self.direction, self.x, self.grad, self.params = op, direction, x, grad, params
         self.rejected, self.bwd = rejected, bwd
         n_steps, n_neurons = x.shape
-        if direction == "fwd_train":
-            self.default = training_forward_config(bwd)
-        else:
-            self.default = default_config(direction, x.dtype, op, n_steps)
+        self.default = default_for(op, direction, x.dtype, n_steps, n_neurons, bwd)
         device = x.device
         neuron = NEURONS[op]
         self.key = {
@@ -226,14 +244,16 @@ def make_tuner(
     space: str,
     persist: bool,
     bwd: KernelConfig | None = None,
+    extra: Sequence[KernelConfig] = (),
 ):
-    """A ``triton.autotune`` over ``config_space(direction, dtype, space, bwd)``;
-    ``persist``: Triton's result cache on (off under the interpreter, where Triton turns it
-    off)."""
+    """A ``triton.autotune`` over ``config_space(direction, dtype, space, bwd)`` and
+    ``extra`` (a point's default, where the space lacks it); ``persist``: Triton's result
+    cache on (off under the interpreter, where Triton turns it off)."""
     options = {"do_bench": bench, "cache_results": persist}
     accepted = inspect.signature(triton.autotune).parameters
+    configs = dict.fromkeys([*config_space(direction, dtype, space, bwd), *extra])
     return triton.autotune(
-        [c.to_triton() for c in config_space(direction, dtype, space, bwd)],
+        [c.to_triton() for c in configs],
         key=list(KEY),
         prune_configs_by={"early_config_prune": prune},
         **{name: value for name, value in options.items() if name in accepted},
@@ -243,7 +263,7 @@ def make_tuner(
 @functools.cache
 def online_tuner(direction: str, dtype: torch.dtype):
     """The process's tuner of ``TETHER_AUTOTUNE=1`` (Triton keeps its winners by key)."""
-    return make_tuner(direction, dtype, ONLINE_SPACE, persist=True)
+    return make_tuner(direction, dtype, ONLINE_SPACE, True, extra=defaults(direction, dtype))
 
 
 def tune(point: Point, tuner) -> KernelConfig:

@@ -133,7 +133,11 @@ class KernelConfig:
 
 
 def default_config(
-    direction: str, dtype: torch.dtype, op: str = "lif", n_steps: int = 32
+    direction: str,
+    dtype: torch.dtype,
+    op: str = "lif",
+    n_steps: int = 32,
+    n_neurons: int | None = None,
 ) -> KernelConfig:
     """The untuned heuristic, from the H100 sweeps in ``results/`` (LIF, PLIF and ALIF over
     the T x N grid and the standard shapes; 52 forward and 42 backward points with T*N >=
@@ -158,27 +162,67 @@ def default_config(
       (every dtype) on 128 neurons on 2 warps: fp32 forward+backward 1.57 ms against 2.34 for
       the previous default (256 x 2 warps, no prefetch), bf16 1.17 against 1.76; PLIF fp32
       1.46 against 1.55 (H200, 32 x 2^23, ``config_ab_*.csv``).
+    - ``n_neurons`` (N of the call): an fp32 config that would launch fewer than
+      ``MIN_PROGRAMS`` programs takes a smaller block (``fill_gpu``).
     """
     if direction == "bwd" and NEURONS[op].adaptive:
-        return KernelConfig(block=128, num_warps=2, num_stages=1, chunk=8, pack_bits=32,
-                            prefetch=True)  # fmt: skip
-    if dtype != torch.float32:
-        return KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
-    if direction == "fwd":
-        return KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
-    learnable = NEURONS[op].learnable
-    chunk = 8 if learnable or n_steps <= 8 else 16  # T > 8: buckets of 16 up
-    return KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32,
-                        prefetch=learnable)  # fmt: skip
+        config = KernelConfig(block=128, num_warps=2, num_stages=1, chunk=8, pack_bits=32,
+                              prefetch=True)  # fmt: skip
+    elif dtype != torch.float32:
+        config = KernelConfig(block=1024, num_warps=4, num_stages=1, chunk=8, pack_bits=32)
+    elif direction == "fwd":
+        config = KernelConfig(block=256, num_warps=2, num_stages=1, chunk=8, pack_bits=32)
+    else:
+        learnable = NEURONS[op].learnable
+        chunk = 8 if learnable or n_steps <= 8 else 16  # T > 8: buckets of 16 up
+        config = KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32,
+                              prefetch=learnable)  # fmt: skip
+    return fill_gpu(config, dtype, n_neurons)
 
 
-def training_forward_config(bwd: KernelConfig) -> KernelConfig:
+def training_forward_config(
+    bwd: KernelConfig, dtype: torch.dtype = torch.float32, n_neurons: int | None = None
+) -> KernelConfig:
     """The untuned forward of a training step, paired with the backward config ``bwd``: it
     saves in ``bwd``'s layout (chunk, pack_bits) with 1024 neurons on 4 warps, the launch
-    shape every backward config was timed with (``sweep``), in every dtype."""
-    return KernelConfig(
+    shape every backward config was timed with (``sweep``), in every dtype; for fp32 with
+    fewer than ``MIN_PROGRAMS`` programs over ``n_neurons``, a smaller block (``fill_gpu``)."""
+    config = KernelConfig(
         block=1024, num_warps=4, num_stages=1, chunk=bwd.chunk, pack_bits=bwd.pack_bits
     )
+    return fill_gpu(config, dtype, n_neurons)
+
+
+# Few neurons a call (long sequences, small layers): a block of 1024 neurons launches N/1024
+# programs, 8 at N=8192 on 132 SMs, and each program's serial walk over T is then the time.
+# An fp32 default below MIN_PROGRAMS programs steps down FILL_LADDER (2 neurons a thread at
+# the end) with prefetch where the two tiles fit (PREFETCH_TILE) and lean: the shape of every
+# long-sequence winner (``python scripts/fill_eval.py`` scores the rule on the committed
+# sweeps). The runtime applies it on GPUs only (``table``). Not 16-bit I/O: fewer than 8
+# values a thread ran 3-5x slower on the H200 at every N swept (LIF bf16 forward at
+# 512x8192: 0.221 ms on 256/2 against 0.064 on 1024/4,
+# ``results/nvidia-h200/sweep_fwd_bfloat16_standard.csv``).
+FILL_LADDER = ((1024, 4), (512, 4), (256, 2), (128, 2), (64, 1))
+MIN_PROGRAMS = 128
+
+
+def fill_gpu(config: KernelConfig, dtype: torch.dtype, n_neurons: int | None) -> KernelConfig:
+    """``config`` (fp32, on ``FILL_LADDER``) with the largest smaller block of the ladder that
+    launches at least ``MIN_PROGRAMS`` programs over ``n_neurons`` rounded up to a power of
+    two (the table's bucket: one config a bucket), the ladder's last if none does, with
+    prefetch and lean; else ``config`` itself."""
+    shape = config.block, config.num_warps
+    if n_neurons is None or dtype != torch.float32 or shape not in FILL_LADDER:
+        return config
+    n_bucket = 1 << max(n_neurons - 1, 0).bit_length()
+    rung = FILL_LADDER.index(shape)
+    while rung + 1 < len(FILL_LADDER) and n_bucket < MIN_PROGRAMS * FILL_LADDER[rung][0]:
+        rung += 1
+    block, num_warps = FILL_LADDER[rung]
+    if block == config.block:
+        return config
+    filled = dataclasses.replace(config, block=block, num_warps=num_warps, lean=True)
+    return dataclasses.replace(filled, prefetch=filled.per_thread * filled.chunk <= PREFETCH_TILE)
 
 
 # (block, num_warps) with 4 to 16 neurons per thread: the range where the tile's time axis
@@ -249,9 +293,7 @@ def config_space(
         long = _long_space(direction, dtype)
         if direction != "bwd":
             return long
-        return list(
-            dict.fromkeys([c for c in long if c.segments > 1] + _defaults(direction, dtype))
-        )
+        return list(dict.fromkeys([c for c in long if c.segments > 1] + defaults(direction, dtype)))
     full = size == "full"
     configs = []
     stages = (1, 2) if direction == "fwd" and full else (1,)
@@ -279,7 +321,8 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """``config_space(size="long")``: ``LONG_BLOCK_WARPS`` x chunks 8, 16 (and 32 forward) x
     prefetch off and on, one stage, 32-step words, all ``lean``; the backward also in
     ``SEGMENTS`` on ``SEGMENT_BLOCK_WARPS`` (chunks 8 and 16, prefetch); then the direction's
-    defaults (every op, T <= 8 and above), so that the tuner always times them. The backward's 32-step chunk
+    ``defaults`` (every op, T <= 8 and above, every small-layer rung), so that the tuner
+    always times them. The backward's 32-step chunk
     compiles in ~25 s (the unrolled recompute and reverse step), 5x the 16-step one: only
     one such config, 64 neurons on a warp with prefetch (the 16-step winner's shape)."""
     chunks = (8, 16, 32) if direction == "fwd" else (8, 16)
@@ -297,9 +340,12 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
                 SEGMENT_BLOCK_WARPS, (8, 16), SEGMENTS
             )
         ]
-    return list(dict.fromkeys(configs + _defaults(direction, dtype)))
+    return list(dict.fromkeys(configs + defaults(direction, dtype)))
 
 
-def _defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
-    """The direction's defaults: every op, T <= 8 and above."""
-    return [default_config(direction, dtype, op, t) for op in NEURONS for t in (1, 16)]
+def defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
+    """Every default of the direction: each op, T <= 8 and above, and each N rung of the
+    small-layer rule (``fill_gpu``: N = MIN_PROGRAMS * block gives that block's rung)."""
+    sizes = (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER))
+    configs = itertools.product(NEURONS, (1, 16), sizes)
+    return list(dict.fromkeys(default_config(direction, dtype, *c) for c in configs))

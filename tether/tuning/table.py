@@ -15,7 +15,8 @@ else the heuristic ``default_config`` is used. Lookups are cached per process.
 
 The forward of a training step (``fwd_train``) saves in its backward's layout: its entries
 are looked up among those with the backward config's ``chunk`` and ``pack_bits``, and with
-none it runs ``training_forward_config`` (no online tuning).
+none it runs ``training_forward_config`` (no online tuning). The defaults of fp32 calls over
+few neurons take smaller blocks (``space.fill_gpu``).
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def select_config(
     tracing: there the default runs, with a warning, and the bucket is tuned at its next
     call outside); else the default. Cached per (GPU, op, direction, dtype, bucket)."""
     if _untuned:
-        return default_config(direction, dtype, op, n_steps)
+        return default_config(direction, dtype, op, n_steps, _fill_size(device, n_neurons))
     gpu = _gpu(device)
     key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
     config = _BY_BUCKET.get(key)
@@ -214,14 +215,14 @@ def select_training_configs(
 ) -> tuple[KernelConfig, KernelConfig]:
     """(forward, backward) configs of a training call. The forward saves spikes and
     checkpoints in the layout the backward reads (its ``chunk`` and ``pack_bits``): the
-    nearest ``fwd_train`` entry tuned for that layout, else the fixed launch shape of
-    ``training_forward_config``, the pair the tuner timed for each backward config
+    nearest ``fwd_train`` entry tuned for that layout, else ``training_forward_config``
+    (its launch shape filled to the GPU for few neurons), the pair the tuner timed for each backward config
     (``sweep``). Inference entries (``fwd``) are not used: a tuned block with the backward's
     chunk can overflow registers (block 2048 x chunk 16 ran 6% slower). Cached per (GPU, op,
     dtype, bucket, layout)."""
     bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
     if _untuned:
-        return training_forward_config(bwd), bwd
+        return training_forward_config(bwd, dtype, _fill_size(device, n_neurons)), bwd
     gpu = _gpu(device)
     key = (gpu, op, "fwd_train", dtype, t_bucket(n_steps), n_bucket(n_neurons), bwd)
     fwd = _BY_BUCKET.get(key)
@@ -229,7 +230,8 @@ def select_training_configs(
         name, entries = _entries(gpu)
         dtype_name = str(dtype).removeprefix("torch.")
         fwd = lookup(entries, name, op, "fwd_train", dtype_name, n_steps, n_neurons, bwd)
-        _BY_BUCKET[key] = fwd = fwd or training_forward_config(bwd)
+        fwd = fwd or training_forward_config(bwd, dtype, _fill_size(device, n_neurons))
+        _BY_BUCKET[key] = fwd
     return fwd, bwd
 
 
@@ -262,6 +264,12 @@ def _gpu(device: torch.device) -> str | None:
     return gpu_key(device.index if device.index is not None else torch.cuda.current_device())
 
 
+def _fill_size(device: torch.device, n_neurons: int) -> int | None:
+    """The N of the defaults' small-layer rule (``space.fill_gpu``): None off a GPU (the
+    interpreter has no SMs to fill, and pays for every program)."""
+    return n_neurons if _gpu(device) is not None else None
+
+
 def _entries(gpu: str | None) -> tuple[str | None, list[dict]]:
     """(GPU name, the current entries of its compute capability); none without a GPU."""
     if gpu is None:
@@ -282,9 +290,9 @@ def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> tuple[Kern
         if autotune_requested():
             if tuning_blocked():
                 _warn_deferred()
-                return default_config(direction, dtype, op, n_steps), False
+                return default_config(direction, dtype, op, n_steps, n_neurons), False
             # imported here: it imports core, which imports this module
             from tether.tuning.autotune import autotune_online
 
             return autotune_online(op, direction, dtype, n_steps, n_neurons, device), True
-    return default_config(direction, dtype, op, n_steps), True
+    return default_config(direction, dtype, op, n_steps, _fill_size(device, n_neurons)), True
