@@ -5,7 +5,8 @@ A CPU proxy of ``scripts/host_time.py``: CPU tensors take the kernel path (as un
 line of tether's Python around the launch runs (checks, plan cache, argument building,
 output allocation, the Launcher, autograd's Function machinery and engine, the backward
 glue) and the kernel costs nothing. Prints microseconds per call for LIF and PLIF, fwd
-(``no_grad``) and fwdbwd (forward + ``torch.autograd.grad``), at T=8 and N=1024, 2^20: the
+(``no_grad``) and fwdbwd (forward + ``torch.autograd.grad``), at T=8 and N=1024, 2^20, and
+``torch_floor`` rows (a no-op Function with LIF's arguments, saves and outputs): the
 median of several repeats of 2000 calls, garbage collection on as in a normal program. The
 clock is the process's CPU time (one thread: CPU autograd runs on the caller's), so that
 other programs sharing the CPU do not add their share.
@@ -31,6 +32,9 @@ import torch  # noqa: E402
 
 from tether.functional import LIFSubFunction, PLIFSubFunction, plans  # noqa: E402
 from tether.kernels import launch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from host_breakdown import _Floor11  # noqa: E402
 
 CALLS = 2000
 REPEATS = 7
@@ -92,6 +96,15 @@ def make_call(op: str, mode: str, n_steps: int, n_neurons: int):
     return call
 
 
+def floor_call(n_steps: int, n_neurons: int):
+    """PyTorch's own floor of a LIF fwdbwd call: a no-op Function with its eleven
+    arguments, ten saves and outputs (``host_breakdown._Floor11``)."""
+    x = torch.randn(n_steps, n_neurons, requires_grad=True)
+    g = torch.randn_like(x)
+    args = (None, 0.9, 1.0, 2.0, 0, False, True, False, 1, False)
+    return lambda: torch.autograd.grad(_Floor11.apply(x, *args)[0], [x], g)
+
+
 def per_call_us(call) -> float:
     """Median over ``REPEATS`` of the mean time of ``CALLS`` calls, in microseconds."""
     for _ in range(50):
@@ -114,6 +127,8 @@ def main(profile: bool) -> None:
             for n_neurons in (1024, 2**20):
                 us = per_call_us(make_call(op, mode, 8, n_neurons))
                 print(f"{op},{mode},8,{n_neurons},{us:.1f}", flush=True)
+    for n_neurons in (1024, 2**20):
+        print(f"torch_floor,fwdbwd,8,{n_neurons},{per_call_us(floor_call(8, n_neurons)):.1f}")
     if profile:
         call = make_call("lif", "fwdbwd", 8, 1024)
         call()

@@ -1,5 +1,6 @@
 """Kernel tests run on CUDA when there is a GPU, else on CPU under TRITON_INTERPRET=1."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -52,28 +53,56 @@ def compile_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
 
 
+# Ahead-of-time compiles for sm_90 that run in the background (``python -m tether.kernels.aot
+# ARGS --jobs 1``, one process and core each) from the start of the session, by the fixture
+# that collects each: every switch variant, and the configs the runtime can pick.
+BACKGROUND = {"compiled_switches": (), "compiled_configs": ("--configs",)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that wait for a background compile run last, so that the interpreter tests
+    run meanwhile."""
+    items.sort(key=lambda item: any(name in BACKGROUND for name in item.fixturenames))
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _configs_compiling(request):
-    """When a selected test needs them, compile the runtime's configs for sm_90
-    (``python -m tether.kernels.aot --configs``) on one core from the start of the session,
-    while the interpreter tests run on the other; ``compiled_configs`` collects the result."""
-    if not any("compiled_configs" in item.fixturenames for item in request.session.items):
-        yield None
-        return
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        command = [sys.executable, "-m", "tether.kernels.aot", "--configs", "--jobs", "1"]
-        process = subprocess.Popen(command, env=compile_env(), stdout=out, stderr=err)
-        yield process, out, err
-        process.kill()
-        process.wait()
+def _compiling(request):
+    """Start the background compiles that a selected test needs; ``{fixture: (process, out,
+    err)}``."""
+    needed = {n for item in request.session.items for n in item.fixturenames if n in BACKGROUND}
+    with contextlib.ExitStack() as files:
+        running = {}
+        for name in sorted(needed):
+            out, err = (files.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+            command = [sys.executable, "-m", "tether.kernels.aot", *BACKGROUND[name], "--jobs", "1"]
+            running[name] = (
+                subprocess.Popen(command, env=compile_env(), stdout=out, stderr=err),
+                out,
+                err,
+            )
+        yield running
+        for process, _, _ in running.values():
+            process.kill()
+            process.wait()
 
 
-@pytest.fixture(scope="session")
-def compiled_configs(_configs_compiling) -> dict[str, str]:
-    """``{variant id: "ok" | error}`` of the background compile."""
-    process, out, err = _configs_compiling
+def _compiled(running: dict, name: str) -> dict[str, str]:
+    """``{variant id: "ok" | error}`` of the background compile ``name``."""
+    process, out, err = running[name]
     process.wait()
     out.seek(0)
     err.seek(0)
     assert process.returncode == 0, err.read().decode()[-2000:]
     return json.loads(out.read())
+
+
+@pytest.fixture(scope="session")
+def compiled_switches(_compiling) -> dict[str, str]:
+    """Every switch variant of the kernels (``aot.switch_variants``)."""
+    return _compiled(_compiling, "compiled_switches")
+
+
+@pytest.fixture(scope="session")
+def compiled_configs(_compiling) -> dict[str, str]:
+    """The configs the runtime can pick (``aot.config_variants``)."""
+    return _compiled(_compiling, "compiled_configs")

@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import json
-import os
-import subprocess
 import sys
 import weakref
 
@@ -71,19 +68,11 @@ def test_unpack_kernel_matches_the_bits(device, pack_bits, dtype, n_steps, n_neu
     assert torch.equal(out.cpu(), spikes.to(dtype))
 
 
-def test_unpack_kernel_compiles_for_sm90():
-    """Every variant the runtime launches (also in ``aot.switch_variants``, the suite's
-    full AOT check), compiled without the interpreter."""
-    code = (
-        "import json; from tether.kernels import aot; "
-        "print(json.dumps(aot.compile_variants(list(aot.unpack_variants()))))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads(done.stdout.splitlines()[-1])
-    assert len(results) == 14 and set(results.values()) == {"ok"}, results
-    assert set(results) <= {v[0] for v in aot.switch_variants()}
+def test_unpack_kernel_compiles_for_sm90(compiled_switches):
+    """Every variant the runtime launches, compiled without the interpreter (with the
+    switch variants: ``conftest``)."""
+    unpack = [v[0] for v in aot.unpack_variants()]
+    assert len(unpack) == 14 and {compiled_switches[name] for name in unpack} == {"ok"}
 
 
 def test_unpack_rejects_mismatched_words():
