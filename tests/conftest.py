@@ -55,8 +55,12 @@ def compile_env() -> dict[str, str]:
 
 # Ahead-of-time compiles for sm_90 that run in the background (``python -m tether.kernels.aot
 # ARGS --jobs 1``, one process and core each) from the start of the session, by the fixture
-# that collects each: every switch variant, and the configs the runtime can pick.
-BACKGROUND = {"compiled_switches": (), "compiled_configs": ("--configs",)}
+# that collects each: every switch variant, the configs the runtime can pick, the layouts.
+BACKGROUND = {
+    "compiled_switches": (),
+    "compiled_configs": ("--configs",),
+    "compiled_layouts": ("--layouts",),
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -86,8 +90,8 @@ def _compiling(request):
             process.wait()
 
 
-def _compiled(running: dict, name: str) -> dict[str, str]:
-    """``{variant id: "ok" | error}`` of the background compile ``name``."""
+def _compiled(running: dict, name: str) -> dict:
+    """What the background compile ``name`` printed (JSON)."""
     process, out, err = running[name]
     process.wait()
     out.seek(0)
@@ -106,3 +110,9 @@ def compiled_switches(_compiling) -> dict[str, str]:
 def compiled_configs(_compiling) -> dict[str, str]:
     """The configs the runtime can pick (``aot.config_variants``)."""
     return _compiled(_compiling, "compiled_configs")
+
+
+@pytest.fixture(scope="session")
+def compiled_layouts(_compiling) -> dict[str, object]:
+    """The tiles' layouts and shared memory (``aot.tile_layouts``)."""
+    return _compiled(_compiling, "compiled_layouts")

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -330,13 +331,45 @@ def compile_in_parallel(variants: list[Variant], jobs: int) -> dict[str, str]:
         return {k: v for result in pool.map(compile_variants, shares) for k, v in result.items()}
 
 
+_BLOCKED = re.compile(
+    r"#ttg.blocked<\{sizePerThread = \[(\d+), (\d+)\], threadsPerWarp = \[(\d+), \d+\], "
+    r"warpsPerCTA = \[(\d+), \d+\]"
+)
+
+
+def tile_layouts() -> dict[str, object]:
+    """ALIF's kernels at chunk 8 on the launch shapes of the defaults and winners, fp32 and
+    bf16: ``{"DIRECTION-DTYPE-BLOCK-WARPS": [[size_t, size_n, threads_t, warps_t], ...]}`` (the
+    2-D blocked layouts of the compiled TTGIR) and ``{"shared-...": bytes of shared memory}``."""
+    out: dict[str, object] = {}
+    alif = NEURONS["alif"]
+    for direction, dtype in itertools.product(("fwd", "bwd"), (torch.float32, torch.bfloat16)):
+        for block, warps in ((128, 2), (256, 2), (512, 4), (1024, 4), (1024, 8)):
+            switches = (
+                fwd_switches(alif, False, True, 0)
+                if direction == "fwd"
+                else bwd_switches(alif, False, True, 0, 0)
+            )
+            config = KernelConfig(block, warps, 1, 8, 32)
+            kernel = compile_kernel(direction, dtype, config, switches, aligned=True)
+            name = f"{direction}-{dtype}-{block}-{warps}"
+            out[f"shared-{name}"] = kernel.metadata.shared
+            found = _BLOCKED.findall(kernel.asm["ttgir"])
+            out[name] = [list(map(int, layout)) for layout in found]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--configs", action="store_true", help="defaults, winners, a sample")
     which.add_argument("--space", action="store_true", help="every config of the space")
+    which.add_argument("--layouts", action="store_true", help="the tiles' layouts (JSON)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes")
     args = parser.parse_args(argv)
+    if args.layouts:
+        json.dump(tile_layouts(), sys.stdout)
+        return 0
     if args.space:
         variants = list(space_variants())
     elif args.configs:
