@@ -13,7 +13,8 @@ reaches the freed graph of the carried state raises, asking for ``reset()`` (the
 not: it may be an evaluation). ``stateful=False``: every call starts from zeros and the
 kernels skip writing the final state (4 bytes per neuron less). Deepcopy and pickling detach
 the state. A state left by a call under ``torch.inference_mode`` is copied into a plain tensor
-by the next call outside it, so training may follow evaluation without ``reset()``.
+by the next call outside it, so training may follow evaluation without ``reset()``. Under
+``torch.utils.checkpoint`` stateful neurons need ``context_fn=checkpoint_context``.
 
 ``n_neurons`` is optional: LIF has no per-neuron parameter, and PLIF/ALIF given
 ``n_neurons=None`` create their parameters on the first call from the input's features
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
+from collections import deque
 
 import torch
 from torch import nn
@@ -38,6 +41,37 @@ from tether.parametrize import UNIT, load_legacy, raw_value
 from tether.surrogates import Arctan, Surrogate
 
 _STATES = ("v", "a", "v_seq", "a_seq", "firing_rate")  # what a call leaves on the module
+
+
+# Checkpointed regions (``checkpoint_context``) on this thread, innermost last: each a log
+# of the states every neuron call in it started from, by module in call order, and whether
+# the region is recomputing (in a backward: autograd's thread, where it enters its context).
+_REGIONS = threading.local()
+
+
+class _Region:
+    """A checkpointed region's forward (``recomputing=False``) or recomputation, as a context
+    manager that may be entered again (a recomputation can run more than once)."""
+
+    def __init__(self, log: dict, recomputing: bool) -> None:
+        self.entry = (log, recomputing)
+
+    def __enter__(self) -> None:
+        _REGIONS.__dict__.setdefault("stack", []).append(self.entry)
+
+    def __exit__(self, *exc: object) -> None:
+        _REGIONS.stack.pop()
+
+
+def checkpoint_context() -> tuple[_Region, _Region]:
+    """``context_fn`` of ``torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False,
+    context_fn=tether.checkpoint_context)`` when ``fn`` runs stateful neurons: the forward
+    logs the state each neuron call starts from, and the recomputation in the backward starts
+    each call from it and leaves the modules' state alone, so that it recomputes the calls
+    the forward made (without it a stateful neuron recomputed in a backward raises: its
+    carried state has moved on since the forward)."""
+    log: dict = {}
+    return _Region(log, False), _Region(log, True)
 
 
 def _shape_of(x: object) -> object:
@@ -206,6 +240,27 @@ class _Neuron(nn.Module):
             return _FreedGraph.apply(state.detach().requires_grad_())
         return state
 
+    def _start(self, *states: torch.Tensor | None) -> tuple[tuple, bool]:
+        """``(states, keep)``: the states this call starts from (the carried ``states``, or
+        inside a checkpointed region's recomputation those its forward started from) and
+        whether the call keeps its results on the module (not while recomputing)."""
+        stack = getattr(_REGIONS, "stack", None)
+        if not stack:
+            if self.stateful and _in_backward():
+                raise RuntimeError(
+                    f"a stateful tether {type(self).__name__} ran inside a backward pass "
+                    "(recomputed by torch.utils.checkpoint?): its carried state has moved on "
+                    "since the forward. Checkpoint with torch.utils.checkpoint.checkpoint(fn, "
+                    "*args, use_reentrant=False, context_fn=tether.checkpoint_context), or "
+                    "use stateful=False"
+                )
+            return states, True
+        log, recomputing = stack[-1]
+        if recomputing:
+            return log[self].popleft(), False
+        log.setdefault(self, deque()).append(states)
+        return states, True
+
     def _finish(self, spikes: torch.Tensor, v_seq: torch.Tensor | None) -> torch.Tensor:
         if self.store_traces:
             self.v_seq = v_seq
@@ -227,11 +282,17 @@ class _Neuron(nn.Module):
         )
 
 
+def _in_backward() -> bool:
+    """Whether this thread runs a backward pass (not under tracing, which has none)."""
+    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
+
 def _graph_freed(state: torch.Tensor) -> bool:
     """Whether a backward pass freed the graph of the carried ``state`` (its node's saved
-    tensors are gone)."""
+    tensors are gone). Reads them raw: unpacking would run saved-tensor hooks, and
+    ``torch.utils.checkpoint``'s recompute a checkpointed region to answer."""
     try:
-        getattr(state.grad_fn, "saved_tensors", None)
+        getattr(state.grad_fn, "_raw_saved_tensors", None)
     except RuntimeError:
         return True
     return False
@@ -346,9 +407,10 @@ class _LIFFamily(_Neuron):
         """``x: (T, B, *features)`` -> spikes of the same shape, dtype and strides."""
         x = self._layout(x)
         decay, threshold, group_size = self._params(x)
-        spikes, self.v, v_seq = self.FUNCTION.call(
+        (v,), keep = self._start(self.v)
+        spikes, v, v_seq = self.FUNCTION.call(
             x,
-            self._initial(self.v, x),
+            self._initial(v, x),
             decay,
             threshold,
             self._alpha,
@@ -356,6 +418,9 @@ class _LIFFamily(_Neuron):
             group_size,
             self.stateful,
         )
+        if not keep:
+            return spikes
+        self.v = v
         return self._finish(spikes, v_seq)
 
 
@@ -555,10 +620,11 @@ class ALIF(_LearnableNeuron):
         """``x: (T, B, *features)`` -> spikes of the same shape, dtype and strides."""
         x = self._layout(x)
         order = self._in_memory_order
-        spikes, self.v, self.a, v_seq, a_seq = ALIFSubFunction.call(
+        (v, a), keep = self._start(self.v, self.a)
+        spikes, v, a, v_seq, a_seq = ALIFSubFunction.call(
             x,
-            self._initial(self.v, x),
-            self._initial(self.a, x),
+            self._initial(v, x),
+            self._initial(a, x),
             order(self.decay_v, x),
             order(self.decay_a, x),
             order(self.threshold, x),
@@ -568,6 +634,9 @@ class ALIF(_LearnableNeuron):
             1,
             self.stateful,
         )
+        if not keep:
+            return spikes
+        self.v, self.a = v, a
         if self.store_traces:
             self.a_seq = a_seq
         return self._finish(spikes, v_seq)

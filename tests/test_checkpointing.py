@@ -1,0 +1,63 @@
+"""Activation checkpointing (``torch.utils.checkpoint``) over neuron modules: stateless ones
+as any module, stateful ones with ``context_fn=tether.checkpoint_context`` (else a clear
+error: the recomputation would start from the state the forward left)."""
+
+import pytest
+import torch
+from torch.utils.checkpoint import checkpoint
+
+import tether
+
+NEURONS = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}
+
+
+def _train(neuron: str, device: torch.device, how: str, stateful: bool = True) -> list:
+    """Gradients of every parameter and the input, and the final states, after three
+    chunks of a sequence through a block that calls the neuron twice, checkpointed ``how``
+    (``"none"``, ``"context"``, ``"plain"``, ``"reentrant"``)."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(16, 32).to(device)
+    module = NEURONS[neuron](32, stateful=stateful).to(device)
+    x = torch.randn(8, 4, 16, device=device, requires_grad=True)
+
+    def block(x: torch.Tensor) -> torch.Tensor:
+        return module(linear(x) * 3) + module(linear(x) * 2)
+
+    loss = 0
+    for _ in range(3):
+        if how == "none":
+            y = block(x)
+        else:
+            kwargs = {"context_fn": tether.checkpoint_context} if how == "context" else {}
+            y = checkpoint(block, x, use_reentrant=how == "reentrant", **kwargs)
+        loss = loss + (y * torch.arange(32.0, device=device)).sum()
+    loss.backward()
+    states = [module.v, getattr(module, "a", None)]
+    return [p.grad for p in (*linear.parameters(), *module.parameters(), x)] + states
+
+
+def _assert_equal(got: list, expected: list) -> None:
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.parametrize("neuron", NEURONS)
+def test_checkpointed_stateful_neurons_match_the_plain_run(path, neuron):
+    """The recomputation starts each call from the state its forward started from and
+    leaves the modules' state alone: gradients and final states bitwise equal."""
+    _assert_equal(_train(neuron, path, "context"), _train(neuron, path, "none"))
+
+
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
+def test_a_stateful_neuron_recomputed_without_the_context_raises(reentrant):
+    how = "reentrant" if reentrant else "plain"
+    with pytest.raises(RuntimeError, match="context_fn=tether.checkpoint_context"):
+        _train("lif", torch.device("cpu"), how)
+
+
+@pytest.mark.parametrize("neuron", NEURONS)
+def test_stateless_neurons_checkpoint_as_they_are(path, neuron):
+    expected = _train(neuron, path, "none", stateful=False)
+    _assert_equal(_train(neuron, path, "plain", stateful=False), expected)
+    _assert_equal(_train(neuron, path, "context", stateful=False), expected)
