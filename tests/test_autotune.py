@@ -21,7 +21,7 @@ from tether.functional import ops, plans
 from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, OPS
 from tether.tuning import autotune, table
-from tether.tuning.space import SPACE_SIZES, KernelConfig, config_space, default_config, defaults
+from tether.tuning.space import SPACE_SIZES, KernelConfig, config_space, default_config
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="times kernels on a GPU")
 UNKNOWN_GPU = "NVIDIA Z9|12.0"  # no table entry: TETHER_AUTOTUNE=1 tunes it
@@ -171,12 +171,11 @@ def test_under_the_interpreter_the_tuner_runs_the_explicit_config_path(
 
     monkeypatch.setattr(plans, "launch_forward", recording)
     best = autotune.autotune_online("lif", "fwd", torch.float32, 5, 300, device)
-    tuner = autotune.online_tuner("fwd", torch.float32)
+    tuner = autotune.online_tuner("fwd", torch.float32, point(n_steps=5, n_neurons=300).default)
     assert not tuner.cache_results
     timed = {KernelConfig.from_triton(c) for c in tuner.configs_timings}
     assert best in timed and timed <= set(launched)
-    online = pruned(point(n_steps=5, n_neurons=300), "fwd", autotune.ONLINE_SPACE,
-                    defaults("fwd", torch.float32))  # fmt: skip
+    online = pruned(point(n_steps=5, n_neurons=300), "fwd", autotune.ONLINE_SPACE)
     assert timed == set(online) and point(n_steps=5, n_neurons=300).default in timed
 
 
@@ -245,9 +244,10 @@ def test_no_tuning_inside_capture_or_compile_tracing(monkeypatch, inside):
     assert select() == winner and len(tuned) == 1
 
 
-def timed_configs(direction: str) -> dict[KernelConfig, float]:
-    """What the online tuner of ``direction`` (fp32) timed at its last tuning: config -> ms."""
-    timings = autotune.online_tuner(direction, torch.float32).configs_timings
+def timed_configs(direction: str, p: autotune.Point) -> dict[KernelConfig, float]:
+    """What the online tuner of ``direction`` (fp32) for ``p``'s default timed at its last
+    tuning: config -> ms."""
+    timings = autotune.online_tuner(direction, torch.float32, p.default).configs_timings
     return {
         KernelConfig.from_triton(c): t[0] if isinstance(t, list | tuple) else t
         for c, t in timings.items()
@@ -264,8 +264,8 @@ def test_online_winner_is_the_fastest_config_timed_and_the_default_was_timed(
 ):
     device = torch.device("cuda")
     best = autotune.autotune_online("plif", direction, torch.float32, 32, 2**20, device)
-    timings = timed_configs(direction)
     p = autotune.Point.random("plif", direction, torch.float32, 32, 2**20, device)
+    timings = timed_configs(direction, p)
     assert p.default in timings and len(timings) > 1
     assert timings[best] == min(timings.values())
 
@@ -284,7 +284,8 @@ def test_online_and_offline_sweep_time_the_same_configs(fresh_tuning, direction)
     timed = frame[frame["ms"].notna()]
     offline = {row_config(r) for _, r in timed.iterrows()}
     online = autotune.autotune_online("lif", direction, torch.float32, *shape, device)
-    assert set(timed_configs(direction)) == offline
+    p = autotune.Point.random("lif", direction, torch.float32, *shape, device)
+    assert set(timed_configs(direction, p)) == offline
     assert online in offline and row_config(winners(frame).iloc[0]) in offline
 
 

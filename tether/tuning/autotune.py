@@ -36,13 +36,7 @@ from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
 from tether.kernels.hashing import kernel_hash
 from tether.neurons import NEURONS
 from tether.reference import NeuronOutput
-from tether.tuning.space import (
-    KernelConfig,
-    config_space,
-    default_config,
-    defaults,
-    training_forward_config,
-)
+from tether.tuning.space import KernelConfig, config_space, default_config, training_forward_config
 from tether.tuning.table import gpu_key, n_bucket, t_bucket
 
 ONLINE_SPACE = "micro"  # what TETHER_AUTOTUNE=1 tries: `tether-bench tune --space micro`
@@ -261,9 +255,10 @@ def make_tuner(
 
 
 @functools.cache
-def online_tuner(direction: str, dtype: torch.dtype):
-    """The process's tuner of ``TETHER_AUTOTUNE=1`` (Triton keeps its winners by key)."""
-    return make_tuner(direction, dtype, ONLINE_SPACE, True, extra=defaults(direction, dtype))
+def online_tuner(direction: str, dtype: torch.dtype, default: KernelConfig):
+    """The process's tuner of ``TETHER_AUTOTUNE=1`` for points whose default is ``default``
+    (timed beside the space; Triton keeps its winners by key)."""
+    return make_tuner(direction, dtype, ONLINE_SPACE, True, extra=(default,))
 
 
 def tune(point: Point, tuner) -> KernelConfig:
@@ -284,4 +279,4 @@ def autotune_online(
     shape on random data (correctness of every config in the space is checked offline, in
     CI and by the sweep)."""
     point = Point.random(op, direction, dtype, n_steps, n_neurons, device)
-    return tune(point, online_tuner(direction, dtype))
+    return tune(point, online_tuner(direction, dtype, point.default))

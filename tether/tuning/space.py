@@ -327,10 +327,10 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """``config_space(size="long")``: ``LONG_BLOCK_WARPS`` x chunks 8, 16 (and 32 forward) x
     prefetch off and on, one stage, 32-step words, all ``lean``; the backward also in
     ``SEGMENTS`` on ``SEGMENT_BLOCK_WARPS`` (chunks 8 and 16, prefetch); then the direction's
-    ``defaults`` (every op, every T regime and small-layer rung), so that the tuner
-    always times them. The backward's 32-step chunk
-    compiles in ~25 s (the unrolled recompute and reverse step), 5x the 16-step one: only
-    one such config, 64 neurons on a warp with prefetch (the 16-step winner's shape)."""
+    ``defaults`` (every op, every T regime and small-layer rung), so that the tuner always
+    times them. The backward's 32-step chunk compiles in ~25 s (the unrolled recompute and
+    reverse step), 5x the 16-step one: only one such config, 64 neurons on a warp with
+    prefetch (the 16-step winner's shape)."""
     chunks = (8, 16, 32) if direction == "fwd" else (8, 16)
     configs = [
         KernelConfig(block, num_warps, 1, chunk, 32, prefetch, lean=True)
@@ -351,7 +351,8 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
 
 def defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """Every default of the direction: each op, T in each of its regimes (<= 8, <= 16,
-    above), and each N rung of the small-layer rule (``fill_gpu``: N = MIN_PROGRAMS * block gives that block's rung)."""
+    above), and each N rung of the small-layer rule (``fill_gpu``; N = MIN_PROGRAMS * block
+    gives that block's rung)."""
     sizes = (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER))
     configs = itertools.product(NEURONS, (1, 16, 32), sizes)
     return list(dict.fromkeys(default_config(direction, dtype, *c) for c in configs))
