@@ -61,3 +61,30 @@ def test_stateless_neurons_checkpoint_as_they_are(path, neuron):
     expected = _train(neuron, path, "none", stateful=False)
     _assert_equal(_train(neuron, path, "plain", stateful=False), expected)
     _assert_equal(_train(neuron, path, "context", stateful=False), expected)
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
+def test_checkpointing_under_torch_compile(stateful):
+    """Stateless neurons compile inside a checkpointed region with fullgraph=True; PyTorch
+    refuses a region that mutates module state there ("Unsafe side effect"), so a stateful
+    one breaks the graph (fullgraph=False) and runs the region eagerly, with the context."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 16, requires_grad=True)
+    linear, module = torch.nn.Linear(16, 32), tether.LIF(32, stateful=stateful)
+
+    def block(x: torch.Tensor) -> torch.Tensor:
+        return module(linear(x) * 3)
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        context = {"context_fn": tether.checkpoint_context} if stateful else {}
+        return checkpoint(block, x, use_reentrant=False, **context)
+
+    runs = []
+    for fn in (torch.compile(step, backend="aot_eager", fullgraph=not stateful), block):
+        module.reset()
+        linear.weight.grad = None
+        sum(fn(x).sum() for _ in range(2)).backward()
+        runs.append((linear.weight.grad, module.v))
+    (compiled_grad, compiled_v), (grad, v) = runs
+    torch.testing.assert_close(compiled_grad, grad)
+    assert (v is None) == (not stateful) and (v is None or torch.equal(compiled_v, v))
