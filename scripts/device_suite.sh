@@ -13,6 +13,8 @@
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
+#   models          the model benchmarks' training steps, fp32 and bf16, eager: tether,
+#                   SpikingJelly (cifar_conv, shd_mlp; the CIFAR conv net of issues 11 and 16)
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
@@ -50,6 +52,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "$BENCH --ops ${OPS// /,} --shapes 512x8192,1024x65536,2048x4096 --impls tether,graphed,spikingjelly" ;;
     bench-overhead)
       echo "python3 bench.py run --ops ${OPS// /,} --impls tether,compile --shapes 8x1024 --out \$OUT/overhead.csv" ;;
+    models)
+      echo "python3 bench.py models --models cifar_conv,shd_mlp --impls tether,spikingjelly --dtypes float32,bfloat16 --compiled eager --out \$OUT/models.csv" ;;
     fill-ab)
       for programs in 0 128; do
         echo "python3 -c 'import sys, tether.tuning.space as s; s.MIN_PROGRAMS = int(sys.argv[1]); from tether.benchmark.cli import app; app(sys.argv[2:])' $programs run --ops ${OPS// /,} --modes fwd,fwdbwd --impls untuned --dtypes float32 --shapes 512x8192,2048x4096,1024x65536,8x16384,64x16384,256x65536 --out \$OUT/fill_ab_$programs.csv"
