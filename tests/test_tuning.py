@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import compile_env
-from tests.helpers import Case, check_against_reference
+from tests.helpers import Case, check_against_reference, margin_ok
 from tether.functional import ops
 from tether.kernels import aot, hashing, neuron
 from tether.neurons import OPS
@@ -219,6 +219,40 @@ def test_defaults_fill_the_gpu_for_few_neurons():
             tile = config.per_thread * config.chunk
             assert config.per_thread >= 2 and (tile <= 32 or direction == "fwd")
             assert config in space.defaults(direction, fp32)  # compiled in CI, timed in tunes
+
+
+@pytest.mark.parametrize("n_steps", [5, 40])
+@pytest.mark.parametrize("op", OPS)
+def test_filled_defaults_match_the_reference(device, monkeypatch, op, n_steps):
+    """A GPU without table entries (faked here, so the interpreter runs the same configs)
+    runs few neurons on the filled defaults: training (forward, backward, every output and
+    gradient) and inference against the reference, and the configs picked are the filled."""
+    monkeypatch.setattr(table, "_gpu", lambda device: "NVIDIA Z9|12.0")
+    monkeypatch.setattr(table, "_BY_BUCKET", {})
+    monkeypatch.setattr(ops, "_PLANS", {})
+    picked = []
+    select, select_training = table.select_config, table.select_training_configs
+
+    def recording(*args):
+        picked.append(select(*args))
+        return picked[-1]
+
+    def recording_training(*args):
+        picked.extend(select_training(*args))
+        return tuple(picked[-2:])
+
+    monkeypatch.setattr(table, "select_config", recording)
+    monkeypatch.setattr(table, "select_training_configs", recording_training)
+    case = Case(neuron=op, n_steps=n_steps, features=(150,))  # N = 300: 64 on 1 warp
+    check_against_reference(case, device)
+    inputs = next(i for s in range(20) if margin_ok(case, i := case.make_inputs(device, s)))
+    with torch.no_grad():
+        spikes = case.call(case.prepare(inputs, truth=False))["spikes"]
+    expected = case.reference(case.prepare(inputs, truth=True))["spikes"]
+    assert torch.equal(spikes.cpu().double(), expected.cpu().double())
+    assert {(c.block, c.num_warps, c.lean) for c in picked} == {(64, 1, True)}
+    inference = [c for c in picked if c.chunk == 32]  # the inference forward over T > 16
+    assert bool(inference) == (n_steps > 16) and all(c.prefetch for c in inference)
 
 
 SAMPLE = [config_space("bwd", torch.float32)[i] for i in (0, 7, 19, 33, 47, 59)]
