@@ -2,9 +2,11 @@
 --ops alif --dtypes float32,bfloat16 --shapes 32x8388608 --configs 256/2/8/32,128/2/8/32``.
 
 For each op, dtype and shape, the forward+backward call (``fwdbwd``) runs at each backward
-config ``block/warps/chunk/pack_bits[/p][l][sN]`` (``table``: the table's own pick), its training forward
-as the table pairs it (``select_training_configs``), captured in a CUDA graph (GPU time only),
-checked against the eager reference and timed with ``measure.time_ms``, the configs in
+config ``block/warps/chunk/pack_bits[/p][l][sN]`` (``table``: the table's own pick), its
+training forward as the table pairs it (``select_training_configs``; a config suffixed
+``@fallback``: the forward of a bucket without a ``fwd_train`` entry,
+``training_forward_config``), captured in a CUDA graph (GPU time only), checked against the
+eager reference and timed with ``measure.time_ms``, the configs in
 alternation (three rounds, median kept). ``pct_copy_bw``: the 20 B/element fp32 model (10 in
 16-bit) at the copy bandwidth measured in the same run. Run it on two trees (``PYTHONPATH``)
 to compare kernels: rows carry the kernel hash.
@@ -26,7 +28,7 @@ from tether.benchmark.runner import error_fraction
 from tether.functional import ops
 from tether.kernels.hashing import kernel_hash
 from tether.tuning import table
-from tether.tuning.space import DTYPES, KernelConfig
+from tether.tuning.space import DTYPES, KernelConfig, training_forward_config
 
 ROUNDS = 3
 
@@ -44,16 +46,19 @@ def parse_config(text: str) -> KernelConfig | None:
                         int(segments.group(1)) if segments else 1)  # fmt: skip
 
 
-def forcing(bwd: KernelConfig | None):
-    """``table.select_training_configs`` with the backward config ``bwd`` (None: as is)."""
+def forcing(bwd: KernelConfig | None, fallback: bool = False):
+    """``table.select_training_configs`` with the backward config ``bwd`` (None: as is);
+    ``fallback``: the training forward of no ``fwd_train`` entry (``training_forward_config``)."""
     select = table.select_training_configs
 
     def training(op, dtype, n_steps, n_neurons, device):
         fwd, picked = select(op, dtype, n_steps, n_neurons, device)
-        if bwd is None:
-            return fwd, picked
-        # the forward saves in the backward's layout: the table's launch shape, bwd's chunk
-        return dataclasses.replace(fwd, chunk=bwd.chunk, pack_bits=bwd.pack_bits), bwd
+        if bwd is not None:  # the forward saves in bwd's layout: the table's launch shape
+            fwd = dataclasses.replace(fwd, chunk=bwd.chunk, pack_bits=bwd.pack_bits)
+            picked = bwd
+        if fallback:
+            fwd = training_forward_config(picked, dtype, n_neurons)
+        return fwd, picked
 
     return training
 
@@ -81,7 +86,8 @@ def main() -> None:
                 runs = {}
                 for name in args.configs.split(","):
                     ops._PLANS.clear()
-                    table.select_training_configs = forcing(parse_config(name))
+                    config, _, fallback = name.partition("@")
+                    table.select_training_configs = forcing(parse_config(config), bool(fallback))
                     try:
                         run = graphed_impl(problem)
                         picked = table.select_training_configs(
