@@ -48,11 +48,9 @@ def load() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--min-programs", type=int, default=space.MIN_PROGRAMS)
-    args = parser.parse_args(argv)
-    space.MIN_PROGRAMS = args.min_programs
+def score() -> pd.DataFrame:
+    """One row per swept point whose default the rule changes: old and filled config, each's
+    time over the point's best (None where the sweep did not time it)."""
     rows = []
     point = ["device", "file", "op", "direction", "dtype", "T", "N"]
     for key, group in load().groupby(point):
@@ -77,7 +75,15 @@ def main(argv: list[str]) -> None:
             "new_over_best": round(times[new] / best, 2) if new in times else None,
             "new_not_lean_over_best": round(times[plain] / best, 2) if plain in times else None,
         })  # fmt: skip
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--min-programs", type=int, default=space.MIN_PROGRAMS)
+    args = parser.parse_args(argv)
+    space.MIN_PROGRAMS = args.min_programs
+    table = score()
     print(table.to_csv(index=False), end="")
     for filled in ("new_over_best", "new_not_lean_over_best"):
         both = table.dropna(subset=["old_over_best", filled])

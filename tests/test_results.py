@@ -1,4 +1,4 @@
-"""Claims over the committed GPU results (``results/<gpu>/latest.csv``), checked in CI."""
+"""Claims over the committed GPU results (``results/<gpu>/latest.csv``, the sweeps), checked in CI."""
 
 from pathlib import Path
 
@@ -23,3 +23,18 @@ def test_no_16_bit_path_is_slower_than_fp32(path):
         assert slower.empty, f"{dtype} slower than float32 in {path}:\n{slower}"
         compared += len(both)
     assert compared or not len(rows[rows["dtype"] != "float32"]), "16-bit rows without fp32 ones"
+
+
+def test_the_small_layer_rule_is_never_slower_on_the_committed_sweeps(monkeypatch):
+    """``space.fill_gpu`` against the defaults it replaces, at every committed sweep point
+    that timed both (``scripts/fill_eval.py``): never slower, and faster on average."""
+    monkeypatch.chdir(Path(__file__).parents[1])
+    monkeypatch.syspath_prepend("scripts")
+    fill_eval = pytest.importorskip("fill_eval")
+    scores = fill_eval.score()
+    for filled in ("new_over_best", "new_not_lean_over_best"):  # H100 sweeps predate lean
+        both = scores.dropna(subset=["old_over_best", filled])
+        assert len(both) >= 10, filled
+        slower = both[both[filled] > both["old_over_best"]]
+        assert slower.empty, slower
+        assert both[filled].mean() < both["old_over_best"].mean()
