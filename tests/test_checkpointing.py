@@ -88,3 +88,32 @@ def test_checkpointing_under_torch_compile(stateful):
     (compiled_grad, compiled_v), (grad, v) = runs
     torch.testing.assert_close(compiled_grad, grad)
     assert (v is None) == (not stateful) and (v is None or torch.equal(compiled_v, v))
+
+
+def test_checkpointing_inside_spike_memory(device):
+    """``tether.spike_memory`` around checkpointed regions of stateful neurons: gradients
+    bitwise those of the plain run (inside a region checkpoint saves nothing; outside it
+    the spikes are kept in 1 bit)."""
+
+    def train(checkpointed: bool, memory: bool) -> list:
+        torch.manual_seed(0)
+        linear, module, head = torch.nn.Linear(16, 32), tether.LIF(32), torch.nn.Linear(32, 8)
+        linear, module, head = linear.to(device), module.to(device), head.to(device)
+        x = torch.randn(8, 4, 16, device=device, requires_grad=True)
+
+        def block(x: torch.Tensor) -> torch.Tensor:
+            return head(module(linear(x) * 3))
+
+        context = {"context_fn": tether.checkpoint_context}
+        with tether.spike_memory() if memory else torch.enable_grad():
+            loss = sum(
+                (checkpoint(block, x, use_reentrant=False, **context) if checkpointed
+                 else block(x)).sum()
+                for _ in range(2)
+            )  # fmt: skip
+        loss.backward()
+        return [p.grad for p in (*linear.parameters(), *head.parameters(), x)]
+
+    expected = train(False, False)
+    for checkpointed, memory in ((True, True), (False, True)):
+        _assert_equal(train(checkpointed, memory), expected)
