@@ -34,13 +34,12 @@ from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, PARAMS, NeuronDef
 from tether.tuning.space import (
     DTYPES,
-    FILL_LADDER,
-    MIN_PROGRAMS,
     PACK_DTYPES,
     KernelConfig,
     config_space,
     default_config,
     defaults,
+    fill_sizes,
     training_forward_config,
 )
 from tether.tuning.table import TABLE_PATH, load_table
@@ -281,8 +280,8 @@ def space_variants() -> Iterator[Variant]:
 
 
 def config_variants() -> list[Variant]:
-    """The configs the runtime can pick: every default (per op, T bucket and small-layer
-    rung), its training forward and every shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction,
+    """The configs the runtime can pick: every default (``space.defaults``), its training
+    forward and every shipped winner, plus ``SAMPLE_PER_SPACE`` configs of each (direction,
     dtype) space, full and long, drawn with a fixed seed; each once."""
     chosen: dict[str, Variant] = {}
 
@@ -295,7 +294,7 @@ def config_variants() -> list[Variant]:
         for default in defaults(direction, dtype):
             add(direction, dtype_name, default)
             if direction == "bwd":  # its training forward, for few neurons too
-                for n_neurons in (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER)):
+                for n_neurons in fill_sizes():
                     add("fwd_train", dtype_name, training_forward_config(default, dtype, n_neurons))
         draw = random.Random(f"{direction}-{dtype_name}")
         for config in draw.sample(config_space(direction, dtype), SAMPLE_PER_SPACE):
@@ -344,12 +343,12 @@ def tile_layouts() -> dict[str, object]:
     out: dict[str, object] = {}
     alif = NEURONS["alif"]
     for direction, dtype in itertools.product(("fwd", "bwd"), (torch.float32, torch.bfloat16)):
+        switches = (
+            fwd_switches(alif, False, True, 0)
+            if direction == "fwd"
+            else bwd_switches(alif, False, True, 0, 0)
+        )
         for block, warps in ((128, 2), (256, 2), (512, 4), (1024, 4), (1024, 8)):
-            switches = (
-                fwd_switches(alif, False, True, 0)
-                if direction == "fwd"
-                else bwd_switches(alif, False, True, 0, 0)
-            )
             config = KernelConfig(block, warps, 1, 8, 32)
             kernel = compile_kernel(direction, dtype, config, switches, aligned=True)
             name = f"{direction}-{dtype}-{block}-{warps}"

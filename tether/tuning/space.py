@@ -212,6 +212,12 @@ FILL_LADDER = ((1024, 4), (512, 4), (256, 2), (128, 2), (64, 1))
 MIN_PROGRAMS = 128
 
 
+def fill_sizes() -> tuple[int | None, ...]:
+    """An N on each rung of ``FILL_LADDER`` (N = MIN_PROGRAMS * block gives that block's
+    rung), and None (no N: the default's own shape)."""
+    return (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER))
+
+
 def fill_gpu(config: KernelConfig, dtype: torch.dtype, n_neurons: int | None) -> KernelConfig:
     """``config`` (fp32, on ``FILL_LADDER``) with the largest smaller block of the ladder that
     launches at least ``MIN_PROGRAMS`` programs over ``n_neurons`` rounded up to a power of
@@ -351,8 +357,6 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
 
 def defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """Every default of the direction: each op, T in each of its regimes (<= 8, <= 16,
-    above), and each N rung of the small-layer rule (``fill_gpu``; N = MIN_PROGRAMS * block
-    gives that block's rung)."""
-    sizes = (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER))
-    configs = itertools.product(NEURONS, (1, 16, 32), sizes)
+    above), and each rung of the small-layer rule (``fill_sizes``)."""
+    configs = itertools.product(NEURONS, (1, 16, 32), fill_sizes())
     return list(dict.fromkeys(default_config(direction, dtype, *c) for c in configs))

@@ -198,9 +198,9 @@ def select_config(
     (``tuning.autotune.autotune_online``; never inside CUDA-graph capture or torch.compile
     tracing: there the default runs, with a warning, and the bucket is tuned at its next
     call outside); else the default. Cached per (GPU, op, direction, dtype, bucket)."""
-    if _untuned:
-        return default_config(direction, dtype, op, n_steps, _fill_size(device, n_neurons))
     gpu = _gpu(device)
+    if _untuned:
+        return default_config(direction, dtype, op, n_steps, _fill_size(gpu, n_neurons))
     key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
     config = _BY_BUCKET.get(key)
     if config is None:
@@ -216,21 +216,21 @@ def select_training_configs(
     """(forward, backward) configs of a training call. The forward saves spikes and
     checkpoints in the layout the backward reads (its ``chunk`` and ``pack_bits``): the
     nearest ``fwd_train`` entry tuned for that layout, else ``training_forward_config``
-    (its launch shape filled to the GPU for few neurons), the pair the tuner timed for each backward config
-    (``sweep``). Inference entries (``fwd``) are not used: a tuned block with the backward's
+    (its launch shape filled to the GPU for few neurons), the pair the tuner timed for each
+    backward config (``sweep``). Inference entries (``fwd``) are not used: a tuned block with the backward's
     chunk can overflow registers (block 2048 x chunk 16 ran 6% slower). Cached per (GPU, op,
     dtype, bucket, layout)."""
     bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
-    if _untuned:
-        return training_forward_config(bwd, dtype, _fill_size(device, n_neurons)), bwd
     gpu = _gpu(device)
+    if _untuned:
+        return training_forward_config(bwd, dtype, _fill_size(gpu, n_neurons)), bwd
     key = (gpu, op, "fwd_train", dtype, t_bucket(n_steps), n_bucket(n_neurons), bwd)
     fwd = _BY_BUCKET.get(key)
     if fwd is None:
         name, entries = _entries(gpu)
         dtype_name = str(dtype).removeprefix("torch.")
         fwd = lookup(entries, name, op, "fwd_train", dtype_name, n_steps, n_neurons, bwd)
-        fwd = fwd or training_forward_config(bwd, dtype, _fill_size(device, n_neurons))
+        fwd = fwd or training_forward_config(bwd, dtype, _fill_size(gpu, n_neurons))
         _BY_BUCKET[key] = fwd
     return fwd, bwd
 
@@ -264,10 +264,10 @@ def _gpu(device: torch.device) -> str | None:
     return gpu_key(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def _fill_size(device: torch.device, n_neurons: int) -> int | None:
+def _fill_size(gpu: str | None, n_neurons: int) -> int | None:
     """The N of the defaults' small-layer rule (``space.fill_gpu``): None off a GPU (the
     interpreter has no SMs to fill, and pays for every program)."""
-    return n_neurons if _gpu(device) is not None else None
+    return n_neurons if gpu is not None else None
 
 
 def _entries(gpu: str | None) -> tuple[str | None, list[dict]]:
@@ -295,4 +295,4 @@ def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> tuple[Kern
             from tether.tuning.autotune import autotune_online
 
             return autotune_online(op, direction, dtype, n_steps, n_neurons, device), True
-    return default_config(direction, dtype, op, n_steps, _fill_size(device, n_neurons)), True
+    return default_config(direction, dtype, op, n_steps, _fill_size(gpu, n_neurons)), True
