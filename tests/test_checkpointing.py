@@ -11,29 +11,34 @@ import tether
 NEURONS = {"lif": tether.LIF, "plif": tether.PLIF, "alif": tether.ALIF}
 
 
-def _train(neuron: str, device: torch.device, how: str, stateful: bool = True) -> list:
+def _train(
+    neuron: str, device: torch.device, how: str, stateful: bool = True, memory: bool = False
+) -> list:
     """Gradients of every parameter and the input, and the final states, after three
-    chunks of a sequence through a block that calls the neuron twice, checkpointed ``how``
-    (``"none"``, ``"context"``, ``"plain"``, ``"reentrant"``)."""
+    chunks of a sequence through a block that calls the neuron twice, each call's spikes
+    into a linear layer (which saves them), checkpointed ``how`` (``"none"``, ``"context"``,
+    ``"plain"``, ``"reentrant"``); ``memory``: inside ``tether.spike_memory``."""
     torch.manual_seed(0)
-    linear = torch.nn.Linear(16, 32).to(device)
+    linear, head = torch.nn.Linear(16, 32).to(device), torch.nn.Linear(32, 8).to(device)
     module = NEURONS[neuron](32, stateful=stateful).to(device)
     x = torch.randn(8, 4, 16, device=device, requires_grad=True)
 
     def block(x: torch.Tensor) -> torch.Tensor:
-        return module(linear(x) * 3) + module(linear(x) * 2)
+        return head(module(linear(x) * 3)) + head(module(linear(x) * 2))
 
     loss = 0
-    for _ in range(3):
-        if how == "none":
-            y = block(x)
-        else:
-            kwargs = {"context_fn": tether.checkpoint_context} if how == "context" else {}
-            y = checkpoint(block, x, use_reentrant=how == "reentrant", **kwargs)
-        loss = loss + (y * torch.arange(32.0, device=device)).sum()
+    with tether.spike_memory() if memory else torch.enable_grad():
+        for _ in range(3):
+            if how == "none":
+                y = block(x)
+            else:
+                kwargs = {"context_fn": tether.checkpoint_context} if how == "context" else {}
+                y = checkpoint(block, x, use_reentrant=how == "reentrant", **kwargs)
+            loss = loss + (y * torch.arange(8.0, device=device)).sum()
     loss.backward()
     states = [module.v, getattr(module, "a", None)]
-    return [p.grad for p in (*linear.parameters(), *module.parameters(), x)] + states
+    learned = (*linear.parameters(), *head.parameters(), *module.parameters(), x)
+    return [p.grad for p in learned] + states
 
 
 def _assert_equal(got: list, expected: list) -> None:
@@ -92,28 +97,8 @@ def test_checkpointing_under_torch_compile(stateful):
 
 def test_checkpointing_inside_spike_memory(device):
     """``tether.spike_memory`` around checkpointed regions of stateful neurons: gradients
-    bitwise those of the plain run (inside a region checkpoint saves nothing; outside it
-    the spikes are kept in 1 bit)."""
-
-    def train(checkpointed: bool, memory: bool) -> list:
-        torch.manual_seed(0)
-        linear, module, head = torch.nn.Linear(16, 32), tether.LIF(32), torch.nn.Linear(32, 8)
-        linear, module, head = linear.to(device), module.to(device), head.to(device)
-        x = torch.randn(8, 4, 16, device=device, requires_grad=True)
-
-        def block(x: torch.Tensor) -> torch.Tensor:
-            return head(module(linear(x) * 3))
-
-        context = {"context_fn": tether.checkpoint_context}
-        with tether.spike_memory() if memory else torch.enable_grad():
-            loss = sum(
-                (checkpoint(block, x, use_reentrant=False, **context) if checkpointed
-                 else block(x)).sum()
-                for _ in range(2)
-            )  # fmt: skip
-        loss.backward()
-        return [p.grad for p in (*linear.parameters(), *head.parameters(), x)]
-
-    expected = train(False, False)
-    for checkpointed, memory in ((True, True), (False, True)):
-        _assert_equal(train(checkpointed, memory), expected)
+    and states bitwise those of the plain run (inside a region checkpoint saves nothing;
+    outside it the spikes are kept in 1 bit)."""
+    expected = _train("lif", device, "none")
+    _assert_equal(_train("lif", device, "context", memory=True), expected)
+    _assert_equal(_train("lif", device, "none", memory=True), expected)
