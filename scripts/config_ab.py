@@ -35,14 +35,16 @@ ROUNDS = 3
 
 def parse_config(text: str) -> KernelConfig | None:
     """``block/warps/chunk/pack_bits[/flags]`` (one stage; flags ``p``: prefetch, ``l``:
-    lean, ``sN``: N segments), or None for ``table``."""
+    lean, ``l2``: lean level 2, ``sN``: N segments), or None for ``table``."""
     if text == "table":
         return None
     fields = text.split("/")
     block, warps, chunk, pack_bits = map(int, fields[:4])
     flags = fields[4] if len(fields) > 4 else ""
     segments = re.search(r"s(\d+)", flags)
-    return KernelConfig(block, warps, 1, chunk, pack_bits, "p" in flags, "l" in flags,
+    lean = re.search(r"l(\d?)", flags)
+    level = 0 if lean is None else int(lean.group(1) or 1)
+    return KernelConfig(block, warps, 1, chunk, pack_bits, "p" in flags, level,
                         int(segments.group(1)) if segments else 1)  # fmt: skip
 
 

@@ -4,7 +4,8 @@ Compiles ``tether/kernels/neuron.py`` as it is at git revision ``REV`` and as it
 sm_90 (no GPU needed), over the ahead-of-time variants (every switch combination and every
 config the runtime can pick: ``tether.kernels.aot``), and compares the PTX with line and
 file information left out. A new constexpr switch (e.g. ``PREFETCH``) is compiled at its
-default (``--new-switches NAME=VALUE,...``), the value that must reproduce the old code.
+default (``--new-switches NAME=VALUE,...``), the value that must reproduce the old code; a
+new level of a switch (``LEAN`` 2) is left out (``--new-levels LEAN=1``: the old top level).
 
 Compiled as the runtime's JIT specializes the usual call (16-aligned pointers and N), so
 that vector widths and layouts are the GPU's. ``--restamp``: every winners-table entry
@@ -70,17 +71,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("rev")
     parser.add_argument("--new-switches", default="", help="NAME=VALUE,... for the new code")
+    parser.add_argument(
+        "--new-levels", default="", help="NAME=MAX,...: a level switch above MAX has no old code"
+    )
     parser.add_argument("--restamp", action="store_true")
     args = parser.parse_args()
     extra = {k: eval(v) for k, v in (kv.split("=") for kv in args.new_switches.split(",") if kv)}  # noqa: S307
+    levels = {k: int(v) for k, v in (kv.split("=") for kv in args.new_levels.split(",") if kv)}
     old, source = old_module(args.rev)
     kernels = {"fwd": old.neuron_fwd_kernel, "bwd": old.neuron_bwd_kernel}
+
+    def has_old_code(variant) -> bool:
+        """Not a new switch away from its old-code value, nor a level above the old ones."""
+        values = {**variant[3].meta(), **variant[4]}
+        return all(values.get(name, value) == value for name, value in extra.items()) and all(
+            values.get(name, 0) <= top for name, top in levels.items()
+        )
+
     variants = [
-        v
-        for v in [*aot.switch_variants(), *aot.config_variants()]
-        if v[1] in kernels  # and not a new switch away from its old-code value: no old code
-        and all(v[3].meta().get(name, value) == value for name, value in extra.items())
-    ]
+        v for v in [*aot.switch_variants(), *aot.config_variants()]
+        if v[1] in kernels and has_old_code(v)
+    ]  # fmt: skip
     seen, differ = set(), []
     for variant in variants:
         if variant[0] in seen:

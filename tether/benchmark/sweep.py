@@ -151,11 +151,12 @@ def winners(frame: pd.DataFrame) -> pd.DataFrame:
 
 def row_config(row: pd.Series) -> KernelConfig:
     """The config of one sweep row (``prefetch``/``lean``/``segments`` absent from sweeps
-    written before those fields: off, 1)."""
+    written before those fields: off, 1; ``lean`` True/False before its levels: 1/0)."""
     switches = {}
     for name in ("prefetch", "lean"):
-        value = row.get(name, False)
-        switches[name] = bool(value) and not pd.isna(value)
+        value = row.get(name, 0)
+        value = 0 if pd.isna(value) else {"True": 1, "False": 0}.get(value, value)
+        switches[name] = int(value) if name == "lean" else bool(value)
     segments = row.get("segments", 1)
     switches["segments"] = 1 if pd.isna(segments) else int(segments)
     ints = (int(row[f]) for f in ("block", "num_warps", "num_stages", "chunk", "pack_bits"))

@@ -360,6 +360,8 @@ def backward_plan(
         "HAS_GRAD_A_FINAL": grad_out.a_final is not None,
         "V_STARTS_AT_ZERO": starts_at_zero[0],
         "A_STARTS_AT_ZERO": starts_at_zero[1],
+        # lean level 2 only: the entries tuned at levels 0-1 keep the code they timed
+        "EVEN_STEPS": config.lean >= 2 and n_steps % config.chunk == 0,
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
     segment_chunks, segments = segment_shape(n_steps, config)

@@ -196,6 +196,7 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         HAS_GRAD_A_FINAL=adaptive and i % 2 == 1,
         V_STARTS_AT_ZERO=i % 4 == 2,
         A_STARTS_AT_ZERO=adaptive and i % 4 in (1, 2),
+        EVEN_STEPS=False,
         SPLIT=0,
         **grad_rows,
         ALPHA_GRAD_ROW=next(rows) if tensors else -1,
@@ -225,8 +226,8 @@ def unpack_variants() -> Iterator[Variant]:
 
 def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, each
-    without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), then the
-    unpack kernel's variants."""
+    without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), two thirds of
+    the backward's at lean level 2 too, then the unpack kernel's variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -243,6 +244,10 @@ def switch_variants() -> Iterator[Variant]:
             yield f"{name}-prefetch", direction, dtype, prefetching, switches(neuron, *flags, i)
             lean = dataclasses.replace(config, prefetch=i % 2 == 0, lean=True)
             yield f"{name}-lean", direction, dtype, lean, switches(neuron, *flags, i)
+            if direction == "bwd" and i % 3 != 2:  # lean level 2, T a multiple of CHUNK or not
+                leaner = dataclasses.replace(config, prefetch=i % 3 == 0, lean=2)
+                even = {**switches(neuron, *flags, i), "EVEN_STEPS": i % 2 == 0}
+                yield f"{name}-lean2", direction, dtype, leaner, even
             if direction == "bwd" and i % 3 == 0:  # both passes of a backward in segments
                 split = dataclasses.replace(lean, segments=4)
                 passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2}

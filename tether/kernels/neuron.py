@@ -144,6 +144,8 @@ def _bwd_loads(
     word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
     word = tl.load(packed_ptr + word_offsets, mask=n_mask, other=0).to(tl.int32)
     bit0 = t0 % PACK_BITS
+    if LEAN >= 2:  # the chunk's first bit at bit 0: each step tests a constant mask
+        word = word >> bit0
     ckpt_offsets = tl.cast(chunk, tl.int64) * n_neurons + n
     if V_STARTS_AT_ZERO:
         v = tl.zeros(n.shape, tl.float32)
@@ -170,13 +172,17 @@ def _row(tile, rows, k: tl.constexpr, LEAN: tl.constexpr):
 
 
 @triton.jit
-def _bit(word, k, LEAN: tl.constexpr):
-    """Bit ``k`` (a scalar) of each ``word``, as a bool. ``LEAN``: masked with ``1 << k``
-    (one scalar shift for the block), not a shift of each word."""
-    if LEAN:
+def _bit(word, bit0, k: tl.constexpr, LEAN: tl.constexpr):
+    """Bit ``bit0 + k`` (a scalar) of each ``word``, as a bool. ``LEAN``: masked with
+    ``1 << (bit0 + k)`` (one scalar shift for the block), not a shift of each word;
+    ``LEAN >= 2``: the word comes shifted by ``bit0`` (``_bwd_loads``), so bit ``k``, a
+    constant mask."""
+    if LEAN >= 2:
         out = (word & (1 << k)) != 0
+    elif LEAN:
+        out = (word & (1 << (bit0 + k))) != 0
     else:
-        out = ((word >> k) & 1) != 0
+        out = ((word >> (bit0 + k)) & 1) != 0
     return out
 
 
@@ -263,11 +269,22 @@ def _segment_carry(maps_ptr, grad_v, grad_a, segment, n_segments, n, n_mask, n_n
 
 
 @triton.jit
-def _surrogate(u, alpha, SURROGATE: tl.constexpr):
+def _recip(x, FAST: tl.constexpr):
+    """``1 / x`` for ``x >= 1``; ``FAST``: as ``rsqrt(x)**2`` (two instructions, within 3 ulp)."""
+    if FAST:
+        r = tl.math.rsqrt(x)
+        out = r * r
+    else:
+        out = 1.0 / x
+    return out
+
+
+@triton.jit
+def _surrogate(u, alpha, SURROGATE: tl.constexpr, FAST: tl.constexpr = False):
     """``(sigma'(u), dPhi/dalpha)`` for surrogate id 0 Arctan, 1 Sigmoid, 2 FastSigmoid."""
     if SURROGATE == 0:
         scaled = alpha * PI * u
-        inv = 1.0 / (1.0 + scaled * scaled)
+        inv = _recip(1.0 + scaled * scaled, FAST)
         dsdu = alpha * inv
         dphi_dalpha = u * inv
     elif SURROGATE == 1:
@@ -423,6 +440,109 @@ def neuron_fwd_kernel(
             tl.store(a_final_ptr + n, a, mask=n_mask)
 
 
+@triton.jit
+def _bwd_chunk(
+    t0, x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a,
+    grad_v, grad_a, acc_decay_v, acc_threshold, acc_decay_a, acc_beta, acc_alpha,
+    tv_v, tv_a, ta_v, ta_a, grad_x_at,
+    grad_x_ptr, dv, thr, da, b, alpha, zeros, zero_tile, rows, n, n_mask, n_steps, n_neurons,
+    ADAPTIVE: tl.constexpr, SOFT_RESET: tl.constexpr, DETACH_RESET: tl.constexpr,
+    SURROGATE: tl.constexpr, HAS_GRAD_SPIKES: tl.constexpr, HAS_GRAD_H: tl.constexpr,
+    HAS_GRAD_A_SEQ: tl.constexpr, EVEN_STEPS: tl.constexpr, SPLIT: tl.constexpr,
+    DECAY_V_GRAD_ROW: tl.constexpr, THRESHOLD_GRAD_ROW: tl.constexpr,
+    DECAY_A_GRAD_ROW: tl.constexpr, BETA_GRAD_ROW: tl.constexpr, ALPHA_GRAD_ROW: tl.constexpr,
+    BLOCK: tl.constexpr, CHUNK: tl.constexpr, LEAN: tl.constexpr,
+):  # fmt: skip
+    """The backward over the chunk starting at step ``t0``, from what ``_bwd_loads`` read of
+    it: recompute its states from the checkpoint, then walk its steps last to first. Returns
+    the carried values (adjoints, parameter sums, tangents, grad_x's pointer) updated."""
+    out_dtype = grad_x_ptr.dtype.element_ty
+    # Recompute the chunk forward from its checkpoint, keeping the state before each step.
+    v_prev_tile = zero_tile
+    if ADAPTIVE:  # every row is set below; x's tile gives it x's register layout
+        a_prev_tile = x_tile
+    for k in tl.static_range(CHUNK):
+        v_prev_tile = _set_row(v_prev_tile, rows, k, v)
+        spike = _bit(word, bit0, k, LEAN)
+        h = dv * v + _row(x_tile, rows, k, LEAN)
+        if ADAPTIVE:
+            a_prev_tile = _set_row(a_prev_tile, rows, k, a)
+            theta = thr + b * a
+            a = da * a + tl.where(spike, 1.0, 0.0)
+        else:
+            theta = thr
+        if SOFT_RESET:
+            v = tl.where(spike, h - theta, h)
+        else:
+            v = tl.where(spike, 0.0, h)
+    # Walk the chunk backwards.
+    for kk in tl.static_range(CHUNK):
+        j = CHUNK - 1 - kk  # step within the chunk, a constexpr
+        # a vector: the interpreter mistypes bool scalar & vector
+        if EVEN_STEPS:
+            valid = tl.full([BLOCK], 1, tl.int1)  # constant: the selects fold away
+        else:
+            valid = tl.full([BLOCK], t0 + j, tl.int32) < n_steps
+        spike = _bit(word, bit0, j, LEAN)
+        spike_f = tl.where(spike, 1.0, 0.0)
+        v_prev = _row(v_prev_tile, rows, j, LEAN)
+        h = dv * v_prev + _row(x_tile, rows, j, LEAN)
+        if ADAPTIVE:
+            a_prev = _row(a_prev_tile, rows, j, LEAN)
+            theta = thr + b * a_prev
+        else:
+            theta = thr
+        u = h - theta
+        dsdu, dphi_dalpha = _surrogate(u, alpha, SURROGATE, LEAN >= 2)
+        grad_s = zeros
+        if HAS_GRAD_SPIKES:
+            grad_s = _row(gs_tile, rows, j, LEAN)
+        grad_s, grad_h, grad_theta = _adjoint(
+            grad_s, grad_v, grad_a, h, theta, spike_f, dsdu, ADAPTIVE, SOFT_RESET, DETACH_RESET
+        )
+        if HAS_GRAD_H:
+            grad_h = grad_h + _row(gh_tile, rows, j, LEAN)
+        grad_h = tl.where(valid, grad_h, 0.0)
+        grad_theta = tl.where(valid, grad_theta, 0.0)
+        if SPLIT == 1:
+            tv_v, tv_a = _tangent_step(tv_v, tv_a, h, theta, spike_f, dsdu, valid, dv, da, b,
+                                       zeros, ADAPTIVE, SOFT_RESET, DETACH_RESET)  # fmt: skip
+            if ADAPTIVE:
+                ta_v, ta_a = _tangent_step(ta_v, ta_a, h, theta, spike_f, dsdu, valid, dv, da,
+                                           b, zeros, ADAPTIVE, SOFT_RESET, DETACH_RESET)  # fmt: skip
+        else:
+            if LEAN:
+                tl.store(grad_x_at, grad_h.to(out_dtype), mask=n_mask & valid)
+                grad_x_at += -n_neurons
+            else:
+                tl.store(
+                    grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
+                    grad_h.to(out_dtype),
+                    mask=n_mask & valid,
+                )
+            if DECAY_V_GRAD_ROW >= 0:
+                acc_decay_v += grad_h * v_prev
+            if THRESHOLD_GRAD_ROW >= 0:
+                acc_threshold += grad_theta
+            if ALPHA_GRAD_ROW >= 0:
+                acc_alpha += tl.where(valid, grad_s * dphi_dalpha, 0.0)
+        if ADAPTIVE:
+            if SPLIT != 1:
+                if BETA_GRAD_ROW >= 0:
+                    acc_beta += grad_theta * a_prev
+                if DECAY_A_GRAD_ROW >= 0:
+                    acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
+            grad_a_prev = grad_a * da + grad_theta * b
+            if HAS_GRAD_A_SEQ:
+                grad_a_prev += _row(ga_tile, rows, j, LEAN)
+            grad_a = tl.where(valid, grad_a_prev, grad_a)
+        grad_v = tl.where(valid, grad_h * dv, grad_v)
+    return (
+        grad_v, grad_a, acc_decay_v, acc_threshold, acc_decay_a, acc_beta, acc_alpha,
+        tv_v, tv_a, ta_v, ta_a, grad_x_at,
+    )  # fmt: skip
+
+
 @triton.jit(do_not_specialize=["n_steps", "group_size", "n_params", "n_segment_chunks"])
 def neuron_bwd_kernel(
     x_ptr,  # (T, N) input dtype, read
@@ -469,6 +589,7 @@ def neuron_bwd_kernel(
     HAS_GRAD_A_FINAL: tl.constexpr,
     V_STARTS_AT_ZERO: tl.constexpr,  # T <= CHUNK from v = 0: no checkpoint saved (ckpt_v unused)
     A_STARTS_AT_ZERO: tl.constexpr,  # the same for a (ckpt_a unused)
+    EVEN_STEPS: tl.constexpr,  # n_steps % CHUNK == 0: no per-step bounds checks (LEAN >= 2)
     SPLIT: tl.constexpr,  # 0: the whole sequence; 1: segment maps; 2: segments (module doc)
     DECAY_V_GRAD_ROW: tl.constexpr,  # row of grad_params_ptr, or -1 for no gradient
     THRESHOLD_GRAD_ROW: tl.constexpr,
@@ -498,6 +619,9 @@ def neuron_bwd_kernel(
     else:
         grad_v = zeros
     grad_a = zeros
+    da = zeros  # ALIF's; the others carry these unused
+    b = zeros
+    tv_v, tv_a, ta_v, ta_a = zeros, zeros, zeros, zeros  # SPLIT == 1: the tangents
     if ADAPTIVE:
         da = _param(decay_a, p_index, decay_a_stride, DECAY_A_IS_TENSOR)
         b = _param(beta, p_index, beta_stride, BETA_IS_TENSOR)
@@ -509,7 +633,6 @@ def neuron_bwd_kernel(
     acc_beta = zeros
     acc_alpha = zeros
     rows = tl.arange(0, CHUNK)[:, None]
-    out_dtype = grad_x_ptr.dtype.element_ty
     n_chunks = tl.cdiv(n_steps, CHUNK)
     c_lo = 0  # the chunks [c_lo, c_hi) this program walks
     c_hi = n_chunks
@@ -524,11 +647,7 @@ def neuron_bwd_kernel(
             grad_v = zeros
             grad_a = zeros
             # d(g_v, g_a) at the segment's start / d g_v at its end, and / d g_a (adaptive)
-            tv_v, tv_a = zeros + 1.0, zeros
-            ta_v, ta_a = zeros, zeros + 1.0
-            if not ADAPTIVE:  # unused
-                da = zeros
-                b = zeros
+            tv_v, ta_a = zeros + 1.0, zeros + 1.0
         else:
             grad_v, grad_a = _segment_carry(
                 maps_ptr, grad_v, grad_a, segment, n_segments, n, n_mask, n_neurons, ADAPTIVE,
@@ -555,103 +674,54 @@ def neuron_bwd_kernel(
             ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
             V_STARTS_AT_ZERO=V_STARTS_AT_ZERO, A_STARTS_AT_ZERO=A_STARTS_AT_ZERO,
         )  # fmt: skip
-    for i in range(0, c_hi - c_lo):
-        chunk = c_hi - 1 - i
-        t0 = chunk * CHUNK
-        # PREFETCH: load the chunk before (nothing before the first; chunks run last to
-        # first), in flight while this one computes
-        load_mask = n_mask
-        if PREFETCH:
-            load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= c_lo)
-        loaded = _bwd_loads(
-            chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons, tile_offsets,
-            HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H, HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ,
-            ADAPTIVE=ADAPTIVE, CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
-            V_STARTS_AT_ZERO=V_STARTS_AT_ZERO, A_STARTS_AT_ZERO=A_STARTS_AT_ZERO,
-        )  # fmt: skip
-        if PREFETCH:
-            x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = ahead
-            ahead = loaded
-        else:
-            x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = loaded
-        # Recompute the chunk forward from its checkpoint, keeping the state before each step.
-        v_prev_tile = zero_tile
-        if ADAPTIVE:  # every row is set below; x's tile gives it x's register layout
-            a_prev_tile = x_tile
-        for k in tl.static_range(CHUNK):
-            v_prev_tile = _set_row(v_prev_tile, rows, k, v)
-            spike = _bit(word, bit0 + k, LEAN)
-            h = dv * v + _row(x_tile, rows, k, LEAN)
-            if ADAPTIVE:
-                a_prev_tile = _set_row(a_prev_tile, rows, k, a)
-                theta = thr + b * a
-                a = da * a + tl.where(spike, 1.0, 0.0)
+    # Two chunks an iteration with PREFETCH at LEAN >= 2: the tiles in flight alternate
+    # between two register sets instead of being copied into one at every iteration.
+    PAIR: tl.constexpr = 2 if PREFETCH and LEAN >= 2 else 1
+    for i in range(0, c_hi - c_lo, PAIR):
+        for half in tl.static_range(PAIR):
+            chunk = c_hi - 1 - i
+            if half == 1:
+                chunk -= 1
+            t0 = chunk * CHUNK
+            # PREFETCH: load the chunk before (nothing before the first; chunks run last to
+            # first), in flight while this one computes
+            load_mask = n_mask
+            if PREFETCH:
+                load_mask = n_mask & (tl.full([BLOCK], chunk - 1, tl.int32) >= c_lo)
+            loaded = _bwd_loads(
+                chunk - PREFETCH, *pointers, rows, n, load_mask, n_steps, n_neurons,
+                tile_offsets, HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H,
+                HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ, ADAPTIVE=ADAPTIVE, CHUNK=CHUNK,
+                PACK_BITS=PACK_BITS, LEAN=LEAN, V_STARTS_AT_ZERO=V_STARTS_AT_ZERO,
+                A_STARTS_AT_ZERO=A_STARTS_AT_ZERO,
+            )  # fmt: skip
+            if PREFETCH:
+                current = ahead
+                ahead = loaded
             else:
-                theta = thr
-            if SOFT_RESET:
-                v = tl.where(spike, h - theta, h)
-            else:
-                v = tl.where(spike, 0.0, h)
-        # Walk the chunk backwards.
-        for kk in tl.static_range(CHUNK):
-            j = CHUNK - 1 - kk  # step within the chunk, a constexpr
-            valid = (
-                tl.full([BLOCK], t0 + j, tl.int32) < n_steps
-            )  # vector: the interpreter mistypes bool scalar & vector
-            spike = _bit(word, bit0 + j, LEAN)
-            spike_f = tl.where(spike, 1.0, 0.0)
-            v_prev = _row(v_prev_tile, rows, j, LEAN)
-            h = dv * v_prev + _row(x_tile, rows, j, LEAN)
-            if ADAPTIVE:
-                a_prev = _row(a_prev_tile, rows, j, LEAN)
-                theta = thr + b * a_prev
-            else:
-                theta = thr
-            u = h - theta
-            dsdu, dphi_dalpha = _surrogate(u, alpha, SURROGATE)
-            grad_s = zeros
-            if HAS_GRAD_SPIKES:
-                grad_s = _row(gs_tile, rows, j, LEAN)
-            grad_s, grad_h, grad_theta = _adjoint(
-                grad_s, grad_v, grad_a, h, theta, spike_f, dsdu, ADAPTIVE, SOFT_RESET, DETACH_RESET
-            )
-            if HAS_GRAD_H:
-                grad_h = grad_h + _row(gh_tile, rows, j, LEAN)
-            grad_h = tl.where(valid, grad_h, 0.0)
-            grad_theta = tl.where(valid, grad_theta, 0.0)
-            if SPLIT == 1:
-                tv_v, tv_a = _tangent_step(tv_v, tv_a, h, theta, spike_f, dsdu, valid, dv, da, b,
-                                           zeros, ADAPTIVE, SOFT_RESET, DETACH_RESET)  # fmt: skip
-                if ADAPTIVE:
-                    ta_v, ta_a = _tangent_step(ta_v, ta_a, h, theta, spike_f, dsdu, valid, dv, da,
-                                               b, zeros, ADAPTIVE, SOFT_RESET, DETACH_RESET)  # fmt: skip
-            else:
-                if LEAN:
-                    tl.store(grad_x_at, grad_h.to(out_dtype), mask=n_mask & valid)
-                    grad_x_at += -n_neurons
-                else:
-                    tl.store(
-                        grad_x_ptr + tl.cast(t0 + j, tl.int64) * n_neurons + n,
-                        grad_h.to(out_dtype),
-                        mask=n_mask & valid,
-                    )
-                if DECAY_V_GRAD_ROW >= 0:
-                    acc_decay_v += grad_h * v_prev
-                if THRESHOLD_GRAD_ROW >= 0:
-                    acc_threshold += grad_theta
-                if ALPHA_GRAD_ROW >= 0:
-                    acc_alpha += tl.where(valid, grad_s * dphi_dalpha, 0.0)
-            if ADAPTIVE:
-                if SPLIT != 1:
-                    if BETA_GRAD_ROW >= 0:
-                        acc_beta += grad_theta * a_prev
-                    if DECAY_A_GRAD_ROW >= 0:
-                        acc_decay_a += tl.where(valid, grad_a * a_prev, 0.0)
-                grad_a_prev = grad_a * da + grad_theta * b
-                if HAS_GRAD_A_SEQ:
-                    grad_a_prev += _row(ga_tile, rows, j, LEAN)
-                grad_a = tl.where(valid, grad_a_prev, grad_a)
-            grad_v = tl.where(valid, grad_h * dv, grad_v)
+                current = loaded
+            x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a = current
+            run = True
+            if half == 1:  # an odd count of chunks: the last pair has no second
+                run = chunk >= c_lo
+            if run:
+                (
+                    grad_v, grad_a, acc_decay_v, acc_threshold, acc_decay_a, acc_beta, acc_alpha,
+                    tv_v, tv_a, ta_v, ta_a, grad_x_at,
+                ) = _bwd_chunk(
+                    t0, x_tile, gs_tile, gh_tile, ga_tile, word, bit0, v, a,
+                    grad_v, grad_a, acc_decay_v, acc_threshold, acc_decay_a, acc_beta, acc_alpha,
+                    tv_v, tv_a, ta_v, ta_a, grad_x_at,
+                    grad_x_ptr, dv, thr, da, b, alpha, zeros, zero_tile, rows, n, n_mask,
+                    n_steps, n_neurons, ADAPTIVE=ADAPTIVE, SOFT_RESET=SOFT_RESET,
+                    DETACH_RESET=DETACH_RESET, SURROGATE=SURROGATE,
+                    HAS_GRAD_SPIKES=HAS_GRAD_SPIKES, HAS_GRAD_H=HAS_GRAD_H,
+                    HAS_GRAD_A_SEQ=HAS_GRAD_A_SEQ, EVEN_STEPS=EVEN_STEPS, SPLIT=SPLIT,
+                    DECAY_V_GRAD_ROW=DECAY_V_GRAD_ROW, THRESHOLD_GRAD_ROW=THRESHOLD_GRAD_ROW,
+                    DECAY_A_GRAD_ROW=DECAY_A_GRAD_ROW, BETA_GRAD_ROW=BETA_GRAD_ROW,
+                    ALPHA_GRAD_ROW=ALPHA_GRAD_ROW, BLOCK=BLOCK, CHUNK=CHUNK, LEAN=LEAN,
+                )  # fmt: skip
+
     if SPLIT == 1:  # rows of maps (see _segment_carry)
         at = maps_ptr + tl.cast(segment, tl.int64) * n_neurons + n
         row = tl.cast(SEGMENTS, tl.int64) * n_neurons

@@ -18,11 +18,18 @@ A config fixes, for one direction:
   effect on the adjoints it hands back (an affine map: the reverse step is affine in them),
   the second starts each segment from the maps of the later ones and runs it as usual.
   Twice the backward's reads; 1 everywhere else.
-- ``lean``: the kernels' step in fewer instructions (addresses advanced a step at a time,
-  rows taken from a tile without an add, spike bits set and tested by a select of a scalar
-  mask). At long T over few neurons a warp is alone on its scheduler and issues an
-  instruction every ~2 cycles, so the instruction count is the time. Off in every entry
-  written before the switch existed (their code is unchanged).
+- ``lean``: the kernels' step in fewer instructions, a level. 1 (``True``): addresses
+  advanced a step at a time, rows taken from a tile without an add, spike bits set and
+  tested by a select of a scalar mask. 2, the backward (the forward runs it as 1): also the
+  surrogate's reciprocal as ``rsqrt(x)**2`` (2 instructions, not 8: within 3 ulp), each
+  chunk's spike word shifted once so that a step tests a constant mask, no per-step bounds
+  checks when T is a multiple of ``chunk``, and with ``prefetch`` two chunks an iteration,
+  so that the tiles in flight alternate between two register sets instead of being copied
+  (``python scripts/sass_count.py`` counts the instructions a step). At long T over few
+  neurons a warp is alone on its scheduler and issues an instruction every ~2 cycles, so the
+  instruction count is the time; at large N the 16-bit and ALIF backwards issue about as
+  long as they move bytes. 0 (``False``) in every entry written before level 1 existed, at
+  most 1 before level 2 (their code is unchanged).
 
 The forward of a training step (direction ``fwd_train``) takes ``chunk`` and
 ``pack_bits`` from the backward config, since the backward reads what it saved; its launch
@@ -44,6 +51,7 @@ import triton
 from tether.neurons import NEURONS
 
 PACK_DTYPES = {8: torch.int8, 16: torch.int16, 32: torch.int32}
+LEAN_LEVELS = (0, 1, 2)
 # The I/O dtypes of the kernels, by the names tables, CSVs and the CLI use.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Table directions: the inference forward, the backward, the forward of a training step.
@@ -60,7 +68,7 @@ class KernelConfig:
     chunk: int
     pack_bits: int
     prefetch: bool = False
-    lean: bool = False
+    lean: int = 0  # a level, 0-2 (tables and sweeps before level 2 hold False/True)
     segments: int = 1
 
     def __post_init__(self) -> None:
@@ -75,9 +83,11 @@ class KernelConfig:
                 f"KernelConfig.pack_bits must be one of {sorted(PACK_DTYPES)}, "
                 f"got {self.pack_bits!r}"
             )
-        for name in ("prefetch", "lean"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"KernelConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.prefetch, bool):
+            raise ValueError(f"KernelConfig.prefetch must be a bool, got {self.prefetch!r}")
+        if not isinstance(self.lean, int) or self.lean not in LEAN_LEVELS:
+            raise ValueError(f"KernelConfig.lean must be one of {LEAN_LEVELS}, got {self.lean!r}")
+        object.__setattr__(self, "lean", int(self.lean))  # True -> 1: one spelling a level
         if self.pack_bits % self.chunk:
             raise ValueError(
                 f"KernelConfig.chunk ({self.chunk}) must divide pack_bits ({self.pack_bits})"
