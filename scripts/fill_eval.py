@@ -23,7 +23,7 @@ from tether.tuning import space
 from tether.tuning.space import DTYPES, KernelConfig, default_config, training_forward_config
 
 FIELDS = [f.name for f in dataclasses.fields(KernelConfig)]
-DEFAULTS = {"prefetch": False, "lean": False, "segments": 1}
+DEFAULTS = {"prefetch": False, "lean": 0, "segments": 1}
 
 
 def configs(frame: pd.DataFrame) -> list[KernelConfig]:

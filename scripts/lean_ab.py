@@ -1,75 +1,103 @@
-"""The LEAN switch at long sequences, A/B on one GPU: ``python scripts/lean_ab.py OUT.csv``.
+"""The LEAN switch, A/B on one GPU: ``python scripts/lean_ab.py OUT.csv [--levels 0,1]
+[--backward] [--ops lif,plif,alif] [--dtypes float32] [--modes fwd,fwdbwd] [--shapes
+512x8192,2048x4096,1024x65536]``.
 
-For each op and long shape (fp32), every config the runtime picks (inference forward,
-training forward, backward) is run as picked and with ``lean`` flipped on, captured in a CUDA
-graph (``graphed``: the GPU time without host time), checked against the eager reference and
-timed with ``measure.time_ms``, the two variants in alternation (three rounds, median kept).
+For each op, dtype, mode and shape, every config the runtime picks (inference forward,
+training forward, backward) is run with ``lean`` set to each level (the forwards run level
+2 as 1), or with ``--backward`` the backward's alone (the forwards as picked), captured in a
+CUDA graph (``graphed``: the GPU time without host time), checked against the eager
+reference and timed with ``measure.time_ms``, the variants in alternation (three rounds,
+median kept). The defaults are the long-sequence study of level 1 (``lean_ab_h200.csv``);
+level 2 at large N: ``--levels 0,1,2 --backward --modes fwdbwd --dtypes
+float32,bfloat16 --shapes 32x8388608,128x4194304``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import statistics
-import sys
 
 import pandas as pd
 import torch
 
-from tether.benchmark.measure import run_facts, time_ms
+from tether.benchmark.measure import copy_bandwidth_gbps, run_facts, time_ms
 from tether.benchmark.providers import Problem, eager, graphed_impl
 from tether.benchmark.runner import error_fraction
 from tether.functional import ops
 from tether.tuning import table
+from tether.tuning.space import DTYPES
 
-SHAPES = ((512, 8192), (2048, 4096), (1024, 65536))
 ROUNDS = 3
 
 
-def patched(lean: bool):
-    """``table``'s selection with ``lean`` set on every config it returns."""
+def patched(level: int, backward_only: bool):
+    """``table``'s selection with ``lean`` at ``level`` on every config it returns (the
+    forwards at most 1), or on the backward's alone."""
     select, select_training = table.select_config, table.select_training_configs
+    forward_level = min(level, 1)
 
     def config(*args):
-        return dataclasses.replace(select(*args), lean=lean)
+        picked = select(*args)
+        return picked if backward_only else dataclasses.replace(picked, lean=forward_level)
 
     def training(*args):
-        return tuple(dataclasses.replace(c, lean=lean) for c in select_training(*args))
+        fwd, bwd = select_training(*args)
+        if not backward_only:
+            fwd = dataclasses.replace(fwd, lean=forward_level)
+        return fwd, dataclasses.replace(bwd, lean=level)
 
     return config, training
 
 
-def main(out: str) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out")
+    parser.add_argument("--levels", default="0,1")
+    parser.add_argument("--backward", action="store_true")
+    parser.add_argument("--ops", default="lif,plif,alif")
+    parser.add_argument("--dtypes", default="float32")
+    parser.add_argument("--modes", default="fwd,fwdbwd")
+    parser.add_argument("--shapes", default="512x8192,2048x4096,1024x65536")
+    args = parser.parse_args()
+    levels = [int(v) for v in args.levels.split(",")]
+    shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     device = torch.device("cuda")
-    facts = run_facts(device)
+    facts = {**run_facts(device), "copy_gbps": copy_bandwidth_gbps(device)}
     originals = table.select_config, table.select_training_configs
     rows = []
-    for op in ("lif", "plif", "alif"):
-        for mode in ("fwd", "fwdbwd"):
-            for n_steps, n_neurons in SHAPES:
-                problem = Problem.make(op, mode, n_steps, n_neurons, torch.float32, device)
-                truth = eager(problem)()
-                runs = {}
-                for lean in (False, True):
-                    ops._PLANS.clear()
-                    table.select_config, table.select_training_configs = patched(lean)
-                    try:
-                        run = graphed_impl(problem)
-                        runs[lean] = (run, error_fraction(run(), truth, torch.float32))
-                    finally:
-                        table.select_config, table.select_training_configs = originals
-                times = {lean: [] for lean in runs}
-                for _ in range(ROUNDS):
-                    for lean, (run, _err) in runs.items():
-                        times[lean].append(time_ms(run, device))
-                for lean, (_run, err) in runs.items():
-                    row = dict(op=op, mode=mode, T=n_steps, N=n_neurons, lean=lean,
-                               ms=statistics.median(times[lean]), max_error=err, **facts)  # fmt: skip
-                    rows.append(row)
-                    print(row["op"], mode, n_steps, n_neurons, lean, f"{row['ms']:.4f}", err,
-                          flush=True)  # fmt: skip
-                del runs, problem, truth
-    pd.DataFrame(rows).to_csv(out, index=False)
+    for op in args.ops.split(","):
+        for dtype_name in args.dtypes.split(","):
+            for mode in args.modes.split(","):
+                for n_steps, n_neurons in shapes:
+                    dtype = DTYPES[dtype_name]
+                    problem = Problem.make(op, mode, n_steps, n_neurons, dtype, device)
+                    truth = eager(problem)()
+                    runs = {}
+                    for level in levels:
+                        ops._PLANS.clear()
+                        table.select_config, table.select_training_configs = patched(
+                            level, args.backward
+                        )
+                        try:
+                            run = graphed_impl(problem)
+                            runs[level] = (run, error_fraction(run(), truth, dtype))
+                        finally:
+                            table.select_config, table.select_training_configs = originals
+                    times = {level: [] for level in runs}
+                    for _ in range(ROUNDS):
+                        for level, (run, _err) in runs.items():
+                            times[level].append(time_ms(run, device))
+                    for level, (_run, err) in runs.items():
+                        row = dict(op=op, dtype=dtype_name, mode=mode, T=n_steps, N=n_neurons,
+                                   lean=level, backward_only=args.backward,
+                                   ms=statistics.median(times[level]), max_error=err, **facts)  # fmt: skip
+                        rows.append(row)
+                        print(op, dtype_name, mode, n_steps, n_neurons, level,
+                              f"{row['ms']:.4f}", err, flush=True)  # fmt: skip
+                    del runs, problem, truth
+    pd.DataFrame(rows).to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

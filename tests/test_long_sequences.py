@@ -283,3 +283,18 @@ def test_the_sweep_tunes_the_training_forward_for_the_paired_backward(
     fresh = sweep.export_winners(best, path=tmp_path / "lean.json")
     assert fresh[0]["config"]["lean"] == 1
     assert fresh[0]["config"]["prefetch"] is bool(best.iloc[0]["prefetch"])
+
+
+@pytest.mark.parametrize("size", ["micro", "quick", "long", "segments"])
+def test_backward_spaces_try_lean_2_beside_each_prefetching_config(size):
+    """Level 2 is tuned, not assumed: each twin sits beside its prefetching config (32-step
+    chunks aside); the forward spaces have no level 2 (the forward runs it as 1)."""
+    space = config_space("bwd", torch.float32, size)
+    twins = [c for c in space if c.lean == 2]
+    assert twins and all(c.prefetch and c.chunk <= 16 for c in twins)
+    assert all(any(dataclasses.replace(t, lean=level) in space for level in (0, 1)) for t in twins)
+    prefetching = [c for c in space if c.prefetch and c.chunk <= 16]
+    if size == "segments":  # the configs in segments, and the defaults as they are
+        prefetching = [c for c in prefetching if c.segments > 1]
+    assert all(dataclasses.replace(c, lean=2) in twins for c in prefetching)
+    assert not any(c.lean == 2 for c in config_space("fwd", torch.float32, size))

@@ -296,7 +296,8 @@ def config_space(
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
     sweeps the packing width and runs one stage (its loop carries no loads across iterations
-    to pipeline), and adds ``BWD_BLOCK_WARPS`` and ``prefetch`` (see there). ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward
+    to pipeline), and adds ``BWD_BLOCK_WARPS``, ``prefetch`` (see there) and each
+    prefetching config's ``lean`` 2 twin (``_with_lean_twins``). ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward
     space's launch shapes with ``bwd``'s chunk and pack_bits, and ``training_forward_config``.
     """
     if size not in SPACE_SIZES:
@@ -336,7 +337,22 @@ def config_space(
         config = KernelConfig(block, num_warps, num_stages, chunk, pack_bits, ahead)
         if not ahead or config.per_thread * chunk <= PREFETCH_TILE:
             configs.append(config)
-    return configs
+    return _with_lean_twins(direction, configs)
+
+
+def _with_lean_twins(direction: str, configs: list[KernelConfig]) -> list[KernelConfig]:
+    """``configs``, each backward one with prefetch followed by its lean-2 twin (two chunks
+    an iteration: level 2 without prefetch only drops instructions, with it also the tile
+    copies), but for 32-step chunks (~50 s of compile for the two unrolled chunks). The
+    forward's level 2 is its level 1: no twins."""
+    if direction != "bwd":
+        return configs
+    out = []
+    for config in configs:
+        out.append(config)
+        if config.prefetch and config.lean < 2 and config.chunk <= 16:
+            out.append(dataclasses.replace(config, lean=2))
+    return list(dict.fromkeys(out))
 
 
 def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
@@ -362,7 +378,7 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
                 SEGMENT_BLOCK_WARPS, (8, 16), SEGMENTS
             )
         ]
-    return list(dict.fromkeys(configs + defaults(direction, dtype)))
+    return _with_lean_twins(direction, list(dict.fromkeys(configs + defaults(direction, dtype))))
 
 
 def defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
