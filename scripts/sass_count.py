@@ -31,6 +31,7 @@ import tempfile
 import torch
 import triton
 
+from tether.benchmark.measure import run_facts
 from tether.kernels import aot
 from tether.neurons import NEURONS
 from tether.tuning import table
@@ -124,11 +125,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out")
     args = parser.parse_args()
+    facts = {**run_facts(torch.device("cpu")), "target": "sm_90 (cuobjdump)"}
     rows = []
     for source, op, dtype_name, pick in picks():
         for level in (0, 1, 2):
             config = dataclasses.replace(pick, lean=level)
-            row = {"pick": source, **count(op, dtype_name, config)}
+            row = {"pick": source, **count(op, dtype_name, config), **facts}
             rows.append(row)
             print(source, op, dtype_name, config, row["instructions_per_element"],
                   row["registers"], flush=True)  # fmt: skip

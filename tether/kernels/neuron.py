@@ -270,7 +270,9 @@ def _segment_carry(maps_ptr, grad_v, grad_a, segment, n_segments, n, n_mask, n_n
 
 @triton.jit
 def _recip(x, FAST: tl.constexpr):
-    """``1 / x`` for ``x >= 1``; ``FAST``: as ``rsqrt(x)**2`` (two instructions, within 3 ulp)."""
+    """``1 / x`` for ``x >= 1`` (or inf: 0). ``FAST``: as ``rsqrt(x)**2``, two instructions
+    (``MUFU.RSQ``, a multiply) where the division takes eight (range checks and scalings
+    around ``MUFU.RCP``), within 3 ulp of it; ``x >= 1`` keeps it off the denormal range."""
     if FAST:
         r = tl.math.rsqrt(x)
         out = r * r
@@ -288,14 +290,14 @@ def _surrogate(u, alpha, SURROGATE: tl.constexpr, FAST: tl.constexpr = False):
         dsdu = alpha * inv
         dphi_dalpha = u * inv
     elif SURROGATE == 1:
-        sig = 1.0 / (1.0 + tl.exp(-alpha * u))
+        sig = _recip(1.0 + tl.exp(-alpha * u), FAST)
         slope = sig * (1.0 - sig)
         dsdu = alpha * slope
         dphi_dalpha = u * slope
     else:
-        inv = 1.0 / (1.0 + tl.abs(alpha * u))
+        inv = _recip(1.0 + tl.abs(alpha * u), FAST)
         dsdu = inv * inv
-        inv_primitive = 1.0 / (1.0 + alpha * tl.abs(u))
+        inv_primitive = _recip(1.0 + alpha * tl.abs(u), FAST)  # alpha > 0
         dphi_dalpha = -u * tl.abs(u) * inv_primitive * inv_primitive
     return dsdu, dphi_dalpha
 
