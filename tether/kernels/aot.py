@@ -226,8 +226,8 @@ def unpack_variants() -> Iterator[Variant]:
 
 def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, each
-    without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), a quarter of
-    the backward's at lean level 2 too, then the unpack kernel's variants."""
+    without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), a quarter
+    of them at lean level 2 too, then the unpack kernel's variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -244,10 +244,12 @@ def switch_variants() -> Iterator[Variant]:
             yield f"{name}-prefetch", direction, dtype, prefetching, switches(neuron, *flags, i)
             lean = dataclasses.replace(config, prefetch=i % 2 == 0, lean=True)
             yield f"{name}-lean", direction, dtype, lean, switches(neuron, *flags, i)
-            if direction == "bwd" and i % 4 == 1:  # lean level 2, T a multiple of CHUNK or not
+            if i % 4 == 1:  # lean level 2 (the backward's T a multiple of CHUNK or not)
                 leaner = dataclasses.replace(config, prefetch=i % 8 == 1, lean=2)
-                even = {**switches(neuron, *flags, i), "EVEN_STEPS": i % 3 != 0}
-                yield f"{name}-lean2", direction, dtype, leaner, even
+                flagged = switches(neuron, *flags, i)
+                if direction == "bwd":
+                    flagged["EVEN_STEPS"] = i % 3 != 0
+                yield f"{name}-lean2", direction, dtype, leaner, flagged
             if direction == "bwd" and i % 3 == 0:  # both passes of a backward in segments
                 split = dataclasses.replace(lean, segments=4)
                 passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2}

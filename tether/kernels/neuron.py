@@ -302,6 +302,74 @@ def _surrogate(u, alpha, SURROGATE: tl.constexpr, FAST: tl.constexpr = False):
     return dsdu, dphi_dalpha
 
 
+@triton.jit
+def _fwd_chunk(
+    t0, x_tile, v, a, word, spikes_at, h_at, a_at,
+    spikes_ptr, h_seq_ptr, a_seq_ptr, packed_ptr, ckpt_v_ptr, ckpt_a_ptr,
+    dv, thr, da, b, rows, n, n_mask, n_steps, n_neurons,
+    ADAPTIVE: tl.constexpr, SOFT_RESET: tl.constexpr, STORE_H: tl.constexpr,
+    STORE_A: tl.constexpr, SAVE_FOR_BACKWARD: tl.constexpr, EVEN_STEPS: tl.constexpr,
+    BLOCK: tl.constexpr, CHUNK: tl.constexpr, PACK_BITS: tl.constexpr, LEAN: tl.constexpr,
+):  # fmt: skip
+    """The forward over the chunk starting at step ``t0`` from its ``(CHUNK, BLOCK)`` tile of
+    x: its checkpoint, its steps, its packed word. Returns the carried values (states, the
+    word being packed, the output pointers) updated."""
+    out_dtype = spikes_ptr.dtype.element_ty
+    if SAVE_FOR_BACKWARD:
+        ckpt_offsets = tl.cast(t0 // CHUNK, tl.int64) * n_neurons + n
+        tl.store(ckpt_v_ptr + ckpt_offsets, v, mask=n_mask)
+        if ADAPTIVE:
+            tl.store(ckpt_a_ptr + ckpt_offsets, a, mask=n_mask)
+    for k in tl.static_range(CHUNK):
+        # a vector: the interpreter mistypes bool scalar & vector
+        if EVEN_STEPS:
+            valid = tl.full([BLOCK], 1, tl.int1)  # constant: the selects fold away
+        else:
+            valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps
+        offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n  # LEAN: unused
+        step_mask = n_mask & valid
+        h = dv * v + _row(x_tile, rows, k, LEAN)
+        if ADAPTIVE:
+            theta = thr + b * a
+        else:
+            theta = thr
+        spike = (h >= theta) & valid
+        if SOFT_RESET:
+            v = tl.where(valid, tl.where(spike, h - theta, h), v)
+        else:
+            v = tl.where(valid, tl.where(spike, 0.0, h), v)
+        spike_f = tl.where(spike, 1.0, 0.0)
+        spikes_out = spikes_at if LEAN else spikes_ptr + offsets
+        tl.store(spikes_out, spike_f.to(out_dtype), mask=step_mask)
+        if STORE_H:
+            h_out = h_at if LEAN else h_seq_ptr + offsets
+            tl.store(h_out, h.to(out_dtype), mask=step_mask)
+        if ADAPTIVE:
+            if STORE_A:
+                a_out = a_at if LEAN else a_seq_ptr + offsets
+                tl.store(a_out, a.to(out_dtype), mask=step_mask)
+            a = tl.where(valid, da * a + spike_f, a)
+        if SAVE_FOR_BACKWARD:
+            if LEAN:  # a select of the step's bit, not a shift per neuron
+                word = word | tl.where(spike, 1 << ((t0 % PACK_BITS) + k), 0)
+            else:
+                word = word | (spike.to(tl.int32) << ((t0 % PACK_BITS) + k))
+        if LEAN:
+            spikes_at += n_neurons
+            if STORE_H:
+                h_at += n_neurons
+            if STORE_A:
+                a_at += n_neurons
+    if SAVE_FOR_BACKWARD:
+        t_end = tl.full([BLOCK], t0 + CHUNK, tl.int32)
+        word_done = (t_end % PACK_BITS == 0) | (t_end >= n_steps)
+        word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
+        packed_dtype = packed_ptr.dtype.element_ty
+        tl.store(packed_ptr + word_offsets, word.to(packed_dtype), mask=n_mask & word_done)
+        word = tl.where(word_done, 0, word)
+    return v, a, word, spikes_at, h_at, a_at
+
+
 @triton.jit(do_not_specialize=["n_steps", "group_size", "n_params"])
 def neuron_fwd_kernel(
     x_ptr,  # (T, N) input dtype, read
@@ -357,6 +425,9 @@ def neuron_fwd_kernel(
         v = tl.load(v_init_ptr + n, mask=n_mask, other=0.0).to(tl.float32)
     else:
         v = tl.zeros([BLOCK], dtype=tl.float32)
+    a = v  # ALIF's; the others carry these unused
+    da = v
+    b = v
     if ADAPTIVE:
         da = _param(decay_a, p_index, decay_a_stride, DECAY_A_IS_TENSOR)
         b = _param(beta, p_index, beta_stride, BETA_IS_TENSOR)
@@ -365,7 +436,6 @@ def neuron_fwd_kernel(
         else:
             a = tl.zeros([BLOCK], dtype=tl.float32)
     rows = tl.arange(0, CHUNK)[:, None]
-    out_dtype = spikes_ptr.dtype.element_ty
     word = tl.zeros([BLOCK], dtype=tl.int32)
     tile_offsets = rows.to(tl.int64) * n_neurons + n[None, :]  # LEAN: loop-invariant
     spikes_at = spikes_ptr + n  # LEAN: the step's output pointers, advanced a step at a time
@@ -373,69 +443,36 @@ def neuron_fwd_kernel(
     a_at = a_seq_ptr + n
     if PREFETCH:
         x_next = _load_tile(x_ptr, 0, rows, n, n_mask, n_steps, n_neurons, tile_offsets, True, LEAN)
-    for t0 in range(0, n_steps, CHUNK):
-        # PREFETCH: load the next chunk (nothing past T), in flight while this one computes
-        loaded = _load_tile(
-            x_ptr, t0 + PREFETCH * CHUNK, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
-            PREFETCH or not EVEN_STEPS, LEAN,
-        )  # fmt: skip
-        if PREFETCH:
-            x_tile = x_next
-            x_next = loaded
-        else:
-            x_tile = loaded
-        if SAVE_FOR_BACKWARD:
-            ckpt_offsets = tl.cast(t0 // CHUNK, tl.int64) * n_neurons + n
-            tl.store(ckpt_v_ptr + ckpt_offsets, v, mask=n_mask)
-            if ADAPTIVE:
-                tl.store(ckpt_a_ptr + ckpt_offsets, a, mask=n_mask)
-        for k in tl.static_range(CHUNK):
-            # a vector: the interpreter mistypes bool scalar & vector
-            if EVEN_STEPS:
-                valid = tl.full([BLOCK], 1, tl.int1)  # constant: the selects fold away
+    # Two chunks an iteration with PREFETCH at LEAN >= 2: the tiles in flight alternate
+    # between two register sets instead of being copied into one at every iteration.
+    PAIR: tl.constexpr = 2 if PREFETCH and LEAN >= 2 else 1
+    for i in range(0, n_steps, PAIR * CHUNK):
+        for half in tl.static_range(PAIR):
+            t0 = i
+            if half == 1:
+                t0 += CHUNK
+            # PREFETCH: load the next chunk (nothing past T), in flight while this one computes
+            loaded = _load_tile(
+                x_ptr, t0 + PREFETCH * CHUNK, rows, n, n_mask, n_steps, n_neurons, tile_offsets,
+                PREFETCH or not EVEN_STEPS, LEAN,
+            )  # fmt: skip
+            if PREFETCH:
+                x_tile = x_next
+                x_next = loaded
             else:
-                valid = tl.full([BLOCK], t0 + k, tl.int32) < n_steps
-            offsets = tl.cast(t0 + k, tl.int64) * n_neurons + n  # LEAN: unused
-            step_mask = n_mask & valid
-            h = dv * v + _row(x_tile, rows, k, LEAN)
-            if ADAPTIVE:
-                theta = thr + b * a
-            else:
-                theta = thr
-            spike = (h >= theta) & valid
-            if SOFT_RESET:
-                v = tl.where(valid, tl.where(spike, h - theta, h), v)
-            else:
-                v = tl.where(valid, tl.where(spike, 0.0, h), v)
-            spike_f = tl.where(spike, 1.0, 0.0)
-            spikes_out = spikes_at if LEAN else spikes_ptr + offsets
-            tl.store(spikes_out, spike_f.to(out_dtype), mask=step_mask)
-            if STORE_H:
-                h_out = h_at if LEAN else h_seq_ptr + offsets
-                tl.store(h_out, h.to(out_dtype), mask=step_mask)
-            if ADAPTIVE:
-                if STORE_A:
-                    a_out = a_at if LEAN else a_seq_ptr + offsets
-                    tl.store(a_out, a.to(out_dtype), mask=step_mask)
-                a = tl.where(valid, da * a + spike_f, a)
-            if SAVE_FOR_BACKWARD:
-                if LEAN:  # a select of the step's bit, not a shift per neuron
-                    word = word | tl.where(spike, 1 << ((t0 % PACK_BITS) + k), 0)
-                else:
-                    word = word | (spike.to(tl.int32) << ((t0 % PACK_BITS) + k))
-            if LEAN:
-                spikes_at += n_neurons
-                if STORE_H:
-                    h_at += n_neurons
-                if STORE_A:
-                    a_at += n_neurons
-        if SAVE_FOR_BACKWARD:
-            t_end = tl.full([BLOCK], t0 + CHUNK, tl.int32)
-            word_done = (t_end % PACK_BITS == 0) | (t_end >= n_steps)
-            word_offsets = tl.cast(t0 // PACK_BITS, tl.int64) * n_neurons + n
-            packed_dtype = packed_ptr.dtype.element_ty
-            tl.store(packed_ptr + word_offsets, word.to(packed_dtype), mask=n_mask & word_done)
-            word = tl.where(word_done, 0, word)
+                x_tile = loaded
+            run = True
+            if half == 1:  # the last pair of an odd count of chunks has no second
+                run = t0 < n_steps
+            if run:
+                v, a, word, spikes_at, h_at, a_at = _fwd_chunk(
+                    t0, x_tile, v, a, word, spikes_at, h_at, a_at,
+                    spikes_ptr, h_seq_ptr, a_seq_ptr, packed_ptr, ckpt_v_ptr, ckpt_a_ptr,
+                    dv, thr, da, b, rows, n, n_mask, n_steps, n_neurons,
+                    ADAPTIVE=ADAPTIVE, SOFT_RESET=SOFT_RESET, STORE_H=STORE_H, STORE_A=STORE_A,
+                    SAVE_FOR_BACKWARD=SAVE_FOR_BACKWARD, EVEN_STEPS=EVEN_STEPS, BLOCK=BLOCK,
+                    CHUNK=CHUNK, PACK_BITS=PACK_BITS, LEAN=LEAN,
+                )  # fmt: skip
     if STORE_FINAL:  # off when the caller drops the state: 4 bytes/neuron less
         tl.store(v_final_ptr + n, v, mask=n_mask)
         if ADAPTIVE:

@@ -20,12 +20,12 @@ A config fixes, for one direction:
   Twice the backward's reads; 1 everywhere else.
 - ``lean``: the kernels' step in fewer instructions, a level. 1 (``True``): addresses
   advanced a step at a time, rows taken from a tile without an add, spike bits set and
-  tested by a select of a scalar mask. 2, the backward (the forward runs it as 1): also the
-  surrogate's reciprocal as ``rsqrt(x)**2`` (2 instructions, not 8: within 3 ulp), each
-  chunk's spike word shifted once so that a step tests a constant mask, no per-step bounds
-  checks when T is a multiple of ``chunk``, and with ``prefetch`` two chunks an iteration,
-  so that the tiles in flight alternate between two register sets instead of being copied
-  (``python scripts/sass_count.py`` counts the instructions a step). At long T over few
+  tested by a select of a scalar mask. 2: also, with ``prefetch``, two chunks an iteration,
+  so that the tiles in flight alternate between two register sets instead of being copied;
+  and in the backward the surrogate's reciprocal as ``rsqrt(x)**2`` (2 instructions, not 8:
+  within 3 ulp), each chunk's spike word shifted once so that a step tests a constant mask,
+  and no per-step bounds checks when T is a multiple of ``chunk`` (``python
+  scripts/sass_count.py`` counts the backward's instructions a step). At long T over few
   neurons a warp is alone on its scheduler and issues an instruction every ~2 cycles, so the
   instruction count is the time; at large N the 16-bit and ALIF backwards issue about as
   long as they move bytes. 0 (``False``) in every entry written before level 1 existed, at
@@ -296,9 +296,10 @@ def config_space(
 
     The forward sweeps ``num_stages`` 1 and 2 and packs 32 steps per word; the backward
     sweeps the packing width and runs one stage (its loop carries no loads across iterations
-    to pipeline), and adds ``BWD_BLOCK_WARPS``, ``prefetch`` (see there) and each
-    prefetching config's ``lean`` 2 twin (``_with_lean_twins``). ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward
-    space's launch shapes with ``bwd``'s chunk and pack_bits, and ``training_forward_config``.
+    to pipeline), and adds ``BWD_BLOCK_WARPS`` and ``prefetch`` (see there). Each
+    prefetching config of a space has its ``lean`` 2 twin (``_with_lean_twins``).
+    ``fwd_train`` needs ``bwd``, the backward config it saves for: the forward space's
+    launch shapes with ``bwd``'s chunk and pack_bits, and ``training_forward_config``.
     """
     if size not in SPACE_SIZES:
         raise ValueError(f"size must be one of {SPACE_SIZES}, got {size!r}")
@@ -341,16 +342,14 @@ def config_space(
 
 
 def _with_lean_twins(direction: str, configs: list[KernelConfig]) -> list[KernelConfig]:
-    """``configs``, each backward one with prefetch followed by its lean-2 twin (two chunks
-    an iteration: level 2 without prefetch only drops instructions, with it also the tile
-    copies), but for 32-step chunks (~50 s of compile for the two unrolled chunks). The
-    forward's level 2 is its level 1: no twins."""
-    if direction != "bwd":
-        return configs
+    """``configs``, each one with prefetch followed by its lean-2 twin (two chunks an
+    iteration, so no tile copies; the backward's level 2 also drops instructions without
+    prefetch), but for the backward's 32-step chunks (~50 s of compile for two unrolled
+    chunks)."""
     out = []
     for config in configs:
         out.append(config)
-        if config.prefetch and config.lean < 2 and config.chunk <= 16:
+        if config.prefetch and config.lean < 2 and (config.chunk <= 16 or direction != "bwd"):
             out.append(dataclasses.replace(config, lean=2))
     return list(dict.fromkeys(out))
 
