@@ -1,19 +1,21 @@
-"""Instructions a backward step issues, without a GPU: ``python scripts/sass_count.py OUT.csv``.
+"""Instructions a neuron step issues, without a GPU: ``python scripts/sass_count.py OUT.csv
+[--shapes 32x8388608,...] [--directions bwd,fwd_train]``.
 
-Compiles the backward kernel for sm_90 (as ``tether.kernels.aot``, the runtime's usual
-16-aligned specialization) on the benchmark's switches (Arctan, hard reset, detached reset,
-a float alpha, the spikes' gradient alone; PLIF's and ALIF's parameters learned), at each
-op's and dtype's shipped pick at T=32, N=2^23 on the H100 and the H200 (``table``), each
-at lean levels 0, 1 and 2, disassembles it (``cuobjdump -sass``) and counts the
-instructions of its chunk loop (the longest backward branch) per element: the loop body's
-length over the elements an iteration walks (``chunk`` steps of ``block / (32 * warps)``
-neurons a thread, two chunks with lean 2 and prefetch). Also the registers a thread
-(``cuobjdump -res-usage``) and the loop's instruction mix.
+Compiles the kernels for sm_90 (as ``tether.kernels.aot``, the runtime's usual 16-aligned
+specialization) on the benchmark's switches (Arctan, hard reset, detached reset, a float
+alpha, the spikes' gradient alone; PLIF's and ALIF's parameters learned), at each op's and
+dtype's configs as the runtime picks them at each shape on the H100 and the H200 (``table``:
+the nearest entry, else the default), each at lean levels 0, 1 and 2, disassembles them
+(``cuobjdump -sass``) and counts the instructions of the chunk loop (the longest backward
+branch) per element: the loop body's length over the elements an iteration walks
+(``chunk`` steps of ``block / (32 * warps)`` neurons a thread, two chunks with lean 2 and
+prefetch). Also the registers a thread (``cuobjdump -res-usage``) and the loop's mix.
 
 Why: at large N the 16-bit and ALIF backwards issue about as long as they move bytes (an
 H200 issues ~1.0e12 warp instructions a second: 45 instructions an element over 2^28
-elements is 0.37 ms; their bytes take 0.4-0.8 ms), so each instruction a step counts. A
-static count, not a time: the GPU decides what it buys (``device_suite.sh lean2-ab``).
+elements is 0.37 ms; their bytes take 0.4-0.8 ms), and at long T over few neurons a warp
+alone on its scheduler takes the instruction count as its time. A static count, not a
+time: the GPU decides what it buys (``device_suite.sh lean2-ab``).
 """
 
 from __future__ import annotations
@@ -33,19 +35,30 @@ import triton
 
 from tether.benchmark.measure import run_facts
 from tether.kernels import aot
-from tether.neurons import NEURONS
+from tether.neurons import NEURONS, PARAMS
 from tether.tuning import table
-from tether.tuning.space import DTYPES, KernelConfig, default_config
+from tether.tuning.space import DTYPES, KernelConfig, default_config, training_forward_config
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 GPUS = ("NVIDIA H100 80GB HBM3", "NVIDIA H200")
-T, N = 32, 2**23
 ADDRESS = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(.*?);")
 
 
-def switches(op: str, even_steps: bool) -> dict:
-    """The backward's constexprs for the benchmark's call of ``op`` (module docstring)."""
+def switches(direction: str, op: str, config: KernelConfig, n_steps: int) -> dict:
+    """The constexprs of ``direction`` for the benchmark's call of ``op`` (module docstring):
+    a training forward saves for the backward and keeps no final state; a backward in
+    segments is counted in its second pass (``SPLIT=2``, the one that writes grad_x)."""
     neuron = NEURONS[op]
+    even = n_steps % config.chunk == 0
+    if direction == "fwd_train":
+        out = aot.fwd_switches(neuron, soft_reset=False, save=True, i=0)
+        out.update(
+            {f"{name.upper()}_IS_TENSOR": neuron.learnable and name in neuron.params
+             for name in PARAMS},
+            HAS_V_INIT=False, HAS_A_INIT=False, STORE_H=False, STORE_A=False,
+            STORE_FINAL=False, EVEN_STEPS=even,
+        )  # fmt: skip
+        return out
     out = aot.bwd_switches(neuron, soft_reset=False, detach=True, surrogate=0, i=0)
     if not neuron.learnable:  # float parameters, no parameter gradients
         out.update({k: False for k in out if k.endswith("_IS_TENSOR")})
@@ -53,7 +66,8 @@ def switches(op: str, even_steps: bool) -> dict:
     out.update(
         ALPHA_IS_TENSOR=False, ALPHA_GRAD_ROW=-1, HAS_GRAD_H=False, HAS_GRAD_A_SEQ=False,
         HAS_GRAD_V_FINAL=False, HAS_GRAD_A_FINAL=False, V_STARTS_AT_ZERO=False,
-        A_STARTS_AT_ZERO=False, EVEN_STEPS=even_steps,
+        A_STARTS_AT_ZERO=False, EVEN_STEPS=config.lean >= 2 and even,
+        SPLIT=2 if config.segments > 1 else 0,
     )  # fmt: skip
     return out
 
@@ -80,10 +94,12 @@ def chunk_loop(sass: str) -> list[str]:
     return [text for at, text in code if start <= at <= end]
 
 
-def count(op: str, dtype_name: str, config: KernelConfig) -> dict:
+def count(direction: str, op: str, dtype_name: str, config: KernelConfig, n_steps: int) -> dict:
     """One row: instructions an element, the loop's mix, registers."""
-    even = config.lean >= 2 and T % config.chunk == 0
-    kernel = aot.compile_kernel("bwd", DTYPES[dtype_name], config, switches(op, even), aligned=True)
+    kernel = aot.compile_kernel(
+        "bwd" if direction == "bwd" else "fwd", DTYPES[dtype_name], config,
+        switches(direction, op, config, n_steps), aligned=True,
+    )  # fmt: skip
     loop = chunk_loop(disassemble(kernel.asm["cubin"], "-sass"))
     registers = re.search(r"REG:(\d+)", disassemble(kernel.asm["cubin"], "-res-usage"))
     opcodes = collections.Counter(
@@ -92,48 +108,54 @@ def count(op: str, dtype_name: str, config: KernelConfig) -> dict:
     chunks = 2 if config.lean >= 2 and config.prefetch else 1
     elements = chunks * config.chunk * config.per_thread
     return {
-        "op": op, "dtype": dtype_name, **config.as_dict(), "loop_instructions": len(loop),
-        "elements_per_iteration": elements,
+        "direction": direction, "op": op, "dtype": dtype_name, **config.as_dict(),
+        "loop_instructions": len(loop), "elements_per_iteration": elements,
         "instructions_per_element": round(len(loop) / elements, 1),
         "registers": int(registers.group(1)) if registers else None,
         "mix": " ".join(f"{k}:{v}" for k, v in opcodes.most_common(12)),
     }  # fmt: skip
 
 
-def picks() -> list[tuple[str, str, str, KernelConfig]]:
-    """(gpu, op, dtype, backward config) at T x N for every op and tuned dtype: the table's
-    entry of each GPU, else the default."""
+def picks(n_steps: int, n_neurons: int) -> list[tuple[str, str, str, KernelConfig, KernelConfig]]:
+    """(source, op, dtype, training forward, backward) at (T, N) for every op and tuned dtype
+    on each GPU, as the runtime picks them there (the nearest entry, else the default filled
+    to the GPU: ``table``); "default" where a GPU has no entry of the op and dtype."""
     out = []
     entries = table.load_table(table.TABLE_PATH)
     for gpu in GPUS:
         for op in NEURONS:
             for dtype_name in aot.TUNED_DTYPES:
-                found = [
-                    e for e in entries
-                    if (e["gpu"], e["op"], e["direction"], e["dtype"]) == (gpu, op, "bwd", dtype_name)
-                    and (e["t_bucket"], e["n_bucket"]) == (T, N)
-                ]  # fmt: skip
-                config = (
-                    KernelConfig(**found[0]["config"]) if found
-                    else default_config("bwd", DTYPES[dtype_name], op, T, N)
-                )  # fmt: skip
-                out.append((gpu if found else "default", op, dtype_name, config))
+                dtype = DTYPES[dtype_name]
+                bwd = table.lookup(entries, gpu, op, "bwd", dtype_name, n_steps, n_neurons)
+                source = gpu if bwd is not None else "default"
+                bwd = bwd or default_config("bwd", dtype, op, n_steps, n_neurons)
+                fwd = table.lookup(
+                    entries, gpu, op, "fwd_train", dtype_name, n_steps, n_neurons, bwd
+                ) or training_forward_config(bwd, dtype, n_neurons)
+                out.append((source, op, dtype_name, fwd, bwd))
     return list(dict.fromkeys(out))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out")
+    parser.add_argument("--shapes", default="32x8388608")
+    parser.add_argument("--directions", default="bwd")
     args = parser.parse_args()
     facts = {**run_facts(torch.device("cpu")), "target": "sm_90 (cuobjdump)"}
     rows = []
-    for source, op, dtype_name, pick in picks():
-        for level in (0, 1, 2):
-            config = dataclasses.replace(pick, lean=level)
-            row = {"pick": source, **count(op, dtype_name, config), **facts}
-            rows.append(row)
-            print(source, op, dtype_name, config, row["instructions_per_element"],
-                  row["registers"], flush=True)  # fmt: skip
+    for shape in args.shapes.split(","):
+        n_steps, n_neurons = map(int, shape.split("x"))
+        for source, op, dtype_name, fwd, bwd in picks(n_steps, n_neurons):
+            for direction in args.directions.split(","):
+                pick = bwd if direction == "bwd" else fwd
+                for level in (0, 1, 2):
+                    config = dataclasses.replace(pick, lean=level)
+                    counted = count(direction, op, dtype_name, config, n_steps)
+                    row = {"pick": source, "T": n_steps, "N": n_neurons, **counted, **facts}
+                    rows.append(row)
+                    print(source, shape, direction, op, dtype_name, config,
+                          row["instructions_per_element"], row["registers"], flush=True)  # fmt: skip
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
