@@ -20,7 +20,8 @@
 #                   standard shapes where that happens: LIF and ALIF fp32 (config_ab.py)
 #   lean2-ab        the backward at lean levels 0, 1 and 2 (space.py: level 2 cuts the loop's
 #                   instructions an element by a third, scripts/sass_count.py), each op and
-#                   dtype at 32x8388608 and 128x4194304, then long: forwards as picked
+#                   dtype at 32x8388608 and 128x4194304 (forwards as picked), then every
+#                   kernel at levels 1 and 2 at the long shapes, fp32
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
@@ -64,7 +65,7 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 scripts/config_ab.py \$OUT/pairing_ab.csv --ops lif,alif --dtypes float32 --shapes 32x8388608,128x4194304,8x1048576 --configs table,table@fallback" ;;
     lean2-ab)
       echo "python3 scripts/lean_ab.py \$OUT/lean2_ab.csv --levels 0,1,2 --backward --modes fwdbwd --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304"
-      echo "python3 scripts/lean_ab.py \$OUT/lean2_ab_long.csv --levels 1,2 --backward --modes fwdbwd --shapes 512x8192,2048x4096,1024x65536" ;;
+      echo "python3 scripts/lean_ab.py \$OUT/lean2_ab_long.csv --levels 1,2 --shapes 512x8192,2048x4096,1024x65536" ;;
     fill-ab)
       for programs in 0 128; do
         echo "python3 -c 'import sys, tether.tuning.space as s; s.MIN_PROGRAMS = int(sys.argv[1]); from tether.benchmark.cli import app; app(sys.argv[2:])' $programs run --ops ${OPS// /,} --modes fwd,fwdbwd --impls untuned --dtypes float32 --shapes 512x8192,2048x4096,1024x65536,8x16384,64x16384,256x65536 --out \$OUT/fill_ab_$programs.csv"

@@ -3,8 +3,8 @@
 512x8192,2048x4096,1024x65536]``.
 
 For each op, dtype, mode and shape, every config the runtime picks (inference forward,
-training forward, backward) is run with ``lean`` set to each level (the forwards run level
-2 as 1), or with ``--backward`` the backward's alone (the forwards as picked), captured in a
+training forward, backward) is run with ``lean`` set to each level, or with ``--backward``
+the backward's alone (the forwards as picked), captured in a
 CUDA graph (``graphed``: the GPU time without host time), checked against the eager
 reference and timed with ``measure.time_ms``, the variants in alternation (three rounds,
 median kept). The defaults are the long-sequence study of level 1 (``lean_ab_h200.csv``);
@@ -32,19 +32,18 @@ ROUNDS = 3
 
 
 def patched(level: int, backward_only: bool):
-    """``table``'s selection with ``lean`` at ``level`` on every config it returns (the
-    forwards at most 1), or on the backward's alone."""
+    """``table``'s selection with ``lean`` at ``level`` on every config it returns, or on
+    the backward's alone."""
     select, select_training = table.select_config, table.select_training_configs
-    forward_level = min(level, 1)
 
     def config(*args):
         picked = select(*args)
-        return picked if backward_only else dataclasses.replace(picked, lean=forward_level)
+        return picked if backward_only else dataclasses.replace(picked, lean=level)
 
     def training(*args):
         fwd, bwd = select_training(*args)
         if not backward_only:
-            fwd = dataclasses.replace(fwd, lean=forward_level)
+            fwd = dataclasses.replace(fwd, lean=level)
         return fwd, dataclasses.replace(bwd, lean=level)
 
     return config, training

@@ -312,3 +312,22 @@ def test_spaces_try_lean_2_beside_each_prefetching_config(direction, size):
     if size == "segments":  # the configs in segments, and the defaults as they are
         prefetching = [c for c in prefetching if c.segments > 1]
     assert all(dataclasses.replace(c, lean=2) in twins for c in prefetching)
+
+
+def test_ab_scripts_set_the_lean_level(monkeypatch):
+    """``config_ab.py`` reads ``l2``; ``lean_ab.py --backward`` sets the backward's level
+    alone, without it every config's."""
+    monkeypatch.syspath_prepend("scripts")
+    import config_ab
+    import lean_ab
+
+    assert config_ab.parse_config("128/2/8/32/pl2") == KernelConfig(128, 2, 1, 8, 32, True, 2)
+    assert config_ab.parse_config("64/1/16/32/ls8").lean == 1
+    assert config_ab.parse_config("256/2/8/32/p").lean == 0
+    fwd, bwd = KernelConfig(64, 1, 1, 8, 32, True, 1), KernelConfig(128, 2, 1, 8, 32, True)
+    monkeypatch.setattr(table, "select_config", lambda *args: fwd)
+    monkeypatch.setattr(table, "select_training_configs", lambda *args: (fwd, bwd))
+    config, training = lean_ab.patched(2, backward_only=True)
+    assert config() == fwd and training() == (fwd, dataclasses.replace(bwd, lean=2))
+    config, training = lean_ab.patched(0, backward_only=False)
+    assert config().lean == 0 and [c.lean for c in training()] == [0, 0]
