@@ -38,3 +38,23 @@ def test_the_small_layer_rule_is_never_slower_on_the_committed_sweeps(monkeypatc
         slower = both[both[filled] > both["old_over_best"]]
         assert slower.empty, slower
         assert both[filled].mean() < both["old_over_best"].mean()
+
+
+def test_each_op_has_its_own_bytes_model():
+    """``measure.op_bytes``: LIF's is the 20-byte floor; PLIF and ALIF add 4 bytes a neuron
+    for each learned parameter per kernel and per gradient; the design adds the bits and
+    each state's checkpoints (ALIF fp32 at T=32, chunk 8: 20 + 1.5 + 0.25 + 2 = 23.75)."""
+    import torch
+
+    from tether.benchmark.measure import minimal_bytes, op_bytes
+
+    t, n, fp32, bf16 = 32, 2**10, torch.float32, torch.bfloat16
+    per = t * n
+    assert op_bytes("lif", "fwdbwd", fp32, t, n) == minimal_bytes("fwdbwd", t, n, fp32) == 20 * per
+    assert op_bytes("lif", "fwd", bf16, t, n) == 4 * per
+    assert op_bytes("plif", "fwdbwd", fp32, t, n) == 20 * per + 2 * 4 * 3 * n
+    assert op_bytes("plif", "fwd", fp32, t, n) == 8 * per + 2 * 4 * n
+    assert op_bytes("alif", "fwdbwd", fp32, t, n) / per == 21.5
+    assert op_bytes("alif", "fwdbwd", fp32, t, n, chunk=8) / per == 23.75
+    assert op_bytes("lif", "fwdbwd", bf16, t, n, chunk=16) / per == 10.75
+    assert op_bytes("lif", "fwd", fp32, t, n, chunk=16) == 8 * per  # inference saves nothing

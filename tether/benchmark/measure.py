@@ -14,6 +14,7 @@ import torch
 import triton
 
 from tether.kernels.hashing import kernel_hash
+from tether.neurons import NEURONS
 
 # Minimal bytes per (step, neuron) element, in units of the I/O dtype's size:
 #   fwd    read x, write spikes                                                  = 2
@@ -25,6 +26,26 @@ BYTES_PER_ELEMENT = {"fwd": 2, "fwdbwd": 5}
 
 def minimal_bytes(mode: str, n_steps: int, n_neurons: int, dtype: torch.dtype) -> int:
     return BYTES_PER_ELEMENT[mode] * torch.finfo(dtype).bits // 8 * n_steps * n_neurons
+
+
+def op_bytes(
+    op: str, mode: str, dtype: torch.dtype, n_steps: int, n_neurons: int, chunk: int | None = None
+) -> float:
+    """The bytes one benchmark call of ``op`` moves on its own model: ``minimal_bytes`` plus
+    its learned parameters, 4 bytes a neuron each, read by every kernel and, in training,
+    their gradients written (PLIF 2, ALIF 4: the per-neuron vectors of ``bench_params``).
+    With ``chunk``, tether's design too: in training, 1 bit a spike written and read back
+    and a float32 checkpoint of each state (ALIF 2) every ``chunk`` steps written and read
+    back."""
+    neuron = NEURONS[op]
+    elements = n_steps * n_neurons
+    out = minimal_bytes(mode, n_steps, n_neurons, dtype)
+    if neuron.learnable:
+        reads = 1 if mode == "fwd" else 2
+        out += 4 * len(neuron.params) * (reads + (mode != "fwd")) * n_neurons
+    if chunk is not None and mode == "fwdbwd":
+        out += elements * (2 / 8 + 2 * len(neuron.states) * 4 / chunk)
+    return out
 
 
 def time_ms(fn: Callable[[], object], device: torch.device, quick: bool = False) -> float:
