@@ -9,7 +9,8 @@ the nearest entry, else the default), each at lean levels 0, 1 and 2, disassembl
 (``cuobjdump -sass``) and counts the instructions of the chunk loop (the longest backward
 branch) per element: the loop body's length over the elements an iteration walks
 (``chunk`` steps of ``block / (32 * warps)`` neurons a thread, two chunks with lean 2 and
-prefetch). Also the registers a thread (``cuobjdump -res-usage``) and the loop's mix.
+prefetch). Also the registers a thread and its stack (``cuobjdump -res-usage``: above 0,
+spilled registers) and the loop's mix.
 
 Why: at large N the 16-bit and ALIF backwards issue about as long as they move bytes (an
 H200 issues ~1.0e12 warp instructions a second: 45 instructions an element over 2^28
@@ -101,7 +102,8 @@ def count(direction: str, op: str, dtype_name: str, config: KernelConfig, n_step
         switches(direction, op, config, n_steps), aligned=True,
     )  # fmt: skip
     loop = chunk_loop(disassemble(kernel.asm["cubin"], "-sass"))
-    registers = re.search(r"REG:(\d+)", disassemble(kernel.asm["cubin"], "-res-usage"))
+    usage = disassemble(kernel.asm["cubin"], "-res-usage")
+    registers, stack = re.search(r"REG:(\d+)", usage), re.search(r"STACK:(\d+)", usage)
     opcodes = collections.Counter(
         re.sub(r"^@!?U?P\w+\s+", "", text).split()[0].split(".")[0] for text in loop
     )
@@ -112,6 +114,7 @@ def count(direction: str, op: str, dtype_name: str, config: KernelConfig, n_step
         "loop_instructions": len(loop), "elements_per_iteration": elements,
         "instructions_per_element": round(len(loop) / elements, 1),
         "registers": int(registers.group(1)) if registers else None,
+        "stack_bytes": int(stack.group(1)) if stack else None,  # > 0: registers spilled
         "mix": " ".join(f"{k}:{v}" for k, v in opcodes.most_common(12)),
     }  # fmt: skip
 
