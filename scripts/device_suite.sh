@@ -33,7 +33,8 @@
 #                   doubles it (--dtypes bfloat16); those timings had 2 points, not 3 (the
 #                   compiles are shared: a third point adds timing only)
 # After a kernel edit, first `python scripts/same_ptx.py REV --restamp` (no GPU: keeps the
-# entries whose compiled code is unchanged); then, for what it dropped or when the code of
+# entries whose compiled code is unchanged; a new switch or level: --new-switches NAME=VALUE,
+# --new-levels LEAN=1, as at b0ba9c3 and 205db31); then, for what it dropped or when the code of
 # every config changed, tune-fwd after a forward edit (the per-direction hash keeps the
 # backward entries), tune-bwd after a backward edit. The machine has torch and Triton; peers and
 # pytest-xdist travel as wheels in .whl (carried). Set TETHER_COMMIT to the commit of the

@@ -331,3 +331,26 @@ def test_ab_scripts_set_the_lean_level(monkeypatch):
     assert config() == fwd and training() == (fwd, dataclasses.replace(bwd, lean=2))
     config, training = lean_ab.patched(0, backward_only=False)
     assert config().lean == 0 and [c.lean for c in training()] == [0, 0]
+
+
+def test_sass_count_takes_the_longest_backward_branch_as_the_chunk_loop(monkeypatch):
+    """``scripts/sass_count.py`` counts the body of the loop that its longest backward branch
+    closes (an inner loop or a forward branch is not the chunk loop)."""
+    monkeypatch.syspath_prepend("scripts")
+    import sass_count
+
+    sass = "\n".join(
+        f"        /*{at:04x}*/                   {text} ;"
+        for at, text in [
+            (0x00, "MOV R1, c[0x0][0x28]"),
+            (0x10, "FFMA R2, R3, R4, R5"),  # the chunk loop starts here
+            (0x20, "@P0 BRA 0x60"),  # forward
+            (0x30, "FADD R2, R2, R3"),  # an inner loop
+            (0x40, "@P1 BRA 0x30"),
+            (0x50, "STG.E desc[UR4][R6.64], R2"),
+            (0x60, "@P2 BRA 0x10"),  # closes the chunk loop
+            (0x70, "EXIT"),
+        ]
+    )
+    loop = sass_count.chunk_loop(sass)
+    assert len(loop) == 6 and loop[0].startswith("FFMA") and loop[-1].startswith("@P2 BRA")
