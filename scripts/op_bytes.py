@@ -22,9 +22,11 @@ from tether.tuning import table
 from tether.tuning.space import DTYPES, default_config
 
 
-def chunk_of(gpu: str, op: str, dtype_name: str, n_steps: int, n_neurons: int) -> int:
-    """The backward chunk the table picks there (the nearest entry, else the default)."""
-    entries = table.load_table(table.TABLE_PATH)
+def chunk_of(
+    entries: list[dict], gpu: str, op: str, dtype_name: str, n_steps: int, n_neurons: int
+) -> int:
+    """The backward chunk the table (``entries``) picks there: the nearest entry, else the
+    default."""
     config = table.lookup(entries, gpu, op, "bwd", dtype_name, n_steps, n_neurons)
     config = config or default_config("bwd", DTYPES[dtype_name], op, n_steps, n_neurons)
     return config.chunk
@@ -37,10 +39,11 @@ def main() -> None:
     args = parser.parse_args()
     frame = pd.concat([pd.read_csv(path) for path in args.csv], ignore_index=True)
     rows = frame[(frame["mode"] == "fwdbwd") & frame["impl"].isin(["tether", "graphed"])]
+    entries = table.load_table(table.TABLE_PATH)
     out = []
     for row in rows.to_dict("records"):
         n_steps, n_neurons, dtype = int(row["T"]), int(row["N"]), DTYPES[row["dtype"]]
-        chunk = chunk_of(row["device"], row["op"], row["dtype"], n_steps, n_neurons)
+        chunk = chunk_of(entries, row["device"], row["op"], row["dtype"], n_steps, n_neurons)
         seconds = row["ms"] / 1e3
         own = op_bytes(row["op"], "fwdbwd", dtype, n_steps, n_neurons)
         design = op_bytes(row["op"], "fwdbwd", dtype, n_steps, n_neurons, chunk)
