@@ -95,7 +95,7 @@ def main() -> None:
                         print(op, dtype_name, mode, n_steps, n_neurons, level,
                               f"{row['ms']:.4f}", err, flush=True)  # fmt: skip
                     del runs, problem, truth
-    pd.DataFrame(rows).to_csv(args.out, index=False)
+                    pd.DataFrame(rows).to_csv(args.out, index=False)  # kept if cut short
 
 
 if __name__ == "__main__":
