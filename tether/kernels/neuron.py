@@ -55,6 +55,15 @@ nothing else; launch 2 starts each segment from the maps of the later ones
 (``_segment_carry``) and runs it as the whole walk does. Both launches have S times the
 programs, each a chain of T/S steps: time ~ 2*(T/S)*(s + s_b) + L while the GPU's warps
 last, for twice the backward's reads (the bytes matter only at large N).
+
+Lean levels (``LEAN``: the same arithmetic on the state, fewer instructions a step). 1: tile
+offsets computed once (``rows * N + n``), the forward's output pointers advanced a step at a
+time, a tile's row and a spike's bit taken by selects of constants. 2 (the backward; with
+``PREFETCH`` the forward too): the surrogate's reciprocals as ``rsqrt(x)**2`` (relative
+error under 3e-7: ``rsqrt.approx`` twice plus a rounding), the spike word shifted once a
+chunk, no per-step bounds checks in the backward when ``T % CHUNK == 0`` (``EVEN_STEPS``;
+the forward's at every level) and, with ``PREFETCH``, two chunks an iteration so that the
+tiles in flight alternate between two register sets instead of being copied each iteration.
 """
 
 import triton
@@ -272,7 +281,7 @@ def _segment_carry(maps_ptr, grad_v, grad_a, segment, n_segments, n, n_mask, n_n
 def _recip(x, FAST: tl.constexpr):
     """``1 / x`` for ``x >= 1`` (or inf: 0). ``FAST``: as ``rsqrt(x)**2``, two instructions
     (``MUFU.RSQ``, a multiply) where the division takes eight (range checks and scalings
-    around ``MUFU.RCP``), within 3 ulp of it; ``x >= 1`` keeps it off the denormal range."""
+    around ``MUFU.RCP``), relative error under 3e-7; ``x >= 1`` keeps it off the denormals."""
     if FAST:
         r = tl.math.rsqrt(x)
         out = r * r
