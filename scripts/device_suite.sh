@@ -22,6 +22,9 @@
 #                   instructions an element by a third, scripts/sass_count.py), each op and
 #                   dtype at 32x8388608 and 128x4194304 (forwards as picked), then every
 #                   kernel at levels 1 and 2 at the long shapes, fp32
+#   tune-lean2      the backward of every op in bf16 (where lean2-ab found level 2 faster:
+#                   instruction-bound) at the large-N standard shapes in the micro space,
+#                   whose prefetching configs have lean-2 twins
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
@@ -84,6 +87,10 @@ plan() {  # plan STAGE: the stage's commands, one a line
       else
         echo "tune standard_bwd_float32 --ops lif,plif --directions bwd --dtypes float32 --grid standard --space quick"
       fi ;;
+    tune-lean2)
+      for op in $OPS; do
+        echo "tune lean2_${op}_bwd_bfloat16 --ops $op --directions bwd --dtypes bfloat16 --shapes 8x1048576,32x1048576,128x1048576,8x8388608,32x8388608,128x4194304 --space micro"
+      done ;;
     tune-long)
       for op in $OPS; do
         space=long; [ "$op" = alif ] && space=segments
