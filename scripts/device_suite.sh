@@ -25,6 +25,9 @@
 #   tune-lean2      the backward of every op in bf16 (where lean2-ab found level 2 faster:
 #                   instruction-bound) at the large-N standard shapes in the micro space,
 #                   whose prefetching configs have lean-2 twins
+#   tune-shipped    each shipped pick at the long shapes against the same at lean 2 (every op,
+#                   fp32: backward, then the training forward paired with its winner, then
+#                   the inference forward; `--space shipped`, a few compiles a point)
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
@@ -91,6 +94,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       for op in $OPS; do
         echo "tune lean2_${op}_bwd_bfloat16 --ops $op --directions bwd --dtypes bfloat16 --shapes 8x1048576,32x1048576,128x1048576,8x8388608,32x8388608,128x4194304 --space micro"
       done ;;
+    tune-shipped)
+      echo "tune shipped_long_float32 --ops ${OPS// /,} --directions bwd,fwd_train,fwd --dtypes float32 --shapes 512x8192,2048x4096,1024x65536 --space shipped" ;;
     tune-long)
       for op in $OPS; do
         space=long; [ "$op" = alif ] && space=segments

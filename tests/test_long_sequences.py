@@ -296,6 +296,30 @@ def test_the_sweep_tunes_the_training_forward_for_the_paired_backward(
     assert fresh[0]["config"]["prefetch"] is bool(best.iloc[0]["prefetch"])
 
 
+def test_the_shipped_space_times_the_shipped_config_and_its_lean_2_twin(
+    device, monkeypatch, tmp_path
+):
+    """``--space shipped``: at each point, the table's config there, the same at lean 2 and
+    the default, and nothing else; for ``fwd_train``, those of the paired backward's layout."""
+    pytest.importorskip("pandas")
+    from tether.benchmark import sweep
+
+    monkeypatch.setattr(sweep, "gpu_key", lambda index: "NVIDIA H100 80GB HBM3|9.0")
+    monkeypatch.setattr(autotune, "gpu_key", lambda index: "NVIDIA H100 80GB HBM3|9.0")
+    bwd = KernelConfig(32, 1, 1, 8, 32, True, lean=1)
+    fwd = KernelConfig(64, 1, 1, 8, 32, False)
+    path = tmp_path / "winners.json"
+    entries = [gpu_entry("bwd", bwd, 16, 64), gpu_entry("fwd_train", fwd, 16, 64)]
+    path.write_text(json.dumps({"schema": 1, "entries": entries}))
+    monkeypatch.setenv("TETHER_WINNERS", str(path))
+    for direction, pick, paired in (("bwd", bwd, None), ("fwd_train", fwd, bwd)):
+        frame = sweep.sweep("lif", direction, "float32", [(16, 70)], device, sweep.SHIPPED, False)
+        default = autotune.default_for("lif", direction, torch.float32, 16, 70, paired)
+        timed = {sweep.row_config(row) for _, row in frame.iterrows()}
+        assert timed == {pick, dataclasses.replace(pick, lean=2), default}
+        assert not frame["rejected"].any() and frame["ms"].notna().all()
+
+
 @pytest.mark.parametrize(
     "direction,size",
     [("bwd", "micro"), ("bwd", "quick"), ("bwd", "long"), ("bwd", "segments"), ("fwd", "long")],

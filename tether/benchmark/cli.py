@@ -234,7 +234,11 @@ def tune(
     grid: Annotated[str, typer.Option(help=f"shape grid: {', '.join(GRIDS)}")] = "standard",
     shapes: Annotated[str | None, typer.Option(help="TxN list instead of --grid")] = None,
     space: Annotated[
-        str, typer.Option(help="config space: full, quick, micro, long or segments")
+        str,
+        typer.Option(
+            help="config space: full, quick, micro, long, segments, or shipped (each point's "
+            "shipped config and its lean-2 twin)"
+        ),
     ] = "full",
     baselines: Annotated[bool, typer.Option(help="also time eager and torch.compile")] = True,
     export: Annotated[bool, typer.Option(help="merge winners into the shipped table")] = True,
@@ -249,17 +253,24 @@ def tune(
 
     from tether.benchmark.measure import device_name
     from tether.benchmark.runner import RESULTS
-    from tether.benchmark.sweep import export_winners, sweep, winners
+    from tether.benchmark.sweep import SHIPPED, export_winners, sweep, winners
     from tether.tuning.space import DIRECTIONS, DTYPES, SPACE_SIZES
 
     if not torch.cuda.is_available():
         fail("tune needs a GPU: it times kernels on the GPU at hand")
-    if space not in SPACE_SIZES:
-        fail(f"--space: expected one of {', '.join(SPACE_SIZES)}, got {space!r}")
+    if space not in (*SPACE_SIZES, SHIPPED):
+        fail(f"--space: expected one of {', '.join(SPACE_SIZES)}, {SHIPPED}; got {space!r}")
     if grid not in GRIDS:
         fail(f"--grid: expected one of {', '.join(GRIDS)}, got {grid!r}")
     shape_list = parse_shapes(shapes) if shapes else GRIDS[grid]
     dev = torch.device("cuda")
+    path = (
+        out
+        or RESULTS
+        / slug(device_name(dev))
+        / f"sweep_{ops.replace(',', '-')}_{dtypes.replace(',', '-')}.csv"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
     frames = []
     exported = 0
     console = Console(stderr=True)
@@ -272,17 +283,10 @@ def tune(
                         sweep(op, direction, dtype, shape_list, dev, space, baselines,
                               on_step=lambda s: progress.update(task, description=s))
                     )  # fmt: skip
+                    frame = pd.concat(frames, ignore_index=True)
+                    frame.to_csv(path, index=False, float_format="%.6g")  # kept if cut short
                     if export:
                         exported += len(export_winners(winners(frames[-1])))
-    frame = pd.concat(frames, ignore_index=True)
-    path = (
-        out
-        or RESULTS
-        / slug(device_name(dev))
-        / f"sweep_{ops.replace(',', '-')}_{dtypes.replace(',', '-')}.csv"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format="%.6g")
     best = winners(frame)
     console.print(f"wrote {len(frame)} rows to {path}")
     for _, r in best.iterrows():
@@ -290,7 +294,7 @@ def tune(
             f"{r['op']:5} {r['direction']:4} {r['dtype']:9} T={r['T']:<5} N={r['N']:<9} "
             f"tuned {r['score']:.4f} ms  default {r['default_score']:.4f} ms  "
             f"block={r['block']} warps={r['num_warps']} stages={r['num_stages']} "
-            f"chunk={r['chunk']} pack={r['pack_bits']} prefetch={r['prefetch']}"
+            f"chunk={r['chunk']} pack={r['pack_bits']} prefetch={r['prefetch']} lean={r['lean']}"
         )
     if export:
         typer.echo(f"exported {exported} winners into the table")

@@ -2,7 +2,8 @@
 reject wrong ones, time the baselines, write a sweep CSV and export the winners into the table
 the runtime reads.
 
-For each op x direction x dtype x shape every config of ``config_space`` first runs once
+For each op x direction x dtype x shape every config of ``config_space`` (or, for ``--space
+shipped``, of ``shipped_space``: the shipped config and its lean-2 twin) first runs once
 against the eager reference: a config whose spikes or gradient differ is recorded as
 rejected and pruned from the autotuner, so it can never win. Then the autotuner that
 ``TETHER_AUTOTUNE=1`` runs (``tether.tuning.autotune.make_tuner``, over the space chosen, its
@@ -18,6 +19,7 @@ backward.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,7 +33,7 @@ from tether.benchmark.runner import error_fraction
 from tether.kernels.hashing import kernel_hash
 from tether.tolerances import TOLERANCES
 from tether.tuning.autotune import Point, bench, default_for, kernel_calls, make_tuner, tune
-from tether.tuning.space import DTYPES, KernelConfig, config_space, default_config
+from tether.tuning.space import DTYPES, KernelConfig, config_space
 from tether.tuning.table import (
     SCHEMA,
     TABLE_PATH,
@@ -48,19 +50,54 @@ from tether.tuning.table import (
 KERNEL_BYTES = {"fwd": 2, "bwd": 5, "fwd_train": 2}
 
 
-def paired_backward(
-    op: str, dtype_name: str, n_steps: int, n_neurons: int, device: torch.device
+# ``--space shipped``: at each point, the config the runtime runs there and its lean-2 twin
+# (and the default): whether a new level beats each shipped pick, at a few compiles a point.
+SHIPPED = "shipped"
+
+
+def shipped_config(
+    op: str,
+    direction: str,
+    dtype_name: str,
+    n_steps: int,
+    n_neurons: int,
+    device: torch.device,
+    bwd: KernelConfig | None = None,
 ) -> KernelConfig:
-    """The backward config a training step runs at (T, N) on this GPU: the nearest current
-    entry of the table file (read afresh), else the default."""
+    """The config the runtime runs at (T, N) on this GPU: the nearest current entry of the
+    table file (read afresh; ``fwd_train``: of ``bwd``'s layout), else the default."""
     name, capability = gpu_key(device.index or 0).split("|")
     entries = [
         e
         for e in load_table()
-        if e["capability"] == capability and e["kernel_hash"] == kernel_hash("bwd")
+        if e["capability"] == capability and e["kernel_hash"] == kernel_hash(direction)
     ]
-    config = lookup(entries, name, op, "bwd", dtype_name, n_steps, n_neurons)
-    return config or default_config("bwd", DTYPES[dtype_name], op, n_steps, n_neurons)
+    config = lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons, bwd)
+    return config or default_for(op, direction, DTYPES[dtype_name], n_steps, n_neurons, bwd)
+
+
+def paired_backward(
+    op: str, dtype_name: str, n_steps: int, n_neurons: int, device: torch.device
+) -> KernelConfig:
+    """The backward config a training step runs at (T, N) on this GPU (``shipped_config``)."""
+    return shipped_config(op, "bwd", dtype_name, n_steps, n_neurons, device)
+
+
+def shipped_space(
+    op: str,
+    direction: str,
+    dtype_name: str,
+    n_steps: int,
+    n_neurons: int,
+    device: torch.device,
+    bwd: KernelConfig | None = None,
+) -> list[KernelConfig]:
+    """``--space shipped`` at one point: the shipped config and the same at ``lean`` 2 (not
+    the backward's prefetching 32-step chunk: ~50 s of compile, ``space._with_lean_twins``)."""
+    pick = shipped_config(op, direction, dtype_name, n_steps, n_neurons, device, bwd)
+    if direction == "bwd" and pick.prefetch and pick.chunk > 16:
+        return [pick]
+    return list(dict.fromkeys([pick, dataclasses.replace(pick, lean=2)]))
 
 
 def sweep(
@@ -86,7 +123,11 @@ def sweep(
         if direction == "fwd_train":
             bwd = paired_backward(op, dtype_name, n_steps, n_neurons, device)
         default = default_for(op, direction, dtype, n_steps, n_neurons, bwd)
-        configs = list(dict.fromkeys([*config_space(direction, dtype, space, bwd), default]))
+        if space == SHIPPED:
+            chosen = shipped_space(op, direction, dtype_name, n_steps, n_neurons, device, bwd)
+        else:
+            chosen = config_space(direction, dtype, space, bwd)
+        configs = list(dict.fromkeys([*chosen, default]))
         errors = {}
         for config in configs:
             outputs = kernel_calls(
@@ -97,7 +138,7 @@ def sweep(
         point = Point(op, direction, problem.x, problem.grad, problem.params, rejected, bwd)
         if on_step:
             on_step(f"{op} {direction} {dtype_name} T={n_steps} N={n_neurons}: autotuning")
-        tuner = make_tuner(direction, dtype, space, False, bwd, extra=(default,))  # timed
+        tuner = make_tuner(direction, dtype, None, False, bwd, extra=configs)  # timed
         timings = tune_timings(point, tuner)
         base = {"op": op, "direction": direction, "dtype": dtype_name, "T": n_steps,
                 "N": n_neurons, "copy_gbps": copy_gbps, **facts}  # fmt: skip

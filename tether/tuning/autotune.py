@@ -235,17 +235,19 @@ def bench(kernel_call: Call, quantiles: Sequence[float]) -> list[float]:
 def make_tuner(
     direction: str,
     dtype: torch.dtype,
-    space: str,
+    space: str | None,
     persist: bool,
     bwd: KernelConfig | None = None,
     extra: Sequence[KernelConfig] = (),
 ):
-    """A ``triton.autotune`` over ``config_space(direction, dtype, space, bwd)`` and
-    ``extra`` (a point's default, where the space lacks it); ``persist``: Triton's result
-    cache on (off under the interpreter, where Triton turns it off)."""
+    """A ``triton.autotune`` over ``config_space(direction, dtype, space, bwd)`` (none for
+    ``space=None``) and ``extra`` (a point's default, where the space lacks it);
+    ``persist``: Triton's result cache on (off under the interpreter, where Triton turns it
+    off)."""
     options = {"do_bench": bench, "cache_results": persist}
     accepted = inspect.signature(triton.autotune).parameters
-    configs = dict.fromkeys([*config_space(direction, dtype, space, bwd), *extra])
+    spaced = config_space(direction, dtype, space, bwd) if space is not None else []
+    configs = dict.fromkeys([*spaced, *extra])
     return triton.autotune(
         [c.to_triton() for c in configs],
         key=list(KEY),
