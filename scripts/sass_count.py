@@ -1,11 +1,13 @@
 """Instructions a neuron step issues, without a GPU: ``python scripts/sass_count.py OUT.csv
-[--shapes 32x8388608,...] [--directions bwd,fwd_train]``.
+[--shapes 32x8388608,...] [--directions bwd,fwd_train] [--configs 128/4/16/32/p,...
+--ops alif --dtypes float32]``.
 
 Compiles the kernels for sm_90 (as ``tether.kernels.aot``, the runtime's usual 16-aligned
 specialization) on the benchmark's switches (Arctan, hard reset, detached reset, a float
 alpha, the spikes' gradient alone; PLIF's and ALIF's parameters learned), at each op's and
 dtype's configs as the runtime picks them at each shape on the H100 and the H200 (``table``:
-the nearest entry, else the default), each at lean levels 0, 1 and 2, disassembles them
+the nearest entry, else the default; ``--configs``: those instead, in ``config_ab.py``'s
+notation, for ``--ops`` and ``--dtypes``), each at lean levels 0, 1 and 2, disassembles them
 (``cuobjdump -sass``) and counts the instructions of the chunk loop (the longest backward
 branch) per element: the loop body's length over the elements an iteration walks
 (``chunk`` steps of ``block / (32 * warps)`` neurons a thread, two chunks with lean 2 and
@@ -33,6 +35,7 @@ import tempfile
 
 import torch
 import triton
+from config_ab import parse_config  # this folder: run as a script, or on sys.path
 
 from tether.benchmark.measure import run_facts
 from tether.kernels import aot
@@ -144,12 +147,25 @@ def main() -> int:
     parser.add_argument("out")
     parser.add_argument("--shapes", default="32x8388608")
     parser.add_argument("--directions", default="bwd")
+    parser.add_argument("--configs", help="block/warps/chunk/pack_bits[/flags],... (config_ab)")
+    parser.add_argument("--ops", default=",".join(NEURONS))
+    parser.add_argument("--dtypes", default=",".join(aot.TUNED_DTYPES))
     args = parser.parse_args()
     facts = {**run_facts(torch.device("cpu")), "target": "sm_90 (cuobjdump)"}
     rows = []
     for shape in args.shapes.split(","):
         n_steps, n_neurons = map(int, shape.split("x"))
-        for source, op, dtype_name, fwd, bwd in picks(n_steps, n_neurons):
+        if args.configs:
+            configs = [parse_config(text) for text in args.configs.split(",")]
+            cases = [
+                ("given", op, dtype_name, config, config)
+                for op in args.ops.split(",")
+                for dtype_name in args.dtypes.split(",")
+                for config in configs
+            ]
+        else:
+            cases = picks(n_steps, n_neurons)
+        for source, op, dtype_name, fwd, bwd in cases:
             for direction in args.directions.split(","):
                 pick = bwd if direction == "bwd" else fwd
                 for level in (0, 1, 2):

@@ -378,3 +378,30 @@ def test_sass_count_takes_the_longest_backward_branch_as_the_chunk_loop(monkeypa
     )
     loop = sass_count.chunk_loop(sass)
     assert len(loop) == 6 and loop[0].startswith("FFMA") and loop[-1].startswith("@P2 BRA")
+
+
+def test_sass_count_counts_given_configs(monkeypatch, tmp_path):
+    """``--configs``: each given config (config_ab's notation) for each op and dtype asked,
+    at levels 0, 1 and 2, instead of the table's picks."""
+    monkeypatch.syspath_prepend("scripts")
+    import sass_count
+
+    counted = []
+
+    def count(direction, op, dtype_name, config, n_steps):
+        counted.append((direction, op, dtype_name, config, n_steps))
+        return {"op": op, "instructions_per_element": 1.0, "registers": 1}
+
+    monkeypatch.setattr(sass_count, "count", count)
+    monkeypatch.setattr(sass_count, "picks", lambda *shape: pytest.fail("the table was read"))
+    out = tmp_path / "sass.csv"
+    argv = ["sass_count.py", str(out), "--configs", "128/4/16/32/p,64/1/8/32", "--ops", "alif"]
+    monkeypatch.setattr("sys.argv", [*argv, "--dtypes", "bfloat16", "--shapes", "32x1024"])
+    assert sass_count.main() == 0
+    given = [KernelConfig(128, 4, 1, 16, 32, True), KernelConfig(64, 1, 1, 8, 32)]
+    assert counted == [
+        ("bwd", "alif", "bfloat16", dataclasses.replace(config, lean=level), 32)
+        for config in given
+        for level in (0, 1, 2)
+    ]
+    assert out.read_text().count("given") == 6
