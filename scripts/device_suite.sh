@@ -29,7 +29,8 @@
 #                   fp32: backward, then the training forward paired with its winner, then
 #                   the inference forward; `--space shipped`, a few compiles a point)
 #   alif16-ab       ALIF's backward at chunk 16 on one neuron a thread (128 on 4 warps, 256 on
-#                   8: no spill at levels 0 and 2, sass_count; 2 a thread spills) against
+#                   8: no spill at levels 0 and 2, sass_count; 2 a thread spills but bf16 at
+#                   level 2, also timed) against
 #                   the table's chunk-8 pick: 1 B an element of checkpoints less (issue 15)
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
@@ -98,7 +99,7 @@ plan() {  # plan STAGE: the stage's commands, one a line
         echo "tune lean2_${op}_bwd_bfloat16 --ops $op --directions bwd --dtypes bfloat16 --shapes 8x1048576,32x1048576,128x1048576,8x8388608,32x8388608,128x4194304 --space micro"
       done ;;
     alif16-ab)
-      echo "python3 scripts/config_ab.py \$OUT/alif16_ab.csv --ops alif --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304 --configs table,128/2/8/32/pl2,128/4/16/32/p,128/4/16/32/pl2,256/8/16/32/pl2" ;;
+      echo "python3 scripts/config_ab.py \$OUT/alif16_ab.csv --ops alif --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304 --configs table,128/2/8/32/pl2,128/2/16/32/pl2,128/4/16/32/p,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     tune-shipped)
       echo "tune shipped_long_float32 --ops ${OPS// /,} --directions bwd,fwd_train,fwd --dtypes float32 --shapes 512x8192,2048x4096,1024x65536 --space shipped" ;;
     tune-long)
