@@ -83,18 +83,10 @@ def paired_backward(
     return shipped_config(op, "bwd", dtype_name, n_steps, n_neurons, device)
 
 
-def shipped_space(
-    op: str,
-    direction: str,
-    dtype_name: str,
-    n_steps: int,
-    n_neurons: int,
-    device: torch.device,
-    bwd: KernelConfig | None = None,
-) -> list[KernelConfig]:
-    """``--space shipped`` at one point: the shipped config and the same at ``lean`` 2 (not
-    the backward's prefetching 32-step chunk: ~50 s of compile, ``space._with_lean_twins``)."""
-    pick = shipped_config(op, direction, dtype_name, n_steps, n_neurons, device, bwd)
+def shipped_space(direction: str, pick: KernelConfig) -> list[KernelConfig]:
+    """``--space shipped`` at one point: the shipped config ``pick`` and the same at
+    ``lean`` 2 (not the backward's prefetching 32-step chunk: ~50 s of compile,
+    ``space._with_lean_twins``)."""
     if direction == "bwd" and pick.prefetch and pick.chunk > 16:
         return [pick]
     return list(dict.fromkeys([pick, dataclasses.replace(pick, lean=2)]))
@@ -124,7 +116,8 @@ def sweep(
             bwd = paired_backward(op, dtype_name, n_steps, n_neurons, device)
         default = default_for(op, direction, dtype, n_steps, n_neurons, bwd)
         if space == SHIPPED:
-            chosen = shipped_space(op, direction, dtype_name, n_steps, n_neurons, device, bwd)
+            pick = shipped_config(op, direction, dtype_name, n_steps, n_neurons, device, bwd)
+            chosen = shipped_space(direction, pick)
         else:
             chosen = config_space(direction, dtype, space, bwd)
         configs = list(dict.fromkeys([*chosen, default]))
