@@ -23,8 +23,8 @@ A config fixes, for one direction:
   tested by a select of a scalar mask. 2: also, with ``prefetch``, two chunks an iteration,
   so that the tiles in flight alternate between two register sets instead of being copied;
   and in the backward the surrogate's reciprocal as ``rsqrt(x)**2`` (2 instructions, not 8:
-  relative error under 3e-7), each chunk's spike word shifted once so that a step tests a constant mask,
-  and no per-step bounds checks when T is a multiple of ``chunk`` (``python
+  relative error under 3e-7), each chunk's spike word shifted once so that a step tests a
+  constant mask, and no per-step bounds checks when T is a multiple of ``chunk`` (``python
   scripts/sass_count.py`` counts the backward's instructions a step). At long T over few
   neurons a warp is alone on its scheduler and issues an instruction every ~2 cycles, so the
   instruction count is the time; at large N the 16-bit and ALIF backwards issue about as
