@@ -19,17 +19,14 @@ import pandas as pd
 
 from tether.benchmark.measure import op_bytes
 from tether.tuning import table
-from tether.tuning.space import DTYPES, default_config
+from tether.tuning.space import DTYPES
 
 
-def chunk_of(
-    entries: list[dict], gpu: str, op: str, dtype_name: str, n_steps: int, n_neurons: int
-) -> int:
-    """The backward chunk the table (``entries``) picks there: the nearest entry, else the
-    default."""
-    config = table.lookup(entries, gpu, op, "bwd", dtype_name, n_steps, n_neurons)
-    config = config or default_config("bwd", DTYPES[dtype_name], op, n_steps, n_neurons)
-    return config.chunk
+def chunk_of(gpu: str, op: str, dtype_name: str, n_steps: int, n_neurons: int) -> int:
+    """The chunk of the backward config the runtime picks there on the GPU named ``gpu``
+    (sm_90: ``table.planned`` on the current entries)."""
+    name, entries = table.gpu_entries(f"{gpu}|9.0")
+    return table.planned(entries, name, op, "bwd", DTYPES[dtype_name], n_steps, n_neurons).chunk
 
 
 def main() -> None:
@@ -39,11 +36,10 @@ def main() -> None:
     args = parser.parse_args()
     frame = pd.concat([pd.read_csv(path) for path in args.csv], ignore_index=True)
     rows = frame[(frame["mode"] == "fwdbwd") & frame["impl"].isin(["tether", "graphed"])]
-    entries = table.load_table(table.TABLE_PATH)
     out = []
     for row in rows.to_dict("records"):
         n_steps, n_neurons, dtype = int(row["T"]), int(row["N"]), DTYPES[row["dtype"]]
-        chunk = chunk_of(entries, row["device"], row["op"], row["dtype"], n_steps, n_neurons)
+        chunk = chunk_of(row["device"], row["op"], row["dtype"], n_steps, n_neurons)
         seconds = row["ms"] / 1e3
         own = op_bytes(row["op"], "fwdbwd", dtype, n_steps, n_neurons)
         design = op_bytes(row["op"], "fwdbwd", dtype, n_steps, n_neurons, chunk)

@@ -41,10 +41,10 @@ from tether.benchmark.measure import run_facts
 from tether.kernels import aot
 from tether.neurons import NEURONS, PARAMS
 from tether.tuning import table
-from tether.tuning.space import DTYPES, KernelConfig, default_config, training_forward_config
+from tether.tuning.space import DTYPES, KernelConfig
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-GPUS = ("NVIDIA H100 80GB HBM3", "NVIDIA H200")
+GPUS = ("NVIDIA H100 80GB HBM3|9.0", "NVIDIA H200|9.0")  # table.gpu_key
 ADDRESS = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(.*?);")
 
 
@@ -124,21 +124,18 @@ def count(direction: str, op: str, dtype_name: str, config: KernelConfig, n_step
 
 def picks(n_steps: int, n_neurons: int) -> list[tuple[str, str, str, KernelConfig, KernelConfig]]:
     """(source, op, dtype, training forward, backward) at (T, N) for every op and tuned dtype
-    on each GPU, as the runtime picks them there (the nearest entry, else the default filled
-    to the GPU: ``table``); "default" where a GPU has no entry of the op and dtype."""
+    on each GPU, as the runtime picks them there (``table.planned`` on the current entries);
+    "default" where a GPU has no entry of the op and dtype."""
     out = []
-    entries = table.load_table(table.TABLE_PATH)
     for gpu in GPUS:
+        name, entries = table.gpu_entries(gpu)
         for op in NEURONS:
             for dtype_name in aot.TUNED_DTYPES:
                 dtype = DTYPES[dtype_name]
-                bwd = table.lookup(entries, gpu, op, "bwd", dtype_name, n_steps, n_neurons)
-                source = gpu if bwd is not None else "default"
-                bwd = bwd or default_config("bwd", dtype, op, n_steps, n_neurons)
-                fwd = table.lookup(
-                    entries, gpu, op, "fwd_train", dtype_name, n_steps, n_neurons, bwd
-                ) or training_forward_config(bwd, dtype, n_neurons)
-                out.append((source, op, dtype_name, fwd, bwd))
+                tuned = table.lookup(entries, name, op, "bwd", dtype_name, n_steps, n_neurons)
+                bwd = table.planned(entries, name, op, "bwd", dtype, n_steps, n_neurons)
+                fwd = table.planned(entries, name, op, "fwd_train", dtype, n_steps, n_neurons, bwd)
+                out.append((name if tuned else "default", op, dtype_name, fwd, bwd))
     return list(dict.fromkeys(out))
 
 

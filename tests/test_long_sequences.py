@@ -19,6 +19,7 @@ from tether.tuning.space import (
     KernelConfig,
     config_space,
     default_config,
+    default_for,
     training_forward_config,
 )
 
@@ -240,11 +241,11 @@ def on_h100(monkeypatch, tmp_path):
 
     def write(entries):
         path.write_text(json.dumps({"schema": 1, "entries": entries}))
-        table._current_entries.cache_clear()
+        table._table_entries.cache_clear()
         table._BY_BUCKET.clear()
 
     yield write
-    table._current_entries.cache_clear()
+    table._table_entries.cache_clear()
 
 
 def test_training_forward_takes_its_entry_for_the_backward_layout(on_h100):
@@ -314,7 +315,7 @@ def test_the_shipped_space_times_the_shipped_config_and_its_lean_2_twin(
     monkeypatch.setenv("TETHER_WINNERS", str(path))
     for direction, pick, paired in (("bwd", bwd, None), ("fwd_train", fwd, bwd)):
         frame = sweep.sweep("lif", direction, "float32", [(16, 70)], device, sweep.SHIPPED, False)
-        default = autotune.default_for("lif", direction, torch.float32, 16, 70, paired)
+        default = default_for("lif", direction, torch.float32, 16, 70, paired)
         timed = {sweep.row_config(row) for _, row in frame.iterrows()}
         assert timed == {pick, dataclasses.replace(pick, lean=2), default}
         assert not frame["rejected"].any() and frame["ms"].notna().all()

@@ -136,14 +136,30 @@ def test_stale_entries_are_ignored(tmp_path, monkeypatch):
     stale = entry(kernel_hash="0" * 16)
     path.write_text(json.dumps({"schema": 1, "entries": [stale]}))
     monkeypatch.setenv("TETHER_WINNERS", str(path))
-    table._current_entries.cache_clear()
+    table._table_entries.cache_clear()
+    h100 = f"{stale['gpu']}|{stale['capability']}"
     try:
-        assert table._current_entries() == ()
+        assert table.gpu_entries(h100) == (stale["gpu"], [])
         path.write_text(json.dumps({"schema": 1, "entries": [entry()]}))
-        table._current_entries.cache_clear()
-        assert len(table._current_entries()) == 1
+        table._table_entries.cache_clear()
+        assert table.gpu_entries(h100) == (stale["gpu"], [entry()])
+        assert table.gpu_entries(f"{stale['gpu']}|8.0") == (stale["gpu"], [])
     finally:
-        table._current_entries.cache_clear()
+        table._table_entries.cache_clear()
+
+
+def test_planned_is_the_nearest_entry_else_the_default_filled_to_a_gpu_only():
+    tuned = entry(t_bucket=512, n_bucket=8192, config={**CONFIG, "block": 256, "num_warps": 2})
+    gpu, dtype = tuned["gpu"], torch.float32
+    assert table.planned([tuned], gpu, "lif", "fwd", dtype, 500, 8192) == KernelConfig(
+        **tuned["config"]
+    )
+    filled = table.planned([tuned], gpu, "plif", "fwd", dtype, 500, 8192)
+    assert filled == space.default_config("fwd", dtype, "plif", 500, 8192)
+    assert filled != space.default_config("fwd", dtype, "plif", 500)  # smaller block
+    assert table.planned([], None, "plif", "fwd", dtype, 500, 8192) == space.default_config(
+        "fwd", dtype, "plif", 500
+    )
 
 
 def test_unknown_gpu_and_cpu_fall_back_to_the_default():

@@ -32,15 +32,16 @@ from tether.benchmark.providers import MAX_COMPILE_STEPS, PROVIDERS, Problem
 from tether.benchmark.runner import error_fraction
 from tether.kernels.hashing import kernel_hash
 from tether.tolerances import TOLERANCES
-from tether.tuning.autotune import Point, bench, default_for, kernel_calls, make_tuner, tune
-from tether.tuning.space import DTYPES, KernelConfig, config_space
+from tether.tuning.autotune import Point, bench, kernel_calls, make_tuner, tune
+from tether.tuning.space import DTYPES, KernelConfig, config_space, default_for
 from tether.tuning.table import (
     SCHEMA,
     TABLE_PATH,
+    gpu_entries,
     gpu_key,
     load_table,
-    lookup,
     n_bucket,
+    planned,
     t_bucket,
 )
 
@@ -64,16 +65,10 @@ def shipped_config(
     device: torch.device,
     bwd: KernelConfig | None = None,
 ) -> KernelConfig:
-    """The config the runtime runs at (T, N) on this GPU: the nearest current entry of the
-    table file (read afresh; ``fwd_train``: of ``bwd``'s layout), else the default."""
-    name, capability = gpu_key(device.index or 0).split("|")
-    entries = [
-        e
-        for e in load_table()
-        if e["capability"] == capability and e["kernel_hash"] == kernel_hash(direction)
-    ]
-    config = lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons, bwd)
-    return config or default_for(op, direction, DTYPES[dtype_name], n_steps, n_neurons, bwd)
+    """The config the runtime runs at (T, N) on this GPU (``table.planned``), from the table
+    file read afresh (``fwd_train``: an entry of ``bwd``'s layout)."""
+    name, entries = gpu_entries(gpu_key(device.index or 0), load_table())
+    return planned(entries, name, op, direction, DTYPES[dtype_name], n_steps, n_neurons, bwd)
 
 
 def paired_backward(

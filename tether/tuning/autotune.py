@@ -36,7 +36,7 @@ from tether.kernels import INTERPRET, neuron_bwd_kernel, neuron_fwd_kernel
 from tether.kernels.hashing import kernel_hash
 from tether.neurons import NEURONS
 from tether.reference import NeuronOutput
-from tether.tuning.space import KernelConfig, config_space, default_config, training_forward_config
+from tether.tuning.space import KernelConfig, config_space, default_for, training_forward_config
 from tether.tuning.table import gpu_key, n_bucket, t_bucket
 
 ONLINE_SPACE = "micro"  # what TETHER_AUTOTUNE=1 tries: `tether-bench tune --space micro`
@@ -93,21 +93,6 @@ def kernel_calls(
     if direction == "fwd_train":
         return train_forward, None, lambda: (out.spikes, backward()[0])
     return backward, train_forward, lambda: (out.spikes, backward()[0])
-
-
-def default_for(
-    op: str,
-    direction: str,
-    dtype: torch.dtype,
-    n_steps: int,
-    n_neurons: int,
-    bwd: KernelConfig | None = None,
-) -> KernelConfig:
-    """The config the runtime runs untuned at (T, N): ``training_forward_config`` of ``bwd``
-    (``fwd_train``), else ``default_config``. Every tuning run times it."""
-    if direction == "fwd_train":
-        return training_forward_config(bwd, dtype, n_neurons)
-    return default_config(direction, dtype, op, n_steps, n_neurons)
 
 
 class Point:

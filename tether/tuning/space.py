@@ -209,6 +209,22 @@ def training_forward_config(
     return fill_gpu(config, dtype, n_neurons)
 
 
+def default_for(
+    op: str,
+    direction: str,
+    dtype: torch.dtype,
+    n_steps: int,
+    n_neurons: int | None,
+    bwd: KernelConfig | None = None,
+) -> KernelConfig:
+    """The config the runtime runs untuned at (T, N): ``training_forward_config`` of ``bwd``
+    (``fwd_train``), else ``default_config``; ``n_neurons`` None: not filled to a GPU (the
+    interpreter). Every tuning run times it."""
+    if direction == "fwd_train":
+        return training_forward_config(bwd, dtype, n_neurons)
+    return default_config(direction, dtype, op, n_steps, n_neurons)
+
+
 # Few neurons a call (long sequences, small layers): a block of 1024 neurons launches N/1024
 # programs, 8 at N=8192 on 132 SMs, and each program's serial walk over T is then the time.
 # An fp32 default below MIN_PROGRAMS programs steps down FILL_LADDER (2 neurons a thread at

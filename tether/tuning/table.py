@@ -40,7 +40,7 @@ from tether.tuning.space import (
     DTYPES,
     KernelConfig,
     default_config,
-    training_forward_config,
+    default_for,
 )
 
 SCHEMA = 1
@@ -123,8 +123,8 @@ def load_table(path: Path | str | None = None) -> list[dict]:
 
 
 @functools.cache
-def _current_entries() -> tuple[dict, ...]:
-    return tuple(e for e in load_table() if e["kernel_hash"] == kernel_hash(e["direction"]))
+def _table_entries() -> tuple[dict, ...]:
+    return tuple(load_table())
 
 
 def lookup(
@@ -158,6 +158,25 @@ def lookup(
         if distance < best_distance:
             best, best_distance = entry, distance
     return None if best is None else KernelConfig(**best["config"])
+
+
+def planned(
+    entries: tuple[dict, ...] | list[dict],
+    gpu: str | None,
+    op: str,
+    direction: str,
+    dtype: torch.dtype,
+    n_steps: int,
+    n_neurons: int,
+    bwd: KernelConfig | None = None,
+) -> KernelConfig:
+    """The config the runtime runs at (T, N) on the GPU named ``gpu`` whose current entries
+    are ``entries`` (``gpu_entries``): the nearest entry (``lookup``), else the default
+    (``default_for``, filled to the GPU for few neurons; not with ``gpu`` None, no GPU)."""
+    dtype_name = str(dtype).removeprefix("torch.")
+    config = lookup(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
+    fill = n_neurons if gpu is not None else None
+    return config or default_for(op, direction, dtype, n_steps, fill, bwd)
 
 
 @functools.cache
@@ -200,7 +219,7 @@ def select_config(
     call outside); else the default. Cached per (GPU, op, direction, dtype, bucket)."""
     gpu = _gpu(device)
     if _untuned:
-        return default_config(direction, dtype, op, n_steps, _fill_size(gpu, n_neurons))
+        return default_for(op, direction, dtype, n_steps, _fill_size(gpu, n_neurons))
     key = (gpu, op, direction, dtype, t_bucket(n_steps), n_bucket(n_neurons))
     config = _BY_BUCKET.get(key)
     if config is None:
@@ -223,14 +242,12 @@ def select_training_configs(
     bwd = select_config(op, "bwd", dtype, n_steps, n_neurons, device)
     gpu = _gpu(device)
     if _untuned:
-        return training_forward_config(bwd, dtype, _fill_size(gpu, n_neurons)), bwd
+        return default_for(op, "fwd_train", dtype, n_steps, _fill_size(gpu, n_neurons), bwd), bwd
     key = (gpu, op, "fwd_train", dtype, t_bucket(n_steps), n_bucket(n_neurons), bwd)
     fwd = _BY_BUCKET.get(key)
     if fwd is None:
-        name, entries = _entries(gpu)
-        dtype_name = str(dtype).removeprefix("torch.")
-        fwd = lookup(entries, name, op, "fwd_train", dtype_name, n_steps, n_neurons, bwd)
-        fwd = fwd or training_forward_config(bwd, dtype, _fill_size(gpu, n_neurons))
+        name, entries = gpu_entries(gpu)
+        fwd = planned(entries, name, op, "fwd_train", dtype, n_steps, n_neurons, bwd)
         _BY_BUCKET[key] = fwd
     return fwd, bwd
 
@@ -270,29 +287,38 @@ def _fill_size(gpu: str | None, n_neurons: int) -> int | None:
     return n_neurons if gpu is not None else None
 
 
-def _entries(gpu: str | None) -> tuple[str | None, list[dict]]:
-    """(GPU name, the current entries of its compute capability); none without a GPU."""
+def gpu_entries(
+    gpu: str | None, entries: list[dict] | None = None
+) -> tuple[str | None, list[dict]]:
+    """(name, entries) of the GPU keyed ``gpu`` (``gpu_key``: ``"<name>|<major>.<minor>"``):
+    the entries of its compute capability whose ``kernel_hash`` is the current code's, from
+    ``entries`` (default: the table file as read once a process); (None, []) for no GPU."""
     if gpu is None:
         return None, []
     name, capability = gpu.split("|")
-    return name, [e for e in _current_entries() if e["capability"] == capability]
+    current = _table_entries() if entries is None else entries
+    return name, [
+        e
+        for e in current
+        if e["capability"] == capability and e["kernel_hash"] == kernel_hash(e["direction"])
+    ]
 
 
 def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> tuple[KernelConfig, bool]:
     """(config, final): final is False for the default used in place of tuning (capture or
     tracing), which the caller must not cache."""
-    if gpu is not None:
-        name, entries = _entries(gpu)
-        dtype_name = str(dtype).removeprefix("torch.")
-        config = lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons)
-        if config is not None:
-            return config, True
-        if autotune_requested():
-            if tuning_blocked():
-                _warn_deferred()
-                return default_config(direction, dtype, op, n_steps, n_neurons), False
-            # imported here: it imports core, which imports this module
-            from tether.tuning.autotune import autotune_online
+    name, entries = gpu_entries(gpu)
+    dtype_name = str(dtype).removeprefix("torch.")
+    if (
+        gpu is not None
+        and autotune_requested()
+        and lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons) is None
+    ):
+        if tuning_blocked():
+            _warn_deferred()
+            return default_config(direction, dtype, op, n_steps, n_neurons), False
+        # imported here: it imports core, which imports this module
+        from tether.tuning.autotune import autotune_online
 
-            return autotune_online(op, direction, dtype, n_steps, n_neurons, device), True
-    return default_config(direction, dtype, op, n_steps, _fill_size(gpu, n_neurons)), True
+        return autotune_online(op, direction, dtype, n_steps, n_neurons, device), True
+    return planned(entries, name, op, direction, dtype, n_steps, n_neurons), True
