@@ -89,7 +89,7 @@ def main() -> int:
         )
 
     variants = [
-        v for v in [*aot.switch_variants(), *aot.config_variants()]
+        v for v in [*aot.switch_variants(), *aot.runtime_variants(), *aot.config_variants()]
         if v[1] in kernels and has_old_code(v)
     ]  # fmt: skip
     seen, differ = set(), []

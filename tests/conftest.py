@@ -55,7 +55,7 @@ def compile_env() -> dict[str, str]:
 
 # Ahead-of-time compiles for sm_90 that run in the background (``python -m tether.kernels.aot
 # ARGS --jobs 1``, one process and core each) from the start of the session, by the fixture
-# that collects each: every switch variant, the configs the runtime can pick, the layouts.
+# that collects each: every switch variant, the configs of ``aot.config_variants``, the layouts.
 BACKGROUND = {
     "compiled_switches": (),
     "compiled_configs": ("--configs",),
@@ -116,7 +116,8 @@ def compiled_switches(_compiling) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def compiled_configs(_compiling) -> dict[str, str]:
-    """The configs the runtime can pick (``aot.config_variants``)."""
+    """The configs the runtime can pick outside the tuning space, and a sample of the space
+    (``aot.config_variants``)."""
     return _compiled(_compiling, "compiled_configs")
 
 

@@ -284,12 +284,13 @@ def test_sampled_configs_match_the_reference(device, monkeypatch, config):
 
 
 @pytest.mark.parametrize("name", [v[0] for v in aot.config_variants()])
-def test_defaults_winners_and_a_sample_compile_for_sm90(compiled_configs, name):
+def test_runtime_configs_outside_the_space_and_a_sample_compile_for_sm90(compiled_configs, name):
     assert compiled_configs[name] == "ok"
 
 
 def test_compiled_configs_cover_every_default_and_winner():
-    names = {v[0] for v in aot.config_variants()}
+    """The test command's compiles and the exhaustive job's, together."""
+    names = {v[0] for v in [*aot.config_variants(), *aot.space_variants()]}
     expected = [
         (e["direction"], e["dtype"], KernelConfig(**e["config"]))
         for e in table.load_table(table.TABLE_PATH)
