@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
@@ -15,6 +16,22 @@ import torch
 from tether import functional
 from tether.neurons import NEURONS, PARAMS, NeuronDef
 from tether.tolerances import TOLERANCES
+
+
+def cover(*axes: dict[str, object]) -> list:
+    """``pytest.param`` rows of the product of ``axes`` (``{id: value}`` each): all of it on
+    a GPU; under the interpreter (a second or so a kernel call) the half whose value indices
+    sum to an even number, which still holds every pair of values of any two axes (a third
+    axis of two or more values sets the parity)."""
+    if len(axes) < 3 or any(len(axis) < 2 for axis in axes):
+        raise ValueError("cover: three or more axes of two or more values each")
+    rows = []
+    for picks in itertools.product(*(list(enumerate(axis.items())) for axis in axes)):
+        if torch.cuda.is_available() or sum(i for i, _ in picks) % 2 == 0:
+            ids, values = zip(*(item for _, item in picks))
+            rows.append(pytest.param(*values, id="-".join(ids)))
+    return rows
+
 
 STATE_RANGES = {"v": (-0.5, 0.8), "a": (0.0, 1.0)}  # initial states, by state name
 MIN_MARGIN = 1e-5  # |h - theta| below this may round either way: such a case is redrawn

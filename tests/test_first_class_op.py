@@ -63,14 +63,15 @@ def _reset(model: nn.Module) -> None:
 
 @pytest.mark.parametrize(
     "stateful,segments",
-    [(False, 1), (True, 1), (True, 4)],
+    [(False, 1), (True, 1), (True, 2)],
     ids=["stateless", "stateful", "segments"],
 )
 def test_fullgraph_compile_matches_eager(device, monkeypatch, stateful, segments):
     """A model with LIF, PLIF and ALIF compiles into one graph (``fullgraph=True``: a graph
     break raises) and gives eager's spikes, loss and every gradient, over two calls that
     carry state; carrying state does not recompile on every call. ``segments``: every
-    backward in time segments (two launches a neuron, over 10 steps in chunks of 2)."""
+    backward in time segments (two launches a neuron, over 6 steps in chunks of 2: segments
+    of 2 chunks and 1)."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
@@ -80,7 +81,7 @@ def test_fullgraph_compile_matches_eager(device, monkeypatch, stateful, segments
         monkeypatch.setattr(ops, "_PLANS", {})
         monkeypatch.setattr(table, "select_config", lambda *args: config)
         monkeypatch.setattr(table, "select_training_configs", lambda *args: (config, config))
-        n_steps = 10
+        n_steps = 6
     model = SpikingNet(stateful).to(device)
     x = _inputs(n_steps=n_steps).requires_grad_()
     eager = [_step(model, x), _step(model, x)]

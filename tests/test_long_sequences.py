@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from tests.helpers import Case, check_against_reference
+from tests.helpers import Case, check_against_reference, cover
 from tether.benchmark.shapes import GRIDS, MAX_ELEMENTS
 from tether.functional import ops, plans
 from tether.kernels import hashing
@@ -40,13 +40,19 @@ SWITCHES = [(False, 0), (True, 0), (False, 1), (True, 1), (True, 2)]
 SWITCH_IDS = ["plain", "prefetch", "lean", "prefetch-lean", "prefetch-lean2"]
 
 
-@pytest.mark.parametrize("prefetch,lean", SWITCHES, ids=SWITCH_IDS)
-@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
-@pytest.mark.parametrize("n_steps", [1, 8, 21, 32])  # a step, a chunk, 3 with a tail, 4
-def test_prefetch_matches_the_reference(device, monkeypatch, prefetch, lean, neuron, n_steps):
+@pytest.mark.parametrize(
+    "n_steps,neuron,switches",
+    cover(
+        {str(t): t for t in (1, 8, 21, 32)},  # a step, a chunk, 3 with a tail, 4
+        {op: op for op in ("lif", "plif", "alif")},
+        dict(zip(SWITCH_IDS, SWITCHES)),
+    ),
+)
+def test_prefetch_matches_the_reference(device, monkeypatch, n_steps, neuron, switches):
     """T=1 (no next chunk at all), a multiple of CHUNK (EVEN_STEPS) and not, an odd and an
     even count of chunks (lean 2 with prefetch walks two an iteration); N=70 (a partial last
-    block of 32); every output gradient."""
+    block of 32); every output gradient. ``switches``: (prefetch, lean)."""
+    prefetch, lean = switches
     force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch, lean=lean))
     case = Case(neuron=neuron, n_steps=n_steps, features=(35,), param_mode=PARAM_MODE[neuron])
     check_against_reference(case, device)
@@ -105,15 +111,20 @@ def test_prefetch_gives_the_same_bits(device, monkeypatch, neuron):
             assert (a is None and b is None) or torch.equal(a, b)
 
 
-@pytest.mark.parametrize("segments", [2, 4])
 @pytest.mark.parametrize(
-    "prefetch,lean", [(False, 0), (True, 1), (True, 2)], ids=["plain", "both", "lean2"]
+    "neuron,switches,segments",
+    cover(
+        {op: op for op in ("lif", "plif", "alif")},
+        {"plain": (False, 0), "both": (True, 1), "lean2": (True, 2)},
+        {"2": 2, "4": 4},
+    ),
 )
-@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
-def test_segments_match_the_reference(device, monkeypatch, segments, prefetch, lean, neuron):
+def test_segments_match_the_reference(device, monkeypatch, neuron, switches, segments):
     """The backward in time segments (maps, then segments from the maps of the later ones):
     T=37 in chunks of 8 is 5 chunks, so 2 segments of 3 and 2 chunks, or 3 of 2, 2 and 1;
-    every output gradient, the final states' too, and every parameter's."""
+    every output gradient, the final states' too, and every parameter's. ``switches``:
+    (prefetch, lean)."""
+    prefetch, lean = switches
     force(monkeypatch, dataclasses.replace(SMALL, prefetch=prefetch, lean=lean, segments=segments))
     case = Case(neuron=neuron, n_steps=37, features=(35,), param_mode=PARAM_MODE[neuron])
     check_against_reference(case, device)
@@ -406,3 +417,15 @@ def test_sass_count_counts_given_configs(monkeypatch, tmp_path):
         for level in (0, 1, 2)
     ]
     assert out.read_text().count("given") == 6
+
+
+def test_the_interpreters_cover_holds_every_pair_of_values(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    axes = [{str(i): i for i in range(n)} for n in (4, 3, 5, 2)]
+    rows = [row.values for row in cover(*axes)]
+    assert len(rows) == 4 * 3 * 5 * 2 // 2
+    for a, b in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]:
+        pairs = {(row[a], row[b]) for row in rows}
+        assert len(pairs) == len(axes[a]) * len(axes[b]), (a, b)
+    with pytest.raises(ValueError, match="three or more axes"):
+        cover({"a": 1, "b": 2}, {"c": 3, "d": 4})

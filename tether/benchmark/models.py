@@ -487,8 +487,8 @@ def run_point(
             }
         )
         del net, step
-    rounds = 2 if quick else 10
-    for i, ms in time_interleaved(steps, device, rounds=rounds).items():
+    rounds, per_round = (2, 1) if quick else (10, 3)
+    for i, ms in time_interleaved(steps, device, rounds, per_round).items():
         row = rows[i]
         row.update(measure(steps[i], ms, IMPLEMENTATIONS[row["impl"]].kernels, size, device))
         if row["neuron_share"] == 0.0:
