@@ -32,6 +32,10 @@
 #                   8: no spill at levels 0 and 2, sass_count; 2 a thread spills but bf16 at
 #                   level 2, also timed) against
 #                   the table's chunk-8 pick: 1 B an element of checkpoints less (issue 15)
+#   long65k-ab      LIF and PLIF fp32 at 1024x65536 (issue 13: 85% of copy; its bucket is
+#                   untuned, the table's pick is 512 on 4 warps, 128 programs): the pick
+#                   against 512-1024 programs at lean 2 with prefetch, 1 or 2 neurons a
+#                   thread (sass_count: 4 a thread and 32-step chunks spill, fp32)
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
@@ -100,6 +104,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       done ;;
     alif16-ab)
       echo "python3 scripts/config_ab.py \$OUT/alif16_ab.csv --ops alif --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304 --configs table,128/2/8/32/pl2,128/2/16/32/pl2,128/4/16/32/p,128/4/16/32/pl2,256/8/16/32/pl2" ;;
+    long65k-ab)
+      echo "python3 scripts/config_ab.py \$OUT/long65k_ab.csv --ops lif,plif --dtypes float32 --shapes 1024x65536 --configs table,128/2/16/32/pl2,64/1/16/32/pl2,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     tune-shipped)
       echo "tune shipped_long_float32 --ops ${OPS// /,} --directions bwd,fwd_train,fwd --dtypes float32 --shapes 512x8192,2048x4096,1024x65536 --space shipped" ;;
     tune-long)

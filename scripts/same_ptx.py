@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from triton.compiler.errors import CompilationError
+
 from tether.kernels import aot, hashing
 from tether.neurons import NEURONS
 from tether.tuning.space import KernelConfig
@@ -92,17 +94,23 @@ def main() -> int:
         v for v in [*aot.switch_variants(), *aot.runtime_variants(), *aot.config_variants()]
         if v[1] in kernels and has_old_code(v)
     ]  # fmt: skip
-    seen, differ = set(), []
+    seen, differ, new = set(), [], []
     for variant in variants:
         if variant[0] in seen:
             continue
         seen.add(variant[0])
         direction = variant[1]
-        before = ptx(direction, kernels[direction], variant, {})
+        try:
+            before = ptx(direction, kernels[direction], variant, {})
+        except CompilationError:  # no old code to compare (nor any entry that timed it)
+            new.append(variant[0])
+            continue
         after = ptx(direction, aot.KERNELS[direction], variant, extra)
         if before != after:
             differ.append(variant[0])
     print(f"{len(seen)} variants compiled at {args.rev} and now: {len(differ)} differ")
+    for name in new:
+        print(f"  did not compile at {args.rev}:", name)
     for name in differ[:20]:
         print("  differs:", name)
     if args.restamp:

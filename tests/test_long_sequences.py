@@ -67,6 +67,7 @@ def test_prefetch_matches_the_reference(device, monkeypatch, n_steps, neuron, sw
         KernelConfig(64, 1, 1, 8, 16, False, lean=True),
         KernelConfig(128, 2, 1, 4, 8, True, lean=2),
         KernelConfig(64, 1, 1, 16, 16, False, lean=2),
+        KernelConfig(64, 1, 1, 32, 32, False, lean=2),  # bit 31 of a word: the sign
     ],
     ids=str,
 )

@@ -229,7 +229,8 @@ def unpack_variants() -> Iterator[Variant]:
 def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, each
     without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), a quarter
-    of them at lean level 2 too, then the unpack kernel's variants."""
+    of them at lean level 2 too (one backward also in 32-step chunks: bit 31 of a word),
+    then the unpack kernel's variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -252,6 +253,9 @@ def switch_variants() -> Iterator[Variant]:
                 if direction == "bwd":
                     flagged["EVEN_STEPS"] = i % 3 != 0
                 yield f"{name}-lean2", direction, dtype, leaner, flagged
+                if direction == "bwd" and i == 1:  # a 32-step chunk tests bit 31 (_bit)
+                    whole_word = KernelConfig(128, 2, 1, 32, 32, prefetch=False, lean=2)
+                    yield f"{name}-lean2-chunk32", direction, dtype, whole_word, flagged
             if direction == "bwd" and i % 3 == 0:  # both passes of a backward in segments
                 split = dataclasses.replace(lean, segments=4)
                 passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2}

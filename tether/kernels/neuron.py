@@ -185,9 +185,12 @@ def _bit(word, bit0, k: tl.constexpr, LEAN: tl.constexpr):
     """Bit ``bit0 + k`` (a scalar) of each ``word``, as a bool. ``LEAN``: masked with
     ``1 << (bit0 + k)`` (one scalar shift for the block), not a shift of each word;
     ``LEAN >= 2``: the word comes shifted by ``bit0`` (``_bwd_loads``), so bit ``k``, a
-    constant mask."""
+    constant mask (bit 31 of a 32-step chunk: the sign, ``1 << 31`` is no int32)."""
     if LEAN >= 2:
-        out = (word & (1 << k)) != 0
+        if k == 31:
+            out = word < 0
+        else:
+            out = (word & (1 << k)) != 0
     elif LEAN:
         out = (word & (1 << (bit0 + k))) != 0
     else:
