@@ -227,3 +227,15 @@ def test_model_gate_fails_on_slower_or_mismatched_tether_steps():
     broken = baseline.copy()
     broken.loc[tether[0], "ok"] = False
     assert "no longer matches" in compare_models(baseline, broken, 0.10)[0]
+
+
+def test_goals_lists_the_open_goals_of_the_committed_results(tmp_path):
+    out = tmp_path / "goals.csv"
+    result = runner.invoke(app, ["goals", "--unmet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines and all(line.startswith("OPEN #") for line in lines)
+    table = pd.read_csv(out)
+    assert len(table) > len(lines) and (~table["met"]).sum() == len(lines)
+    missing = runner.invoke(app, ["goals", "--results", str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "not a folder" in missing.output

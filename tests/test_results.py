@@ -58,3 +58,59 @@ def test_each_op_has_its_own_bytes_model():
     assert op_bytes("alif", "fwdbwd", fp32, t, n, chunk=8) / per == 23.75
     assert op_bytes("lif", "fwdbwd", bf16, t, n, chunk=16) / per == 10.75
     assert op_bytes("lif", "fwd", fp32, t, n, chunk=16) == 8 * per  # inference saves nothing
+
+
+def _bench_row(**overrides) -> dict:
+    row = {
+        "op": "lif", "impl": "graphed", "mode": "fwdbwd", "dtype": "float32", "T": 512,
+        "N": 8192, "ms": 0.07, "pct_copy_bw": 50.0, "copy_gbps": 3000.0, "device": "GPU",
+        "commit": "new", "timestamp": "2026-12-02T00:00:00+00:00",
+    }  # fmt: skip
+    return {**row, **overrides}
+
+
+def test_goals_score_the_newest_row_of_each_measurement(tmp_path):
+    from tether.benchmark.goals import scores
+
+    gpu = tmp_path / "gpu"
+    gpu.mkdir()
+    old = _bench_row(ms=0.2, commit="old", timestamp="2026-12-01T00:00:00+00:00")
+    pd.DataFrame([old]).to_csv(gpu / "a_old.csv", index=False)
+    pairs = [  # tether rows only: the speed-up pairs them
+        _bench_row(op="plif", impl="tether", T=32, N=8388608, ms=ms, dtype=dtype)
+        for dtype, ms in (("float32", 1.8), ("bfloat16", 1.0))
+    ]
+    pd.DataFrame([_bench_row(), *pairs]).to_csv(gpu / "b_new.csv", index=False)
+    batch = [
+        {"model": "m", "neuron": "plif", "impl": impl, "dtype": dtype, "layout": "cl", "T": 8,
+         "device": "GPU", "max_batch": n, "fails": fails, "commit": "c",
+         "timestamp": "2026-12-01T00:00:00+00:00"}
+        for dtype, impl, n, fails in [
+            ("float32", "tether+spikemem", 4095, None), ("float32", "spikingjelly", 2000, 2030),
+            ("bfloat16", "tether+spikemem", 4095, None), ("bfloat16", "spikingjelly", 4095, None),
+        ]
+    ]  # fmt: skip
+    pd.DataFrame(batch).to_csv(gpu / "batch.csv", index=False)
+    table = scores(tmp_path).set_index("goal")
+    fwdbwd = table.loc["LIF fp32 fwd+bwd 512x8192, ms"]
+    assert (fwdbwd["value"], fwdbwd["met"], fwdbwd["commit"]) == (0.07, True, "new")
+    speedup = table.loc["PLIF bf16 speed-up over fp32 fwd+bwd 32x8388608"]
+    assert (speedup["value"], speedup["met"]) == (1.8, True)
+    assert "b_new.csv (tether)" == speedup["source"]
+    largest = table.loc["m largest batch float32: spike memory / SpikingJelly"]
+    assert largest["value"] == round(4095 / 2000, 4) and largest["note"].startswith("at least")
+    assert "m largest batch bfloat16: spike memory / SpikingJelly" not in table.index
+    own_model = "PLIF fp32 fwd+bwd 32x8388608, % of copy (own model)"
+    assert len(table) == 4 and own_model in table.index  # nothing scored without its rows
+
+
+def test_goals_cover_every_open_issue_on_the_committed_results():
+    from tether.benchmark.goals import scores
+
+    table = scores(Path(__file__).parents[1] / "results")
+    for device, rows in table.groupby("device"):
+        assert set(rows["issue"]) == {11, 13, 15, 16}, device
+    assert table["value"].notna().all()
+    results = Path(__file__).parents[1] / "results"
+    for _, row in table.iterrows():
+        assert (results / row["device"] / row["source"].split(" (")[0]).is_file()

@@ -350,5 +350,36 @@ def gate(
         raise typer.Exit(1)
 
 
+@app.command()
+def goals(
+    results: Annotated[
+        Path | None, typer.Option(help="folder of results/<gpu>/ (default: the repo's)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV to write as well")] = None,
+    unmet: Annotated[bool, typer.Option(help="only the goals not met")] = False,
+) -> None:
+    """Where the open issues' goals stand on the committed results (no GPU): one line per goal,
+    GPU and point, with the value, the target, and the CSV and commit it comes from."""
+    from tether.benchmark.goals import scores
+    from tether.benchmark.runner import RESULTS
+
+    folder = results or RESULTS
+    if not folder.is_dir():
+        fail(f"--results {folder}: not a folder")
+    table = scores(folder)
+    if out is not None:
+        table.to_csv(out, index=False)
+    if unmet:
+        table = table[~table["met"]]
+    for row in table.itertuples():
+        sign = "<=" if row.at_most else ">="
+        mark = "met " if row.met else "OPEN"
+        note = f" ({row.note})" if row.note else ""
+        typer.echo(
+            f"{mark} #{row.issue} {row.device}: {row.goal} = {row.value:g} "
+            f"(goal {sign} {row.target:g}){note}  [{row.source} @ {row.commit}]"
+        )
+
+
 if __name__ == "__main__":
     sys.exit(app())
