@@ -36,6 +36,10 @@
 #                   untuned, the table's pick is 512 on 4 warps, 128 programs): the pick
 #                   against 512-1024 programs at lean 2 with prefetch, 1 or 2 neurons a
 #                   thread (sass_count: 4 a thread and 32-step chunks spill, fp32)
+#   fwd-lean-ab     the forwards (inference, and training with the backward as picked) at
+#                   lean 0 and 1 at the large-N standard shapes, fp32 and bf16: their spaces
+#                   hold no lean configs, and lean 1 cuts the bf16 training forward's
+#                   instructions an element by 16-20% (results/static/sass_fwd_train_bf16.csv)
 #   fill-ab         the untuned defaults with and without the small-layer rule (space.fill_gpu;
 #                   MIN_PROGRAMS=0 turns it off) at few neurons, every op, fp32, fwd and fwdbwd
 #   tune-long       long sequences over few neurons (issue 13), fp32, LIF, PLIF and ALIF at
@@ -104,6 +108,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       done ;;
     alif16-ab)
       echo "python3 scripts/config_ab.py \$OUT/alif16_ab.csv --ops alif --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304 --configs table,128/2/8/32/pl2,128/2/16/32/pl2,128/4/16/32/p,128/4/16/32/pl2,256/8/16/32/pl2" ;;
+    fwd-lean-ab)
+      echo "python3 scripts/lean_ab.py \$OUT/fwd_lean_ab.csv --levels 0,1 --forward --modes fwd,fwdbwd --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304,8x8388608" ;;
     long65k-ab)
       echo "python3 scripts/config_ab.py \$OUT/long65k_ab.csv --ops lif,plif --dtypes float32 --shapes 1024x65536 --configs table,128/2/16/32/pl2,64/1/16/32/pl2,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     tune-shipped)

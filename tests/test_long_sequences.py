@@ -353,7 +353,7 @@ def test_spaces_try_lean_2_beside_each_prefetching_config(direction, size):
 
 def test_ab_scripts_set_the_lean_level(monkeypatch):
     """``config_ab.py`` reads ``l2``; ``lean_ab.py --backward`` sets the backward's level
-    alone, without it every config's."""
+    alone, ``--forward`` the forwards' (inference and training), neither every config's."""
     monkeypatch.syspath_prepend("scripts")
     import config_ab
     import lean_ab
@@ -364,10 +364,13 @@ def test_ab_scripts_set_the_lean_level(monkeypatch):
     fwd, bwd = KernelConfig(64, 1, 1, 8, 32, True, 1), KernelConfig(128, 2, 1, 8, 32, True)
     monkeypatch.setattr(table, "select_config", lambda *args: fwd)
     monkeypatch.setattr(table, "select_training_configs", lambda *args: (fwd, bwd))
-    config, training = lean_ab.patched(2, backward_only=True)
-    assert config() == fwd and training() == (fwd, dataclasses.replace(bwd, lean=2))
-    config, training = lean_ab.patched(0, backward_only=False)
-    assert config().lean == 0 and [c.lean for c in training()] == [0, 0]
+    config, training = lean_ab.patched(2, "backward")
+    assert config("lif", "fwd") == fwd and training() == (fwd, dataclasses.replace(bwd, lean=2))
+    config, training = lean_ab.patched(0, "all")
+    assert config("lif", "fwd").lean == 0 and [c.lean for c in training()] == [0, 0]
+    config, training = lean_ab.patched(2, "forward")
+    assert config("lif", "fwd").lean == 2 and config("lif", "bwd") == fwd
+    assert training() == (dataclasses.replace(fwd, lean=2), bwd)
 
 
 def test_sass_count_takes_the_longest_backward_branch_as_the_chunk_loop(monkeypatch):
