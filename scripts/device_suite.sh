@@ -5,7 +5,8 @@
 #   test            the test suite on the GPU (the sm_90 compile tests need no GPU: in CI)
 #   bench-lif       LIF at the standard shapes: tuned, untuned, graphed, eager, peers, compile
 #   bench-ops       every other neuron: tuned, untuned, graphed, eager
-#   bench-overhead  host time per call (N=1024: the GPU work is negligible)
+#   bench-overhead  host time per call (N=1024: the GPU work is negligible; N=2^20: issue 11's
+#                   eager and reduce-overhead goals), tether, graphed, tether-ro
 #   bench-long      the long sequences (512x8192, 1024x65536, 2048x4096), every op, fp32:
 #                   tether, graphed, SpikingJelly (torch.compile is skipped beyond T=64)
 #   tune-fwd        every forward table: the T x N grid (micro space) per op and dtype, the
@@ -77,7 +78,7 @@ plan() {  # plan STAGE: the stage's commands, one a line
     bench-long)
       echo "$BENCH --ops ${OPS// /,} --shapes 512x8192,1024x65536,2048x4096 --impls tether,graphed,spikingjelly" ;;
     bench-overhead)
-      echo "python3 bench.py run --ops ${OPS// /,} --impls tether,compile --shapes 8x1024 --out \$OUT/overhead.csv" ;;
+      echo "python3 bench.py run --ops ${OPS// /,} --impls tether,graphed,tether-ro,compile --shapes 8x1024,8x1048576 --out \$OUT/overhead.csv" ;;
     models)
       echo "python3 bench.py models --models cifar_conv,shd_mlp --impls tether,spikingjelly --dtypes float32,bfloat16 --compiled eager --out \$OUT/models.csv" ;;
     pairing-ab)

@@ -311,3 +311,18 @@ def test_channels_last_module_call_launches_only_tether_kernels(neuron):
     decay_map = [k for k in others if "sigmoid" in k]
     assert len(ours) == 2 and len(decay_map) == len(others) <= 2, kernels
     assert bool(decay_map) == (neuron == "plif_channel"), kernels
+
+
+@pytest.mark.parametrize("op", ["lif", "alif"])
+def test_the_compiled_benchmark_call_matches_tethers(device, op):
+    """``tether-bench run --impls tether-ro`` compiles tether's call whole (``reduce-overhead``
+    on a GPU; inductor without CUDA graphs here) and gets its spikes and gradient."""
+    from tether.benchmark.providers import Problem, compiled_tether, tether_impl
+
+    torch._dynamo.reset()
+    problem = Problem.make(op, "fwdbwd", 9, 70, torch.float32, device)
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    spikes, grad = compiled_tether(problem, mode)()
+    expected_spikes, expected_grad = tether_impl(problem)()
+    assert torch.equal(spikes, expected_spikes)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-6)

@@ -75,7 +75,10 @@ def run(
     dtypes: Annotated[str, typer.Option(help="float32, float16, bfloat16")] = "float32",
     shapes: Annotated[str, typer.Option(help="comma list of TxN")] = STANDARD,
     impls: Annotated[
-        str, typer.Option(help="tether, untuned, graphed, eager, compile, spikingjelly, snntorch")
+        str,
+        typer.Option(
+            help="tether, untuned, graphed, tether-ro, eager, compile, spikingjelly, snntorch"
+        ),
     ] = "tether,untuned,eager,compile,spikingjelly,snntorch",
     quick: Annotated[bool, typer.Option(help=f"small shapes ({SMALL}), short timing")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",

@@ -192,14 +192,23 @@ def memory_scores(paired: pd.DataFrame, batch: pd.DataFrame, device: str) -> Ite
 
 
 def host_scores(bench: pd.DataFrame, device: str) -> Iterator[Score]:
-    """Issue 11: LIF forward+backward called eagerly at T=8, N=2^20 (host time included)."""
-    rows = bench[
-        (bench["op"] == "lif") & (bench["impl"] == "tether") & (bench["mode"] == "fwdbwd")
-        & (bench["dtype"] == "float32") & (bench["T"] == 8) & (bench["N"] == 2**20)
-    ]  # fmt: skip
-    for _, row in rows.iterrows():
+    """Issue 11: LIF forward+backward at T=8, N=2^20 called eagerly (host time included),
+    and compiled with ``reduce-overhead`` (``tether-ro``) against ``graphed``."""
+    point = (
+        (bench["op"] == "lif") & (bench["mode"] == "fwdbwd") & (bench["dtype"] == "float32")
+        & (bench["T"] == 8) & (bench["N"] == 2**20)
+    )  # fmt: skip
+    rows = {
+        impl: bench[point & (bench["impl"] == impl)] for impl in ("tether", "tether-ro", "graphed")
+    }
+    for _, row in rows["tether"].iterrows():
         yield Score(11, "LIF fp32 fwd+bwd 8x1048576 eager, ms", device, round(row["ms"], 4),
                     0.15, True, f"{row['source']} (tether)", str(row["commit"]))  # fmt: skip
+    if len(rows["tether-ro"]) and len(rows["graphed"]):
+        compiled, graphed = rows["tether-ro"].iloc[-1], rows["graphed"].iloc[-1]
+        yield Score(11, "LIF fp32 fwd+bwd 8x1048576 reduce-overhead / graphed", device,
+                    round(compiled["ms"] / graphed["ms"], 4), 1.3, True,
+                    f"{compiled['source']} (tether-ro)", str(compiled["commit"]))  # fmt: skip
 
 
 def scores(results: Path) -> pd.DataFrame:

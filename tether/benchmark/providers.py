@@ -1,6 +1,8 @@
 """Implementations a benchmark compares, declared once: tether (tuned), tether untuned (the
 default config), tether captured in a CUDA graph (``graphed``: the GPU time without the
-host's), eager, torch.compile and, when installed, SpikingJelly and snnTorch (LIF only).
+host's), tether compiled with ``mode="reduce-overhead"`` (``tether-ro``: inductor and CUDA
+graphs, what a compiled training step pays a call), eager, torch.compile of the eager
+reference and, when installed, SpikingJelly and snnTorch (LIF only).
 
 Every provider turns a ``Problem`` into a callable that runs one forward (``fwd``, under
 ``no_grad``) or one forward plus ``torch.autograd.grad`` of the spikes (``fwdbwd``) and
@@ -22,7 +24,7 @@ from tether.neurons import NEURONS
 from tether.tuning.table import untuned
 
 MODES = ("fwd", "fwdbwd")
-CORE_IMPLS = ("tether", "untuned", "graphed", "eager", "compile")
+CORE_IMPLS = ("tether", "untuned", "graphed", "tether-ro", "eager", "compile")
 PEER_IMPLS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
 ALPHA = 2.0  # Arctan alpha; SpikingJelly's ATan and snnTorch's atan take 2 * ALPHA
 MAX_COMPILE_STEPS = 64  # compiling the unrolled loop beyond this takes minutes
@@ -102,6 +104,28 @@ def tether_impl(problem: Problem) -> Run:
     # baselines return spikes only); initial states are None (zeros)
     switches = (0, False, True, False, 1, False)
     return _wrap(problem, lambda: function.call(*args, *switches)[0])
+
+
+def compiled_tether(problem: Problem, mode: str = "reduce-overhead") -> Run:
+    """tether's call as ``tether_impl`` makes it, compiled whole (``fullgraph``) with
+    ``torch.compile(mode=mode)``; the backward is AOTAutograd's compiled one. Each call
+    starts a new CUDA-graph step (``cudagraph_mark_step_begin``): the previous call's outputs
+    are not read after it."""
+    neuron, p = NEURONS[problem.op], problem.params
+    function = getattr(functional, neuron.function)
+    switches = (0, False, True, False, 1, False)  # as tether_impl
+
+    def call(x, *params):
+        return function.call(x, *params, ALPHA, *switches)[0]
+
+    step = torch.compile(call, mode=mode, fullgraph=True)
+    params = [p.get(name) for name in neuron.arguments]
+
+    def spikes():
+        torch.compiler.cudagraph_mark_step_begin()
+        return step(problem.x, *params)
+
+    return _wrap(problem, spikes)
 
 
 def untuned_impl(problem: Problem) -> Run:
@@ -197,6 +221,7 @@ PROVIDERS: dict[str, Callable[[Problem], Run]] = {
     "tether": tether_impl,
     "untuned": untuned_impl,
     "graphed": graphed_impl,
+    "tether-ro": compiled_tether,
     "eager": eager,
     "compile": compiled,
     "spikingjelly": spikingjelly,
@@ -206,7 +231,7 @@ PROVIDERS: dict[str, Callable[[Problem], Run]] = {
 
 def skip_reason(impl: str, op: str, n_steps: int, device: torch.device) -> str | None:
     """Why an implementation does not run at this point, or None."""
-    if impl == "graphed" and device.type != "cuda":
+    if impl in ("graphed", "tether-ro") and device.type != "cuda":
         return "CUDA graphs need a CUDA device"
     if impl in PEER_IMPLS:
         if importlib.util.find_spec(PEER_IMPLS[impl]) is None:
