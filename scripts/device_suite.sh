@@ -16,6 +16,9 @@
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
 #   models          the model benchmarks' training steps, fp32 and bf16, eager: tether,
 #                   SpikingJelly (cifar_conv, shd_mlp; the CIFAR conv net of issues 11 and 16)
+#   spike-memory    issue 16's goals on cifar_conv PLIF T=8 B=32 (scripts/spike_memory_gpu.py,
+#                   ~5 minutes on an H100): steps and peak memory of tether, tether+spikemem
+#                   and SpikingJelly, the paired step-time cost, the largest batch
 #   pairing-ab      training forwards reused from far buckets (the nearest fwd_train entry of
 #                   the backward's layout, at any distance) against the fallback, at the
 #                   standard shapes where that happens: LIF and ALIF fp32 (config_ab.py)
@@ -81,6 +84,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 bench.py run --ops ${OPS// /,} --impls tether,graphed,tether-ro,compile --shapes 8x1024,8x1048576 --out \$OUT/overhead.csv" ;;
     models)
       echo "python3 bench.py models --models cifar_conv,shd_mlp --impls tether,spikingjelly --dtypes float32,bfloat16 --compiled eager --out \$OUT/models.csv" ;;
+    spike-memory)
+      echo "python3 scripts/spike_memory_gpu.py --out \$OUT --budget-s 300" ;;
     pairing-ab)
       echo "python3 scripts/config_ab.py \$OUT/pairing_ab.csv --ops lif,alif --dtypes float32 --shapes 32x8388608,128x4194304,8x1048576 --configs table,table@fallback" ;;
     lean2-ab)
