@@ -56,27 +56,38 @@ class Score:
         return self.value <= self.target if self.at_most else self.value >= self.target
 
 
-def newest(folder: Path, kind: tuple[list[str], list[str]]) -> pd.DataFrame:
-    """The newest row of each measurement over the CSVs in ``folder`` of this ``kind`` (key
-    and value columns, a ``timestamp`` and a ``commit``), with the file's name as
-    ``source``."""
+def read_csvs(folder: Path) -> dict[str, pd.DataFrame]:
+    """Every CSV in ``folder``, by file name: read once, for every kind."""
+    return {path.name: pd.read_csv(path) for path in sorted(folder.glob("*.csv"))}
+
+
+def newest(csvs: dict[str, pd.DataFrame], kind: tuple[list[str], list[str]]) -> pd.DataFrame:
+    """The newest row of each measurement over the ``csvs`` of this ``kind`` (key and value
+    columns, a ``timestamp`` and a ``commit``), with the file's name as ``source``."""
     key, values = kind
     columns = [*key, *values, "timestamp", "commit"]
-    frames = []
-    for path in sorted(folder.glob("*.csv")):
-        frame = pd.read_csv(path)
-        if set(columns) <= set(frame.columns):
-            frames.append(frame.assign(source=path.name))
+    frames = [
+        frame.assign(source=name)
+        for name, frame in csvs.items()
+        if set(columns) <= set(frame.columns)
+    ]
     if not frames:
         return pd.DataFrame(columns=[*columns, "source"])
     rows = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
     return rows.drop_duplicates(key, keep="last").reset_index(drop=True)
 
 
-def _timings(bench: pd.DataFrame, op: str, mode: str, dtypes: tuple[str, ...], shape):
-    """The rows of this call in each of ``dtypes``, all ``graphed`` if there are, else all
-    ``tether``; None if neither impl has them all."""
-    for impl in ("graphed", "tether"):
+def _timings(
+    bench: pd.DataFrame,
+    op: str,
+    mode: str,
+    dtypes: tuple[str, ...],
+    shape,
+    impls=("graphed", "tether"),
+):
+    """The rows of this call in each of ``dtypes``, all of the first of ``impls`` that has
+    them all (by default ``graphed``, else ``tether``); None if none has."""
+    for impl in impls:
         rows = []
         for dtype in dtypes:
             found = bench[
@@ -91,9 +102,11 @@ def _timings(bench: pd.DataFrame, op: str, mode: str, dtypes: tuple[str, ...], s
     return None
 
 
-def _timing(bench: pd.DataFrame, op: str, mode: str, dtype: str, shape: tuple[int, int]):
-    """The ``graphed`` row of this call, else its ``tether`` row, else None."""
-    rows = _timings(bench, op, mode, (dtype,), shape)
+def _timing(
+    bench: pd.DataFrame, op: str, mode: str, dtype: str, shape, impls=("graphed", "tether")
+):
+    """The row of this call of the first of ``impls`` that has one, else None."""
+    rows = _timings(bench, op, mode, (dtype,), shape, impls)
     return None if rows is None else rows[0]
 
 
@@ -194,18 +207,14 @@ def memory_scores(paired: pd.DataFrame, batch: pd.DataFrame, device: str) -> Ite
 def host_scores(bench: pd.DataFrame, device: str) -> Iterator[Score]:
     """Issue 11: LIF forward+backward at T=8, N=2^20 called eagerly (host time included),
     and compiled with ``reduce-overhead`` (``tether-ro``) against ``graphed``."""
-    point = (
-        (bench["op"] == "lif") & (bench["mode"] == "fwdbwd") & (bench["dtype"] == "float32")
-        & (bench["T"] == 8) & (bench["N"] == 2**20)
-    )  # fmt: skip
-    rows = {
-        impl: bench[point & (bench["impl"] == impl)] for impl in ("tether", "tether-ro", "graphed")
-    }
-    for _, row in rows["tether"].iterrows():
-        yield Score(11, "LIF fp32 fwd+bwd 8x1048576 eager, ms", device, round(row["ms"], 4),
-                    0.15, True, f"{row['source']} (tether)", str(row["commit"]))  # fmt: skip
-    if len(rows["tether-ro"]) and len(rows["graphed"]):
-        compiled, graphed = rows["tether-ro"].iloc[-1], rows["graphed"].iloc[-1]
+    eager, compiled, graphed = (
+        _timing(bench, "lif", "fwdbwd", "float32", (8, 2**20), (impl,))
+        for impl in ("tether", "tether-ro", "graphed")
+    )
+    if eager is not None:
+        yield Score(11, "LIF fp32 fwd+bwd 8x1048576 eager, ms", device, round(eager["ms"], 4),
+                    0.15, True, f"{eager['source']} (tether)", str(eager["commit"]))  # fmt: skip
+    if compiled is not None and graphed is not None:
         yield Score(11, "LIF fp32 fwd+bwd 8x1048576 reduce-overhead / graphed", device,
                     round(compiled["ms"] / graphed["ms"], 4), 1.3, True,
                     f"{compiled['source']} (tether-ro)", str(compiled["commit"]))  # fmt: skip
@@ -216,12 +225,13 @@ def scores(results: Path) -> pd.DataFrame:
     CSVs), by issue."""
     out = []
     for folder in sorted(p for p in results.iterdir() if p.is_dir()):
-        bench, device = newest(folder, BENCH), folder.name
+        csvs, device = read_csvs(folder), folder.name
+        bench = newest(csvs, BENCH)
         found = [
             *bench_scores(bench, device),
             *host_scores(bench, device),
-            *model_scores(newest(folder, MODELS), device),
-            *memory_scores(newest(folder, PAIRED), newest(folder, BATCH), device),
+            *model_scores(newest(csvs, MODELS), device),
+            *memory_scores(newest(csvs, PAIRED), newest(csvs, BATCH), device),
         ]
         out += [score.__dict__ | {"met": score.met} for score in found]
     columns = [

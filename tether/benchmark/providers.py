@@ -96,14 +96,16 @@ def compiled(problem: Problem) -> Run:
     return _wrap(problem, lambda: reference(problem.x))
 
 
+# tether's switches after alpha: Arctan, hard reset, detached reset, no traces, group size 1,
+# no final state (the baselines return spikes only); initial states are None (zeros)
+SWITCHES = (0, False, True, False, 1, False)
+
+
 def tether_impl(problem: Problem) -> Run:
     neuron, p = NEURONS[problem.op], problem.params
     function = getattr(functional, neuron.function)
     args = (problem.x, *(p.get(name) for name in neuron.arguments), ALPHA)
-    # Arctan, hard reset, detached reset, no traces, group size 1, no final state (the
-    # baselines return spikes only); initial states are None (zeros)
-    switches = (0, False, True, False, 1, False)
-    return _wrap(problem, lambda: function.call(*args, *switches)[0])
+    return _wrap(problem, lambda: function.call(*args, *SWITCHES)[0])
 
 
 def compiled_tether(problem: Problem, mode: str = "reduce-overhead") -> Run:
@@ -113,10 +115,9 @@ def compiled_tether(problem: Problem, mode: str = "reduce-overhead") -> Run:
     are not read after it."""
     neuron, p = NEURONS[problem.op], problem.params
     function = getattr(functional, neuron.function)
-    switches = (0, False, True, False, 1, False)  # as tether_impl
 
     def call(x, *params):
-        return function.call(x, *params, ALPHA, *switches)[0]
+        return function.call(x, *params, ALPHA, *SWITCHES)[0]
 
     step = torch.compile(call, mode=mode, fullgraph=True)
     params = [p.get(name) for name in neuron.arguments]

@@ -12,7 +12,7 @@ carries its timing (``ms``, NaN for a pruned config). ``fwd`` times the inferenc
 times the training forward in that config's layout (``chunk``/``pack_bits``) and the
 backward together, the pair a training step runs, so the winner minimises their sum.
 ``fwd_train`` then times the training forward's launch shapes alone, saving for the backward
-config the runtime picks at that shape (``paired_backward``: the table's entry, so a ``bwd``
+config the runtime picks at that shape (``shipped_config``: the table's entry, so a ``bwd``
 sweep exported earlier in the same run, else the default), and checks each through that
 backward.
 """
@@ -71,13 +71,6 @@ def shipped_config(
     return planned(entries, name, op, direction, DTYPES[dtype_name], n_steps, n_neurons, bwd)
 
 
-def paired_backward(
-    op: str, dtype_name: str, n_steps: int, n_neurons: int, device: torch.device
-) -> KernelConfig:
-    """The backward config a training step runs at (T, N) on this GPU (``shipped_config``)."""
-    return shipped_config(op, "bwd", dtype_name, n_steps, n_neurons, device)
-
-
 def shipped_space(direction: str, pick: KernelConfig) -> list[KernelConfig]:
     """``--space shipped`` at one point: the shipped config ``pick`` and the same at
     ``lean`` 2 (not the backward's prefetching 32-step chunk: ~50 s of compile,
@@ -108,7 +101,7 @@ def sweep(
         truth = PROVIDERS["eager"](problem)()
         bwd = None
         if direction == "fwd_train":
-            bwd = paired_backward(op, dtype_name, n_steps, n_neurons, device)
+            bwd = shipped_config(op, "bwd", dtype_name, n_steps, n_neurons, device)
         default = default_for(op, direction, dtype, n_steps, n_neurons, bwd)
         if space == SHIPPED:
             pick = shipped_config(op, direction, dtype_name, n_steps, n_neurons, device, bwd)

@@ -4,10 +4,10 @@ The interpreter accepts code the compiler rejects, so CI compiles the kernels fo
 ``GPUTarget("cuda", 90, 32)``: every switch variant of the neuron kernels and every variant of
 the spike unpack kernel (``tether.spike_memory``), the launch configs the runtime can pick
 (the defaults and every shipped winner outside the tuning space, and a fixed sample of
-the space) and, as a separate job, every config of the space (most winners). Compiling needs real ``JITFunction``s, so it must
-run in a process without ``TRITON_INTERPRET``: ``python -m tether.kernels.aot [--configs |
---space]`` compiles the switch variants (or those configs) on every core and prints one JSON
-object ``{variant id: "ok" | error}``.
+the space) and, as a separate job, every config of the space (most winners). Compiling
+needs real ``JITFunction``s, so it must run in a process without ``TRITON_INTERPRET``:
+``python -m tether.kernels.aot [--configs | --space]`` compiles the switch variants (or
+those configs) on every core and prints one JSON object ``{variant id: "ok" | error}``.
 """
 
 from __future__ import annotations
