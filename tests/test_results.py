@@ -113,10 +113,10 @@ def test_goals_score_the_newest_row_of_each_measurement(tmp_path):
 def test_goals_cover_every_open_issue_on_the_committed_results():
     from tether.benchmark.goals import scores
 
-    table = scores(Path(__file__).parents[1] / "results")
+    results = Path(__file__).parents[1] / "results"
+    table = scores(results)
     for device, rows in table.groupby("device"):
         assert set(rows["issue"]) == {11, 13, 15, 16}, device
     assert table["value"].notna().all()
-    results = Path(__file__).parents[1] / "results"
     for _, row in table.iterrows():
         assert (results / row["device"] / row["source"].split(" (")[0]).is_file()
