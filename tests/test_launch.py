@@ -187,7 +187,7 @@ def test_shared_binaries_skip_the_classes(fake, monkeypatch):
     kernel, launcher = fake
     monkeypatch.setattr(launch.Launcher, "check_keys", False)  # the suite turns checks on
     calls = []
-    monkeypatch.setattr(launch, "_arg_class", lambda arg: calls.append(arg) or type(arg))
+    monkeypatch.setattr(launch, "arg_class", lambda arg: calls.append(arg) or type(arg))
     constexprs = {"BLOCK": 128, "FLAG": True}
     binaries = {}
     launcher((4, 1, 1), (torch.zeros(8), 8, 0.5), constexprs, 4, 1, binaries)

@@ -23,7 +23,7 @@ import tether
 from tests.helpers import DDP_BACKENDS, torchrun
 from tether.kernels import aot
 from tether.kernels.unpack import unpack_spikes
-from tether.spike_memory import _REGISTRY, _Bits, _pack_bytes
+from tether.spike_memory import _REGISTRY, SHAPE_ONLY_NODES, _Bits, _pack_bytes
 
 T, B = 5, 3
 
@@ -213,6 +213,52 @@ def test_shared_unpack_only_while_alive(monkeypatch):
     assert len(calls) == 1
     del kept, second
     assert torch.equal(bits.unpack(), spikes) and len(calls) == 2
+
+
+SHAPE_ONLY_CALLS = {
+    "MaxPool2DWithIndicesBackward0": lambda s: F.max_pool2d(s.flatten(0, 1), 2),
+    "MaxPool3DWithIndicesBackward0": lambda s: F.max_pool3d(s, 2),
+}
+
+
+@pytest.mark.parametrize("node", sorted(SHAPE_ONLY_NODES))
+def test_shape_only_nodes_ignore_the_values(device, node):
+    """PyTorch's side of ``SHAPE_ONLY_NODES``: each node's gradient is the same when every
+    floating-point tensor it saved comes back as NaN (laid out as saved)."""
+    assert set(SHAPE_ONLY_CALLS) == SHAPE_ONLY_NODES
+    g = torch.Generator().manual_seed(1)
+    spikes = (torch.rand(T, B, 4, 4, 4, generator=g) < 0.5).float()  # ties in every window
+    spikes = spikes.to(device).requires_grad_()
+    out = SHAPE_ONLY_CALLS[node](spikes)
+    assert out.grad_fn.name() == node
+    grad = torch.randn(out.shape, generator=g).to(device)
+    (expected,) = torch.autograd.grad(out, spikes, grad)
+
+    def nan_floats(t: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(t, float("nan")) if t.is_floating_point() else t
+
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, nan_floats):
+        out = SHAPE_ONLY_CALLS[node](spikes)
+    (poisoned,) = torch.autograd.grad(out, spikes, grad)
+    assert expected.abs().sum() > 0 and torch.equal(poisoned, expected)
+
+
+def test_max_pool_saves_are_not_unpacked(path, monkeypatch):
+    """Spikes saved by a max-pool are stored in 1 bit and come back unwritten (the node
+    reads their layout only): no unpack, gradients bitwise equal."""
+    calls = count_unpacks(monkeypatch)
+    lif = tether.LIF(stateful=False)
+    x = channels_last_input(torch.float32, path).requires_grad_()
+    grads = []
+    for active in (False, True):
+        memory = tether.spike_memory()
+        with memory if active else contextlib.nullcontext():
+            pooled = F.max_pool2d(lif(x).flatten(0, 1), 2)
+        (grad,) = torch.autograd.grad((pooled * torch.arange(2.0, device=path)).sum(), x)
+        grads.append(grad)
+        assert memory.packed == active
+    assert not calls and grads[0].abs().sum() > 0
+    assert torch.equal(*grads)
 
 
 # --- memory ------------------------------------------------------------------------------

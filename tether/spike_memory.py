@@ -21,7 +21,9 @@ neuron ran the eager reference (CPU without ``TRITON_INTERPRET``, float64), the 
 are packed with torch ops, 8 per byte, when first saved. A save keeps the bits and the
 view's size, strides and storage offset; never the spike tensor, which is freed once
 nothing else holds it. The registry holds weak references only. The saves of one spike tensor
-share one unpacked tensor while it lives (e.g. both operands of ``s[1] @ s[2].T``).
+share one unpacked tensor while it lives (e.g. both operands of ``s[1] @ s[2].T``). A
+node that reads the spikes for their layout only (max-pooling: ``SHAPE_ONLY_NODES``)
+gets an unwritten tensor laid out as saved, without an unpack.
 
 Behaviour:
 
@@ -46,6 +48,7 @@ Behaviour:
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import weakref
 from dataclasses import dataclass
@@ -53,7 +56,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tether.kernels.unpack import unpack_spikes
+from tether.kernels.unpack import UnpackPlan, launch_unpack, unpack_plan
 
 __all__ = ["spike_memory"]
 
@@ -73,7 +76,9 @@ class _Bits:
     reference to the storage of the last unpacked tensor, shared by every save of these
     spikes while an unpacked tensor lives (one unpack for, e.g., both operands of
     ``s[1] @ s[2].T``). Autograd's formulas never modify what they unpack; as without the
-    hooks, the saves of one tensor see one tensor."""
+    hooks, the saves of one tensor see one tensor. ``plan``: the unpack kernel's launch
+    (words from a kernel), built here once so that an unpack in the backward, where every
+    microsecond of host time is the step's, is an allocation and a launch."""
 
     words: torch.Tensor
     pack_bits: int
@@ -81,6 +86,12 @@ class _Bits:
     stride: tuple[int, ...]
     dtype: torch.dtype
     dense: weakref.ref | None = None
+    plan: UnpackPlan | None = None
+
+    def __post_init__(self) -> None:
+        if self.pack_bits:
+            n_neurons = math.prod(self.shape[1:])
+            self.plan = unpack_plan(self.words, self.shape[0], n_neurons, self.dtype)
 
     def unpack(self) -> torch.Tensor:
         """The spike tensor: on the storage of a live earlier unpack, else a fresh one."""
@@ -93,19 +104,22 @@ class _Bits:
         self.dense = weakref.ref(out.untyped_storage())
         return out
 
-    def unpack_fresh(self) -> torch.Tensor:
-        """The spike tensor, in a fresh allocation."""
-        out = torch.empty_strided(
+    def empty(self) -> torch.Tensor:
+        """An unwritten tensor laid out like the spikes."""
+        return torch.empty_strided(
             self.shape, self.stride, dtype=self.dtype, device=self.words.device
         )
-        flat = out.as_strided((out.numel(),), (1,))
-        if out.numel() == 0:
-            return out
-        if self.pack_bits:
-            unpack_spikes(self.words, flat.view(self.shape[0], -1))
-        else:
+
+    def unpack_fresh(self) -> torch.Tensor:
+        """The spike tensor, in a fresh allocation."""
+        out = self.empty()
+        if self.plan is not None:
+            plan = self.plan
+            flat = out.as_strided((plan.n_steps, plan.n_neurons), (plan.n_neurons, 1))
+            launch_unpack(plan, self.words, flat)
+        elif out.numel():
             bits = (self.words[:, None] >> _shifts(out.device)) & 1
-            flat.copy_(bits.view(-1)[: out.numel()])
+            out.as_strided((out.numel(),), (1,)).copy_(bits.view(-1)[: out.numel()])
         return out
 
 
@@ -202,6 +216,13 @@ def _modified(t: torch.Tensor, version: int) -> RuntimeError:
     )
 
 
+# Autograd nodes that read a saved input for its size and strides only, never its values:
+# max-pooling's backward scatters the gradient by the saved indices. Spikes such a node
+# unpacks come back unwritten, laid out as saved: no unpack kernel, no launch (cifar_conv: 3
+# of its 5 unpacks). ``test_shape_only_nodes_ignore_the_values`` checks PyTorch's side.
+SHAPE_ONLY_NODES = frozenset({"MaxPool2DWithIndicesBackward0", "MaxPool3DWithIndicesBackward0"})
+
+
 def _unpack(saved: object) -> torch.Tensor:
     if type(saved) is tuple:  # saved as usual
         t, version = saved
@@ -211,7 +232,12 @@ def _unpack(saved: object) -> torch.Tensor:
     spikes = saved.entry.spikes()
     if spikes is not None and spikes._version != saved.entry.version:
         raise _modified(spikes, saved.entry.version)
-    return saved.bits.unpack().as_strided(saved.size, saved.stride, saved.offset)
+    node = torch._C._current_autograd_node()
+    if node is not None and node.name() in SHAPE_ONLY_NODES:
+        dense = saved.bits.empty()
+    else:
+        dense = saved.bits.unpack()
+    return dense.as_strided(saved.size, saved.stride, saved.offset)
 
 
 class spike_memory:

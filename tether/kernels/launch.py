@@ -22,7 +22,7 @@ import torch
 from tether.kernels import INTERPRET
 
 
-def _arg_class(arg: object) -> object:
+def arg_class(arg: object) -> object:
     """What Triton can specialize on in one runtime argument."""
     if isinstance(arg, torch.Tensor):
         return arg.dtype, arg.data_ptr() % 16 == 0
@@ -42,7 +42,7 @@ class Launcher:
     ``args[0]``, whichever CUDA device is current.
 
     ``binaries``: optional, a dict the caller keeps for calls that it knows share one
-    specialization (every argument's class as ``_arg_class``, the constexprs and launch
+    specialization (every argument's class as ``arg_class``, the constexprs and launch
     options): the launcher stores the binary there, by device, with its key and constexpr
     values, and such calls skip computing the classes (~0.5 us per argument). With ``check_keys`` set (the test suite
     sets it) the classes are computed anyway and a mismatch raises.
@@ -77,7 +77,7 @@ class Launcher:
             compiled[grid](*args, *values)
             return
         values = tuple(constexprs.values())
-        full = (current, num_warps, num_stages, values, tuple(map(_arg_class, args)))
+        full = (current, num_warps, num_stages, values, tuple(map(arg_class, args)))
         if known is not None and known[0] != full:
             raise RuntimeError("calls that share a binaries dict differ in specialization")
         compiled = self.compiled.get(full)

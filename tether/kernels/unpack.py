@@ -12,11 +12,13 @@ next_pow2(T))``: at T=8 with 32-bit words a 32-row tile would be 3/4 masked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
 
-from tether.kernels.launch import Launcher
+from tether.kernels.launch import Launcher, arg_class
 
 ELEMENTS_PER_PROGRAM = 4096  # a (ROWS, BLOCK) tile: 32 elements per thread at 4 warps
 NUM_WARPS = 4
@@ -51,28 +53,65 @@ def unpack_spikes_kernel(
 
 
 _launch = Launcher(unpack_spikes_kernel)
+# One ``Launcher`` binaries dict per specialization (``UnpackPlan.binaries``).
+_BINARIES: dict[tuple, dict] = {}
 
 
 def rows_for(pack_bits: int, n_steps: int) -> int:
     """Steps per program: a whole word of ``pack_bits`` steps, or the power of two that
     holds all ``n_steps`` when the sequence is shorter than a word."""
-    return min(pack_bits, triton.next_power_of_2(max(n_steps, 1)))
+    return min(pack_bits, 1 << max(n_steps - 1, 0).bit_length())
+
+
+@dataclass(frozen=True)
+class UnpackPlan:
+    """The launch that unpacks words ``(ceil(T / W), N)`` into a fresh ``(T, N)`` tensor of
+    ``dtype``, built once per spike tensor (``unpack_plan``) so that the backward's unpack
+    costs an allocation and a launch. ``binaries``: shared by the plans of one
+    specialization (``Launcher``)."""
+
+    grid: tuple[int, int, int]
+    n_steps: int
+    n_neurons: int
+    constexprs: dict[str, int]
+    binaries: dict
+
+
+def unpack_plan(
+    packed: torch.Tensor, n_steps: int, n_neurons: int, dtype: torch.dtype
+) -> UnpackPlan:
+    """The plan for ``packed: (ceil(T / W), N)`` int8|int16|int32 (W = 8, 16, 32 bits per
+    word) into spikes ``(T, N) = (n_steps, n_neurons)`` of ``dtype``, written to a 16-byte
+    aligned tensor (a fresh allocation)."""
+    pack_bits = packed.element_size() * 8
+    words = -(-n_steps // pack_bits)
+    if packed.shape != (words, n_neurons):
+        raise ValueError(
+            f"packed has shape {tuple(packed.shape)}, expected {(words, n_neurons)} for "
+            f"spikes {(n_steps, n_neurons)}"
+        )
+    rows = rows_for(pack_bits, n_steps)
+    block = ELEMENTS_PER_PROGRAM // rows
+    constexprs = {"BLOCK": block, "PACK_BITS": pack_bits, "ROWS": rows}
+    classes = (arg_class(packed), (dtype, True), *map(arg_class, (n_steps, n_neurons)))
+    binaries = _BINARIES.setdefault((classes, *constexprs.values()), {})
+    grid = (words * -(-n_neurons // block), 1, 1)
+    return UnpackPlan(grid, n_steps, n_neurons, constexprs, binaries)
+
+
+def launch_unpack(plan: UnpackPlan, packed: torch.Tensor, spikes: torch.Tensor) -> None:
+    """Run ``plan`` from ``packed`` into ``spikes: (T, N)`` contiguous, 16-byte aligned."""
+    if plan.grid[0]:
+        args = (packed, spikes, plan.n_steps, plan.n_neurons)
+        _launch(plan.grid, args, plan.constexprs, NUM_WARPS, 1, plan.binaries)
 
 
 def unpack_spikes(packed: torch.Tensor, spikes: torch.Tensor) -> None:
     """Write ``spikes: (T, N)`` contiguous (float32|float16|bfloat16) from ``packed:
     (ceil(T / W), N)`` int8|int16|int32 (W = 8, 16, 32 bits per word)."""
-    n_steps, n_neurons = spikes.shape
-    pack_bits = packed.element_size() * 8
-    if packed.shape != (triton.cdiv(n_steps, pack_bits), n_neurons):
-        raise ValueError(
-            f"packed has shape {tuple(packed.shape)}, expected "
-            f"{(triton.cdiv(n_steps, pack_bits), n_neurons)} for spikes {tuple(spikes.shape)}"
-        )
-    rows = rows_for(pack_bits, n_steps)
-    block = ELEMENTS_PER_PROGRAM // rows
-    grid = packed.shape[0] * triton.cdiv(n_neurons, block)
-    if grid == 0:
-        return
-    constexprs = {"BLOCK": block, "PACK_BITS": pack_bits, "ROWS": rows}
-    _launch((grid, 1, 1), (packed, spikes, n_steps, n_neurons), constexprs, NUM_WARPS, 1)
+    plan = unpack_plan(packed, *spikes.shape, spikes.dtype)
+    if spikes.data_ptr() % 16 == 0:
+        launch_unpack(plan, packed, spikes)
+    elif plan.grid[0]:  # not the plan's specialization: no shared binaries
+        args = (packed, spikes, plan.n_steps, plan.n_neurons)
+        _launch(plan.grid, args, plan.constexprs, NUM_WARPS, 1)
