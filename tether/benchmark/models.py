@@ -293,10 +293,12 @@ def training_step(
     spike_memory: bool = False,
 ) -> Callable[[], torch.Tensor]:
     """A closure running one step on ``x: (T, B, ...)``; returns the loss (a 0-d tensor).
-    ``spike_memory``: the forward under ``tether.spike_memory()``."""
+    ``spike_memory``: the forward under ``tether.spike_memory()``. Compiled code keeps the
+    activations' layout (inductor's ``layout_optimization`` off: it would run a contiguous
+    model's convs channels_last, whose TF32 sums flip spikes against the eager step)."""
     import tether
 
-    forward = torch.compile(net) if compiled else net
+    forward = torch.compile(net, options={"layout_optimization": False}) if compiled else net
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
     autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=dtype == "bfloat16")
 
