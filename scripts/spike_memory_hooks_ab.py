@@ -1,0 +1,84 @@
+"""Is spike memory's step cost the saved-tensor hooks themselves (issue 16)? ``python
+scripts/spike_memory_hooks_ab.py [CSV]`` on a GPU (about a minute; ``--quick``: tiny, CPU).
+
+``cifar_conv`` PLIF, T=8, batch 32, channels_last, fp32 and bf16: tether's training step
+plain, under a no-op pair of ``saved_tensors_hooks`` (every save goes through Python, nothing
+is packed), and under ``tether.spike_memory``; each also with autograd's device threads off
+(``set_multithreading_enabled(False)``: the backward, hooks included, on the caller's
+thread). All timed in alternation (``models.time_interleaved``). Rows: ``dtype,variant,ms,
+vs_plain``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import torch
+
+from tether.benchmark import models
+from tether.benchmark.model_zoo import make_batch
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from spike_memory_gpu import KIND, MODEL, sizes  # noqa: E402
+
+
+def variants(step, memory_step):
+    def under(context, fn):
+        def run():
+            with context():
+                return fn()
+
+        return run
+
+    def null_hooks():
+        return torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
+
+    def one_thread():
+        return torch.autograd.set_multithreading_enabled(False)
+
+    def both():
+        stack = contextlib.ExitStack()
+        stack.enter_context(null_hooks())
+        stack.enter_context(one_thread())
+        return stack
+
+    return {
+        "plain": step,
+        "null_hooks": under(null_hooks, step),
+        "spike_memory": memory_step,
+        "plain_1thread": under(one_thread, step),
+        "null_hooks_1thread": under(both, step),
+        "spike_memory_1thread": under(one_thread, memory_step),
+    }
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--quick"]
+    device = torch.device("cpu" if quick else "cuda")
+    size = sizes(quick, 2 if quick else 32)
+    rows = ["dtype,variant,ms,vs_plain"]
+    for dtype in ("float32", "bfloat16"):
+        torch.manual_seed(models.SEED)
+        source = models.MODELS[MODEL].build(models.IMPLEMENTATIONS["tether"].neuron, KIND, size)
+        x, labels = make_batch(MODEL, size, models.SEED, device)
+        steps = []
+        for memory in (False, True):
+            net = models.build(MODEL, "tether", KIND, size, source, device)
+            reset = models.IMPLEMENTATIONS["tether"].reset
+            steps.append(models.training_step(net, reset, x, labels, dtype, False, memory))
+        runs = variants(*steps)
+        for run in runs.values():
+            run()
+        ms = models.time_interleaved(runs, device, rounds=2 if quick else 30)
+        for name, value in ms.items():
+            rows.append(f"{dtype},{name},{value:.4f},{value / ms['plain']:.4f}")
+            print(rows[-1], flush=True)
+    if args:
+        with open(args[0], "w") as f:
+            print(*rows, sep="\n", file=f)
+
+
+if __name__ == "__main__":
+    main()
