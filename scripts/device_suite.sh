@@ -2,7 +2,9 @@
 # What to measure and tune on a GPU machine: `bash scripts/device_suite.sh STAGE...` runs
 # each stage's commands (outputs under $OUT); `--print STAGE...` lists them without running.
 # Stages:
-#   test            the test suite on the GPU (the sm_90 compile tests need no GPU: in CI)
+#   test            the test suite on the GPU (the sm_90 compile tests need no GPU: in CI),
+#                   one line a test into $OUT/tests.log, so a run cut short still names its
+#                   failures (an H100 run at 664fb13 cut at 360 s had one, unnamed)
 #   bench-lif       LIF at the standard shapes: tuned, untuned, graphed, eager, peers, compile
 #   bench-ops       every other neuron: tuned, untuned, graphed, eager
 #   bench-overhead  host time per call (N=1024: the GPU work is negligible; N=2^20: issue 11's
@@ -72,7 +74,7 @@ BENCH="python3 bench.py run --out \$OUT/bench.csv"
 plan() {  # plan STAGE: the stage's commands, one a line
   case $1 in
     test)
-      echo 'python3 -m pytest tests -q -p no:cacheprovider -n 8 -k "not compiles_for_sm90"' ;;
+      echo 'python3 -m pytest tests -v -rfE -p no:cacheprovider -n 16 -k "not compiles_for_sm90" > $OUT/tests.log 2>&1; tail -3 $OUT/tests.log; grep -E "(FAILED|ERROR) " $OUT/tests.log' ;;
     bench-lif)
       echo "$BENCH --ops lif --impls tether,untuned,graphed,eager,spikingjelly,snntorch"
       echo "timeout 300 $BENCH --ops lif --impls compile" ;;
