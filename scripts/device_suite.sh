@@ -74,7 +74,7 @@ BENCH="python3 bench.py run --out \$OUT/bench.csv"
 plan() {  # plan STAGE: the stage's commands, one a line
   case $1 in
     test)
-      echo 'python3 -m pytest tests -v -rfE -p no:cacheprovider -n 16 -k "not compiles_for_sm90" > $OUT/tests.log 2>&1; tail -3 $OUT/tests.log; grep -E "(FAILED|ERROR) " $OUT/tests.log' ;;
+      echo 'python3 -m pytest tests -v -rfE -p no:cacheprovider -n 16 -k "not compiles_for_sm90" > $OUT/tests.log 2>&1; rc=$?; tail -3 $OUT/tests.log; grep -E "(FAILED|ERROR) " $OUT/tests.log; [ $rc = 0 ]' ;;
     bench-lif)
       echo "$BENCH --ops lif --impls tether,untuned,graphed,eager,spikingjelly,snntorch"
       echo "timeout 300 $BENCH --ops lif --impls compile" ;;
