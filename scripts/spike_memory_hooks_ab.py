@@ -11,7 +11,7 @@ vs_plain``.
 ``--per-save``: instead, the hooks' own cost per save on this machine's CPU: 20 multiplies
 of 64-element tensors (40 saves), forward and backward, plain, under a no-op hook pair and
 under tether's (a spike tensor registered, none of these saves one): microseconds per save
-over plain, median of 7 rounds of 300 steps each, in alternation, in this process's CPU
+over plain, and the Python of one unpack of saved spikes (``unpack_python_us``), median of 7 rounds of 300 steps each, in alternation, in this process's CPU
 time.
 """
 
@@ -100,6 +100,42 @@ def per_save() -> None:
     for name, values in times.items():
         print(f"{name}: {(statistics.median(values) - plain) / saves:.2f} us per save "
               f"(plain step {plain:.1f} us, {saves} saves)")  # fmt: skip
+    print(f"one unpack's Python (launch stubbed): {unpack_python_us(memory_module):.2f} us")
+
+
+def unpack_python_us(memory_module) -> float:
+    """The host time of one kernel-path unpack of saved spikes ``(8, 2048)`` (32-bit words)
+    beyond its allocation, with the launch stubbed as in ``host_time_cpu.py``: median of 7
+    rounds of 2000, alternating with the allocation alone, in this process's CPU time."""
+    from host_time_cpu import _StubKernel
+
+    from tether.kernels import launch, unpack
+
+    launch.INTERPRET = False
+    torch.cuda.current_device = lambda: 0
+    unpack._launch.kernel = _StubKernel(unpack._launch.kernel)
+    spikes, words = torch.zeros(8, 2048), torch.zeros(1, 2048, dtype=torch.int32)
+    memory_module.register_spikes(spikes, words)  # weak references: both kept here
+    saved = memory_module.spike_memory()._pack(spikes)
+
+    def one() -> None:
+        saved.bits.dense = None  # no live earlier unpack: a fresh one each time
+        memory_module._unpack(saved)
+
+    assert saved.bits.plan is not None, "the kernel path: the neuron's words"
+
+    def alloc() -> None:
+        torch.empty_strided((8, 2048), (2048, 1))
+
+    times: dict[str, list[float]] = {"unpack": [], "alloc": []}
+    for repeat in range(8):
+        for name, fn in (("unpack", one), ("alloc", alloc)):
+            start = time.process_time()
+            for _ in range(2000):
+                fn()
+            if repeat:
+                times[name].append((time.process_time() - start) / 2000 * 1e6)
+    return statistics.median(times["unpack"]) - statistics.median(times["alloc"])
 
 
 def main() -> None:
