@@ -21,6 +21,12 @@
 #   spike-memory    issue 16's goals on cifar_conv PLIF T=8 B=32 (scripts/spike_memory_gpu.py,
 #                   ~5 minutes on an H100): steps and peak memory of tether, tether+spikemem
 #                   and SpikingJelly, the paired step-time cost, the largest batch
+#   spike-hooks-ab  issue 16: spike memory's step cost against a no-op pair of saved-tensor
+#                   hooks and with single-threaded backward (scripts/spike_memory_hooks_ab.py,
+#                   ~1 minute): is the rest of the cost the hooks themselves?
+#   profile-compiled issue 11: where the compiled cifar_conv fp32 channels_last step's GPU time
+#                   goes, tether against SpikingJelly (scripts/profile_step.py; tether compiled
+#                   was 1.05-1.06x SpikingJelly compiled on the H100 at 664fb13)
 #   pairing-ab      training forwards reused from far buckets (the nearest fwd_train entry of
 #                   the backward's layout, at any distance) against the fallback, at the
 #                   standard shapes where that happens: LIF and ALIF fp32 (config_ab.py)
@@ -88,6 +94,12 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 bench.py models --models cifar_conv,shd_mlp --impls tether,spikingjelly --dtypes float32,bfloat16 --compiled eager --out \$OUT/models.csv" ;;
     spike-memory)
       echo "python3 scripts/spike_memory_gpu.py --out \$OUT --budget-s 300" ;;
+    spike-hooks-ab)
+      echo "python3 scripts/spike_memory_hooks_ab.py \$OUT/spike_memory_hooks_ab.csv" ;;
+    profile-compiled)
+      for impl in tether spikingjelly; do
+        echo "python3 scripts/profile_step.py \$OUT cifar_conv $impl --compiled"
+      done ;;
     pairing-ab)
       echo "python3 scripts/config_ab.py \$OUT/pairing_ab.csv --ops lif,alif --dtypes float32 --shapes 32x8388608,128x4194304,8x1048576 --configs table,table@fallback" ;;
     lean2-ab)
