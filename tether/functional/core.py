@@ -31,6 +31,7 @@ from tether.functional.plans import (
     STATE_PARAMS,
     NeuronSpec,
     Param,
+    kernel_params,
     launch_backward,
     launch_forward,
     reduce_param_grads,
@@ -155,7 +156,10 @@ def forward(
         outs = fwd_op(x, v_init, a_init, tensors, floats, spec_ints(spec), spec.op, training)
         outs = [o if keep else None for o, keep in zip(outs, present(spec, training, True))]
     else:
-        outs = neuron_forward(x, v_init, a_init, tensors, floats, spec, training, key=key)
+        kparams = kernel_params(tensors, floats)
+        outs = neuron_forward(
+            x, v_init, a_init, tensors, floats, spec, training, key=key, kparams=kparams
+        )
         if training and recording():
             register_spikes(outs[0], outs[5])  # tether.spike_memory: saved in 1 bit
     if training:
@@ -163,6 +167,9 @@ def forward(
         saved = _drop_zero_checkpoints(outs[5:], v_init, a_init)
         ctx.save_for_backward(x, v_init, a_init, *saved, *tensors, tensor_alpha)
         ctx.spec, ctx.floats, ctx.needs, ctx.key = spec, floats, needs, key
+        # the backward takes the forward's kernel arguments (the same tensors, which
+        # ``saved_tensors`` checks for in-place changes) rather than building them again
+        ctx.kparams = None if traced else kparams
         ctx.float_alpha = 0.0 if tensor_alpha is not None else float(alpha)
     return NeuronOutput(*outs[:5])
 
@@ -197,7 +204,7 @@ def backward(ctx, grad_out: NeuronOutput) -> Grads:
     else:
         grads = neuron_backward(
             list(grad_out), x, v_init, a_init, saved, tensors, ctx.floats, alpha, spec, needs,
-            key=ctx.key,
+            key=ctx.key, kparams=ctx.kparams,
         )  # fmt: skip
     grad_x, grad_v, grad_a, param_grads = grads
     learned = iter(param_grads)

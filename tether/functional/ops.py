@@ -161,12 +161,14 @@ def neuron_forward(
     training: bool,
     traced: bool = False,
     key: tuple | None = None,
+    kparams: tuple[dict, int] | None = None,
 ) -> tuple[Maybe, ...]:
     """The forward over ``x: (T, *F)`` (dense, T outermost); ``tensors``/``floats``: the four
     state parameters (``STATE_PARAMS``), a tensor or else the float. Returns the eight
     outputs of ``present`` (None where absent). ``traced``: the body of a ``triton_op``
     (no plan cache: tracing sees fake tensors; the kernel is launched through
-    ``wrap_triton``). ``key``: the call's ``forward_key`` (else built here)."""
+    ``wrap_triton``). ``key``: the call's ``forward_key`` (else built here); ``kparams``:
+    ``kernel_params(tensors, floats)`` if the caller has it (else built here)."""
     states = [None if s is None else state_like(s, x) for s in (v_init, a_init)]
     plan = None if key is None else _PLANS.get(key)
     if plan is None and not uses_kernels(x):
@@ -178,7 +180,9 @@ def neuron_forward(
             if mine is not None:
                 mine.copy_(theirs)
         return (*out, None, None, None)
-    values, n_params = kernel_params(tensors, floats, x.device if traced else None)
+    if kparams is None:
+        kparams = kernel_params(tensors, floats, x.device if traced else None)
+    values, n_params = kparams
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     if key is None and not traced:
@@ -227,12 +231,14 @@ def neuron_backward(
     needs: list[bool],
     traced: bool = False,
     key: tuple | None = None,
+    kparams: tuple[dict, int] | None = None,
 ) -> tuple[Maybe, Maybe, Maybe, list[torch.Tensor]]:
     """The backward: ``grads`` of the five outputs (None where unused), the forward's inputs
     and ``saved`` (packed, ckpt_v, ckpt_a). ``needs``: x, v_init, a_init, then
     ``GRAD_NAMES``. Returns grad_x, grad_v_init, grad_a_init (None where not needed) and one
     gradient per needed parameter in ``GRAD_NAMES`` order. ``traced``: as in
-    ``neuron_forward``; ``key``: the forward's ``forward_key`` (else built here)."""
+    ``neuron_forward``; ``key``: the forward's ``forward_key`` (else built here); ``kparams``:
+    the forward's ``kernel_params`` (else built here)."""
     names = _grad_names(tuple(needs))
     grads = [
         None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
@@ -242,7 +248,9 @@ def neuron_backward(
         params = _params(tensors, floats)
         return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
     grad_out = NeuronOutput(*grads)
-    values, n_params = kernel_params(tensors, floats, x.device if traced else None)
+    if kparams is None:
+        kparams = kernel_params(tensors, floats, x.device if traced else None)
+    values, n_params = kparams
     if traced and not isinstance(alpha, torch.Tensor):
         alpha = torch.full((1,), alpha, dtype=torch.float32, device=x.device)
     k_alpha = kernel_alpha(alpha)

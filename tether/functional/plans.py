@@ -491,7 +491,8 @@ def reduce_param_grads(
     ``n`` belongs to entry ``(n // group_size) % n_params`` of a vector parameter."""
     if not params:
         return {}
-    rows = rows[: len(params)]
+    if rows.shape[0] != len(params):
+        rows = rows[: len(params)]
     if group_size == 1 and n_params == rows.shape[1]:
         totals = rows  # one neuron per entry: nothing to sum
     else:
