@@ -90,7 +90,8 @@ class WalkMemory:
             self.walk(out)
 
     def walk(self, out: object) -> None:
-        stack = [t.grad_fn for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        leaves = [out] if isinstance(out, torch.Tensor) else tree_leaves(out)
+        stack = [t.grad_fn for t in leaves if isinstance(t, torch.Tensor)]
         while stack:
             node = stack.pop()
             if node is None or id(node) in self._seen:
