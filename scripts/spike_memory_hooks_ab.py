@@ -138,6 +138,15 @@ def unpack_python_us(memory_module) -> float:
     return statistics.median(times["unpack"]) - statistics.median(times["alloc"])
 
 
+def model_and_batch(
+    size, device: torch.device
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The seeded source model (tether's layers, every variant copies them) and a batch."""
+    torch.manual_seed(models.SEED)
+    source = models.MODELS[MODEL].build(models.IMPLEMENTATIONS["tether"].neuron, KIND, size)
+    return (source, *make_batch(MODEL, size, models.SEED, device))
+
+
 def main() -> None:
     if "--per-save" in sys.argv:
         return per_save()
@@ -147,9 +156,7 @@ def main() -> None:
     size = sizes(quick, 2 if quick else 32)
     rows = ["dtype,variant,ms,vs_plain"]
     for dtype in ("float32", "bfloat16"):
-        torch.manual_seed(models.SEED)
-        source = models.MODELS[MODEL].build(models.IMPLEMENTATIONS["tether"].neuron, KIND, size)
-        x, labels = make_batch(MODEL, size, models.SEED, device)
+        source, x, labels = model_and_batch(size, device)
         steps = []
         for memory in (False, True):
             net = models.build(MODEL, "tether", KIND, size, source, device)

@@ -33,10 +33,10 @@ from torch.utils._pytree import tree_leaves
 
 import tether
 from tether.benchmark import models
-from tether.benchmark.model_zoo import make_batch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from spike_memory_gpu import KIND, MODEL, sizes  # noqa: E402
+from spike_memory_hooks_ab import model_and_batch  # noqa: E402
 
 memory_module = importlib.import_module("tether.spike_memory")
 
@@ -129,9 +129,7 @@ def main() -> None:
     size = sizes(quick, 2 if quick else 32)
     rows = ["dtype,variant,ms,vs_plain,packed,peak_mb,bitwise"]
     for dtype in ("float32", "bfloat16"):
-        torch.manual_seed(models.SEED)
-        source = models.MODELS[MODEL].build(models.IMPLEMENTATIONS["tether"].neuron, KIND, size)
-        x, labels = make_batch(MODEL, size, models.SEED, device)
+        source, x, labels = model_and_batch(size, device)
         reset = models.IMPLEMENTATIONS["tether"].reset
         nets, steps, contexts = {}, {}, {}
         for variant in ("plain", "spike_memory", "walk"):
