@@ -66,6 +66,11 @@ def test_unpack_kernel_matches_the_bits(device, pack_bits, dtype, n_steps, n_neu
     out = torch.full((n_steps, n_neurons), 7.0, dtype=dtype, device=device)
     unpack_spikes(words.to(device), out)
     assert torch.equal(out.cpu(), spikes.to(dtype))
+    # into a tensor that is not 16-byte aligned (one element in): not the plans' binaries
+    buffer = torch.full((n_steps * n_neurons + 1,), 7.0, dtype=dtype, device=device)
+    unaligned = buffer[1:].view(n_steps, n_neurons)
+    unpack_spikes(words.to(device), unaligned)
+    assert torch.equal(unaligned.cpu(), spikes.to(dtype)) and buffer[0] == 7
 
 
 def test_unpack_kernel_compiles_for_sm90(compiled_switches):
