@@ -60,7 +60,7 @@ _BINARIES: dict[tuple, dict] = {}
 def rows_for(pack_bits: int, n_steps: int) -> int:
     """Steps per program: a whole word of ``pack_bits`` steps, or the power of two that
     holds all ``n_steps`` when the sequence is shorter than a word."""
-    return min(pack_bits, 1 << max(n_steps - 1, 0).bit_length())
+    return min(pack_bits, triton.next_power_of_2(max(n_steps, 1)))
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ def unpack_plan(
     packed: torch.Tensor, n_steps: int, n_neurons: int, dtype: torch.dtype
 ) -> UnpackPlan:
     """The plan for ``packed: (ceil(T / W), N)`` int8|int16|int32 (W = 8, 16, 32 bits per
-    word) into spikes ``(T, N) = (n_steps, n_neurons)`` of ``dtype``, written to a 16-byte
-    aligned tensor (a fresh allocation)."""
+    word) into spikes ``(T, N) = (n_steps, n_neurons)`` of ``dtype``; its binaries are those
+    of a 16-byte aligned output (a fresh allocation)."""
     pack_bits = packed.element_size() * 8
     words = -(-n_steps // pack_bits)
     if packed.shape != (words, n_neurons):
@@ -100,18 +100,15 @@ def unpack_plan(
 
 
 def launch_unpack(plan: UnpackPlan, packed: torch.Tensor, spikes: torch.Tensor) -> None:
-    """Run ``plan`` from ``packed`` into ``spikes: (T, N)`` contiguous, 16-byte aligned."""
+    """Run ``plan`` from ``packed`` into ``spikes: (T, N)`` contiguous (an output that is not
+    16-byte aligned is another specialization: launched without the plan's binaries)."""
     if plan.grid[0]:
+        binaries = plan.binaries if spikes.data_ptr() % 16 == 0 else None
         args = (packed, spikes, plan.n_steps, plan.n_neurons)
-        _launch(plan.grid, args, plan.constexprs, NUM_WARPS, 1, plan.binaries)
+        _launch(plan.grid, args, plan.constexprs, NUM_WARPS, 1, binaries)
 
 
 def unpack_spikes(packed: torch.Tensor, spikes: torch.Tensor) -> None:
     """Write ``spikes: (T, N)`` contiguous (float32|float16|bfloat16) from ``packed:
     (ceil(T / W), N)`` int8|int16|int32 (W = 8, 16, 32 bits per word)."""
-    plan = unpack_plan(packed, *spikes.shape, spikes.dtype)
-    if spikes.data_ptr() % 16 == 0:
-        launch_unpack(plan, packed, spikes)
-    elif plan.grid[0]:  # not the plan's specialization: no shared binaries
-        args = (packed, spikes, plan.n_steps, plan.n_neurons)
-        _launch(plan.grid, args, plan.constexprs, NUM_WARPS, 1)
+    launch_unpack(unpack_plan(packed, *spikes.shape, spikes.dtype), packed, spikes)
