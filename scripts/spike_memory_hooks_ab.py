@@ -11,8 +11,8 @@ vs_plain``.
 ``--per-save``: instead, the hooks' own cost per save on this machine's CPU: 20 multiplies
 of 64-element tensors (40 saves), forward and backward, plain, under a no-op hook pair and
 under tether's (a spike tensor registered, none of these saves one): microseconds per save
-over plain, and the Python of one unpack of saved spikes (``unpack_python_us``), median of 7 rounds of 300 steps each, in alternation, in this process's CPU
-time.
+over plain, and the Python of one unpack of saved spikes (``unpack_python_us``), each
+timed by ``cpu_us`` (in alternation, in this process's CPU time).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import importlib
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -88,32 +89,21 @@ def per_save() -> None:
         "no-op hooks": under(lambda t: t, lambda t: t),
         "tether's hooks": under(memory._pack, memory_module._unpack),
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for repeat in range(8):  # in alternation; CPU time of this process only
-        for name, run in runs.items():
-            start = time.process_time()
-            for _ in range(300):
-                run()
-            if repeat:  # the first round warms up
-                times[name].append((time.process_time() - start) / 300 * 1e6)
-    plain = statistics.median(times.pop("plain"))
-    for name, values in times.items():
-        print(f"{name}: {(statistics.median(values) - plain) / saves:.2f} us per save "
+    times = cpu_us(runs, 300)
+    plain = times.pop("plain")
+    for name, us in times.items():
+        print(f"{name}: {(us - plain) / saves:.2f} us per save "
               f"(plain step {plain:.1f} us, {saves} saves)")  # fmt: skip
     print(f"one unpack's Python (launch stubbed): {unpack_python_us(memory_module):.2f} us")
 
 
 def unpack_python_us(memory_module) -> float:
     """The host time of one kernel-path unpack of saved spikes ``(8, 2048)`` (32-bit words)
-    beyond its allocation, with the launch stubbed as in ``host_time_cpu.py``: median of 7
-    rounds of 2000, alternating with the allocation alone, in this process's CPU time."""
-    from host_time_cpu import _StubKernel
+    beyond its allocation, with the launch stubbed (``host_time_cpu.stub_launches``),
+    timed in alternation with the allocation alone."""
+    from host_time_cpu import stub_launches
 
-    from tether.kernels import launch, unpack
-
-    launch.INTERPRET = False
-    torch.cuda.current_device = lambda: 0
-    unpack._launch.kernel = _StubKernel(unpack._launch.kernel)
+    stub_launches()
     spikes, words = torch.zeros(8, 2048), torch.zeros(1, 2048, dtype=torch.int32)
     memory_module.register_spikes(spikes, words)  # weak references: both kept here
     saved = memory_module.spike_memory()._pack(spikes)
@@ -127,15 +117,23 @@ def unpack_python_us(memory_module) -> float:
     def alloc() -> None:
         torch.empty_strided((8, 2048), (2048, 1))
 
-    times: dict[str, list[float]] = {"unpack": [], "alloc": []}
+    times = cpu_us({"unpack": one, "alloc": alloc}, 2000)
+    return times["unpack"] - times["alloc"]
+
+
+def cpu_us(runs: dict[str, Callable[[], object]], calls: int) -> dict[str, float]:
+    """Microseconds a call of each of ``runs``: 8 rounds of ``calls`` calls each, the runs in
+    alternation, the first round a warm-up; the median of the rest, in this process's CPU
+    time (other programs on the machine do not count)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(8):
-        for name, fn in (("unpack", one), ("alloc", alloc)):
+        for name, run in runs.items():
             start = time.process_time()
-            for _ in range(2000):
-                fn()
+            for _ in range(calls):
+                run()
             if repeat:
-                times[name].append((time.process_time() - start) / 2000 * 1e6)
-    return statistics.median(times["unpack"]) - statistics.median(times["alloc"])
+                times[name].append((time.process_time() - start) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def model_and_batch(
