@@ -23,7 +23,6 @@ bitwise``.
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import importlib
 import sys
@@ -114,6 +113,25 @@ class WalkMemory:
             stack.extend(next_node for next_node, _ in node.next_functions)
 
 
+def entering(step, factory, variant: str, made: dict):
+    """``step`` (a training step that enters ``tether.spike_memory()``) entering
+    ``factory()`` instead; ``made[variant]``: the context its last call entered."""
+
+    def make():
+        made[variant] = factory()
+        return made[variant]
+
+    def run() -> torch.Tensor:
+        original = tether.spike_memory
+        tether.spike_memory = make
+        try:
+            return step()
+        finally:
+            tether.spike_memory = original
+
+    return run
+
+
 def grads_of(net: torch.nn.Module) -> list[torch.Tensor]:
     return [p.grad.detach().clone() for p in net.parameters()]
 
@@ -131,51 +149,34 @@ def main() -> None:
     for dtype in ("float32", "bfloat16"):
         source, x, labels = model_and_batch(size, device)
         reset = models.IMPLEMENTATIONS["tether"].reset
-        nets, steps, contexts = {}, {}, {}
-        for variant in ("plain", "spike_memory", "walk"):
-            net = models.build(MODEL, "tether", KIND, size, copy.deepcopy(source), device)
-            step = models.training_step(net, reset, x, labels, dtype, False, variant != "plain")
+        nets, steps, made = {}, {}, {}
+        for variant, factory in (
+            ("plain", None),
+            ("spike_memory", tether.spike_memory),
+            ("walk", WalkMemory),
+        ):
+            net = models.build(MODEL, "tether", KIND, size, source, device)
+            step = models.training_step(net, reset, x, labels, dtype, False, factory is not None)
             nets[variant] = net
-            if variant == "walk":  # training_step enters tether.spike_memory(): ours instead
-
-                def step(step=step, contexts=contexts) -> torch.Tensor:
-                    original = tether.spike_memory
-                    tether.spike_memory = lambda: contexts.setdefault("walk", WalkMemory())
-                    try:
-                        return step()
-                    finally:
-                        tether.spike_memory = original
-
-            steps[variant] = step
+            steps[variant] = step if factory is None else entering(step, factory, variant, made)
         # one checked step each, from the same weights: gradients against the plain step's
-        packed, peak, reference = {}, {}, None
+        checked, reference = {}, None
         for variant, step in steps.items():
-            contexts.pop("walk", None)
             if device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            original = tether.spike_memory
-            if variant == "spike_memory":  # keep the context: its count of 1-bit saves
-                tether.spike_memory = functools.partial(contexts.setdefault, "memory", original())
-            try:
-                step()
-            finally:
-                tether.spike_memory = original
-            peak[variant] = (
-                torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
-            )
+            step()
+            cuda = device.type == "cuda"
+            mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan")
             grads = grads_of(nets[variant])
             reference = grads if reference is None else reference
-            packed[variant] = {"plain": 0, "spike_memory": contexts.get("memory"),
-                               "walk": contexts.get("walk")}[variant]  # fmt: skip
-            packed[variant] = getattr(packed[variant], "packed", 0)
             same = all(torch.equal(a, b) for a, b in zip(grads, reference))
-            peak[variant] = (peak[variant], same)
+            checked[variant] = (getattr(made.get(variant), "packed", 0), mb, same)
         ms = models.time_interleaved(steps, device, rounds=args.rounds or (2 if quick else 30))
         for variant, value in ms.items():
-            mb, same = peak[variant]
+            packed, mb, same = checked[variant]
             rows.append(f"{dtype},{variant},{value:.4f},{value / ms['plain']:.4f},"
-                        f"{packed[variant]},{mb:.1f},{same}")  # fmt: skip
+                        f"{packed},{mb:.1f},{same}")  # fmt: skip
             print(rows[-1], flush=True)
     if args.csv:
         with open(args.csv, "w") as f:
