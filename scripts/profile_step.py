@@ -3,7 +3,9 @@ IMPL [--compiled] [--dtype bfloat16] [--size INDEX]``.
 
 Profiles 3 steps of one model benchmark (``tether.benchmark.models``, full size ``INDEX``)
 after warm-up and writes ``OUT/profile_<model>_<impl>[_compiled]_<dtype>.txt``: the kernels
-by total CUDA time per step, and the step's wall time.
+by total CUDA time per step, and the step's wall time; then, from 3 more steps profiled on
+the CPU only, the host's side: the CPU ops by inclusive and by self time per step (where a
+host-bound step's time goes: the compiled regions, autograd's nodes, the launches).
 """
 
 from __future__ import annotations
@@ -49,10 +51,30 @@ def main() -> None:
     ]
     for name, us in sorted(totals.items(), key=lambda kv: -kv[1])[:40]:
         lines.append(f"{us:9.1f} {counts[name] // n_steps:6d}  {name[:150]}")
+    lines += cpu_lines(step, n_steps)
     tag = f"{args.model}_{args.impl}{'_compiled' if args.compiled else ''}_{args.dtype}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"profile_{tag}.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:12]))
+
+
+def cpu_lines(step, n_steps: int, top: int = 30) -> list[str]:
+    """The CPU ops of ``n_steps`` steps, per step: the ``top`` by inclusive time, then by
+    self time (microseconds, calls)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n_steps):
+            step()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    lines = []
+    for label, attr in (("inclusive", "cpu_time_total"), ("self", "self_cpu_time_total")):
+        lines += ["", f"CPU ops by {label} time: {'us/step':>9} {'calls':>6}  op"]
+        for e in sorted(events, key=lambda e: -getattr(e, attr))[:top]:
+            us, calls = getattr(e, attr) / n_steps, e.count / n_steps
+            lines.append(f"{us:9.1f} {calls:6.1f}  {e.key[:150]}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ scripts/spike_memory_hooks_ab.py [CSV]`` on a GPU (about a minute; ``--quick``: 
 plain, under a no-op pair of ``saved_tensors_hooks`` (every save goes through Python, nothing
 is packed), and under ``tether.spike_memory``; each also with autograd's device threads off
 (``set_multithreading_enabled(False)``: the backward, hooks included, on the caller's
-thread). All timed in alternation (``models.time_interleaved``). Rows: ``dtype,variant,ms,
+thread); and spike memory in parts: ``spike_memory_keep`` (spikes registered and found,
+every tensor saved as usual) and ``spike_memory_no_unpack`` (no unpack kernels: timing
+only). All timed in alternation (``models.time_interleaved``). Rows: ``dtype,variant,ms,
 vs_plain``.
 
 ``--per-save``: instead, the hooks' own cost per save on this machine's CPU: 20 multiplies
@@ -33,7 +35,30 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from spike_memory_gpu import KIND, MODEL, sizes  # noqa: E402
 
 
+@contextlib.contextmanager
+def patched(owner: object, name: str, make: Callable[[Callable], Callable]):
+    """``owner.name`` replaced by ``make(original)`` for the duration."""
+    original = getattr(owner, name)
+    setattr(owner, name, make(original))
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def keep_saves(pack: Callable) -> Callable:
+    """A pack hook that finds spikes as tether's does, then saves every tensor as usual."""
+
+    def run(self, t: torch.Tensor) -> object:
+        pack(self, t)
+        return t, t._version
+
+    return run
+
+
 def variants(step, memory_step):
+    memory_module = importlib.import_module("tether.spike_memory")
+
     def under(context, fn):
         def run():
             with context():
@@ -60,6 +85,16 @@ def variants(step, memory_step):
         "plain_1thread": under(one_thread, step),
         "null_hooks_1thread": under(both, step),
         "spike_memory_1thread": under(one_thread, memory_step),
+        # spike memory's parts (timing only: no_unpack's gradients are wrong): registration
+        # and the pack hook's lookup, saving every tensor as usual; everything but the
+        # unpacks (kernel, launch, allocation's writes: an unwritten tensor instead)
+        "spike_memory_keep": under(
+            lambda: patched(memory_module.spike_memory, "_pack", keep_saves), memory_step
+        ),
+        "spike_memory_no_unpack": under(
+            lambda: patched(memory_module._Bits, "unpack", lambda _: memory_module._Bits.empty),
+            memory_step,
+        ),
     }
 
 
