@@ -23,9 +23,8 @@
 #                   and SpikingJelly, the paired step-time cost, the largest batch
 #   spike-hooks-ab  issue 16: spike memory's step cost against a no-op pair of saved-tensor
 #                   hooks and with single-threaded backward (scripts/spike_memory_hooks_ab.py,
-#                   ~1 minute): is the rest of the cost the hooks themselves? Then the
-#                   prototype that hooks the spike saves only (scripts/spike_memory_walk_ab.py,
-#                   ~1 minute): its step cost, peak memory and gradients against the plain step
+#                   ~2 minutes): is the rest of the cost the hooks themselves, or which of
+#                   spike memory's parts (finding the spikes, the unpacks)?
 #   profile-compiled issue 11: where the compiled cifar_conv fp32 channels_last step's GPU time
 #                   goes, tether against SpikingJelly (scripts/profile_step.py; tether compiled
 #                   was 1.05-1.06x SpikingJelly compiled on the H100 at 664fb13)
@@ -97,8 +96,7 @@ plan() {  # plan STAGE: the stage's commands, one a line
     spike-memory)
       echo "python3 scripts/spike_memory_gpu.py --out \$OUT --budget-s 300" ;;
     spike-hooks-ab)
-      echo "python3 scripts/spike_memory_hooks_ab.py \$OUT/spike_memory_hooks_ab.csv"
-      echo "python3 scripts/spike_memory_walk_ab.py \$OUT/spike_memory_walk_ab.csv" ;;
+      echo "python3 scripts/spike_memory_hooks_ab.py \$OUT/spike_memory_hooks_ab.csv" ;;
     profile-compiled)
       for impl in tether spikingjelly; do
         echo "python3 scripts/profile_step.py \$OUT cifar_conv $impl --compiled"

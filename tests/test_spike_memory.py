@@ -178,28 +178,6 @@ def test_bits_are_the_neurons_own(device):
     out.sum().backward()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["kernel", "reference"])
-def test_walk_prototype_packs_the_same_saves(monkeypatch, request, dtype):
-    """``scripts/spike_memory_walk_ab.py`` (issue 16's prototype: spike saves found by walking
-    the graph after each module call, hooked one by one) stores the same 5 saves of
-    ``Net`` in 1 bit as ``spike_memory``, with the plain run's gradients bitwise."""
-    monkeypatch.syspath_prepend("scripts")
-    import spike_memory_walk_ab
-
-    reference = dtype == torch.float64
-    device = torch.device("cpu") if reference else request.getfixturevalue("device")
-    torch.manual_seed(0)
-    net = Net("lif").to(device=device, dtype=dtype)
-    x = channels_last_input(dtype, device)
-    memory = spike_memory_walk_ab.WalkMemory()
-    walked = gradients(net, x, memory)
-    without = gradients(net, x, None)
-    assert memory.packed == 5, memory.packed
-    for name, a, b in zip(["x", *dict(net.named_parameters())], walked, without):
-        assert b is not None and b.abs().sum() > 0, name
-        assert torch.equal(a, b), name
-
-
 def count_unpacks(monkeypatch) -> list[int]:
     """Patch ``_Bits.unpack_fresh`` to count the spike tensors unpacked (one kernel launch
     each on the kernels)."""
