@@ -1,5 +1,6 @@
 """Is spike memory's step cost the saved-tensor hooks themselves (issue 16)? ``python
-scripts/spike_memory_hooks_ab.py [CSV]`` on a GPU (about a minute; ``--quick``: tiny, CPU).
+scripts/spike_memory_hooks_ab.py [CSV]`` on a GPU (about two minutes; ``--quick``: tiny, CPU;
+``--fp32``: fp32 only).
 
 ``cifar_conv`` PLIF, T=8, batch 32, channels_last, fp32 and bf16: tether's training step
 plain, under a no-op pair of ``saved_tensors_hooks`` (every save goes through Python, nothing
@@ -184,11 +185,12 @@ def main() -> None:
     if "--per-save" in sys.argv:
         return per_save()
     quick = "--quick" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--quick"]
+    dtypes = ("float32",) if "--fp32" in sys.argv else ("float32", "bfloat16")
+    args = [a for a in sys.argv[1:] if a not in ("--quick", "--fp32")]
     device = torch.device("cpu" if quick else "cuda")
     size = sizes(quick, 2 if quick else 32)
     rows = ["dtype,variant,ms,vs_plain"]
-    for dtype in ("float32", "bfloat16"):
+    for dtype in dtypes:
         source, x, labels = model_and_batch(size, device)
         steps = []
         for memory in (False, True):
