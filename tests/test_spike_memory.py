@@ -22,7 +22,7 @@ from torch import nn
 import tether
 from tests.helpers import DDP_BACKENDS, torchrun
 from tether.kernels import aot
-from tether.kernels.unpack import unpack_spikes
+from tether.kernels.unpack import unpack_plan, unpack_spikes
 from tether.spike_memory import _REGISTRY, SHAPE_ONLY_NODES, _Bits, _pack_bytes
 
 T, B = 5, 3
@@ -71,6 +71,15 @@ def test_unpack_kernel_matches_the_bits(device, pack_bits, dtype, n_steps, n_neu
     unaligned = buffer[1:].view(n_steps, n_neurons)
     unpack_spikes(words.to(device), unaligned)
     assert torch.equal(unaligned.cpu(), spikes.to(dtype)) and buffer[0] == 7
+    # from words that are not 16-byte aligned (a view one word in): another plan
+    shifted = torch.cat([words.flatten()[:1], words.flatten()]).to(device)[1:]
+    shifted = shifted.view(words.shape)
+    out.fill_(7.0)
+    unpack_spikes(shifted, out)
+    assert torch.equal(out.cpu(), spikes.to(dtype))
+    plan = unpack_plan(words.to(device), n_steps, n_neurons, dtype)
+    assert unpack_plan(words.to(device), n_steps, n_neurons, dtype) is plan  # cached
+    assert unpack_plan(shifted, n_steps, n_neurons, dtype).binaries is not plan.binaries
 
 
 def test_unpack_kernel_compiles_for_sm90(compiled_switches):

@@ -12,6 +12,7 @@ next_pow2(T))``: at T=8 with 32-bit words a 32-row tile would be 3/4 masked.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -82,18 +83,32 @@ def unpack_plan(
 ) -> UnpackPlan:
     """The plan for ``packed: (ceil(T / W), N)`` int8|int16|int32 (W = 8, 16, 32 bits per
     word) into spikes ``(T, N) = (n_steps, n_neurons)`` of ``dtype``; its binaries are those
-    of a 16-byte aligned output (a fresh allocation)."""
-    pack_bits = packed.element_size() * 8
+    of a 16-byte aligned output (a fresh allocation). Plans are cached by what they depend
+    on: spike memory asks for one per spike tensor, every training step."""
+    aligned = packed.data_ptr() % 16 == 0
+    return _plan(packed.dtype, aligned, packed.shape, n_steps, n_neurons, dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(
+    packed_dtype: torch.dtype,
+    aligned: bool,
+    packed_shape: torch.Size,
+    n_steps: int,
+    n_neurons: int,
+    dtype: torch.dtype,
+) -> UnpackPlan:
+    pack_bits = packed_dtype.itemsize * 8
     words = -(-n_steps // pack_bits)
-    if packed.shape != (words, n_neurons):
+    if packed_shape != (words, n_neurons):
         raise ValueError(
-            f"packed has shape {tuple(packed.shape)}, expected {(words, n_neurons)} for "
+            f"packed has shape {tuple(packed_shape)}, expected {(words, n_neurons)} for "
             f"spikes {(n_steps, n_neurons)}"
         )
     rows = rows_for(pack_bits, n_steps)
     block = ELEMENTS_PER_PROGRAM // rows
     constexprs = {"BLOCK": block, "PACK_BITS": pack_bits, "ROWS": rows}
-    classes = (arg_class(packed), (dtype, True), *map(arg_class, (n_steps, n_neurons)))
+    classes = ((packed_dtype, aligned), (dtype, True), *map(arg_class, (n_steps, n_neurons)))
     binaries = _BINARIES.setdefault((classes, *constexprs.values()), {})
     grid = (words * -(-n_neurons // block), 1, 1)
     return UnpackPlan(grid, n_steps, n_neurons, constexprs, binaries)
