@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from unittest.mock import patch
 
 import torch
 
@@ -34,17 +35,6 @@ from tether.benchmark.model_zoo import make_batch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from spike_memory_gpu import KIND, MODEL, sizes  # noqa: E402
-
-
-@contextlib.contextmanager
-def patched(owner: object, name: str, make: Callable[[Callable], Callable]):
-    """``owner.name`` replaced by ``make(original)`` for the duration."""
-    original = getattr(owner, name)
-    setattr(owner, name, make(original))
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
 
 
 def keep_saves(pack: Callable) -> Callable:
@@ -59,6 +49,8 @@ def keep_saves(pack: Callable) -> Callable:
 
 def variants(step, memory_step):
     memory_module = importlib.import_module("tether.spike_memory")
+    memory = memory_module.spike_memory
+    keep = keep_saves(memory._pack)
 
     def under(context, fn):
         def run():
@@ -89,11 +81,9 @@ def variants(step, memory_step):
         # spike memory's parts (timing only: no_unpack's gradients are wrong): registration
         # and the pack hook's lookup, saving every tensor as usual; everything but the
         # unpacks (kernel, launch, allocation's writes: an unwritten tensor instead)
-        "spike_memory_keep": under(
-            lambda: patched(memory_module.spike_memory, "_pack", keep_saves), memory_step
-        ),
+        "spike_memory_keep": under(lambda: patch.object(memory, "_pack", keep), memory_step),
         "spike_memory_no_unpack": under(
-            lambda: patched(memory_module._Bits, "unpack", lambda _: memory_module._Bits.empty),
+            lambda: patch.object(memory_module._Bits, "unpack", memory_module._Bits.empty),
             memory_step,
         ),
     }

@@ -77,8 +77,8 @@ class _Bits:
     spikes while an unpacked tensor lives (one unpack for, e.g., both operands of
     ``s[1] @ s[2].T``). Autograd's formulas never modify what they unpack; as without the
     hooks, the saves of one tensor see one tensor. ``plan``: the unpack kernel's launch
-    (words from a kernel), built here once so that an unpack in the backward, where every
-    microsecond of host time is the step's, is an allocation and a launch."""
+    (words from a kernel), looked up here once so that an unpack in the backward, where
+    every microsecond of host time is the step's, is an allocation and a launch."""
 
     words: torch.Tensor
     pack_bits: int

@@ -67,8 +67,8 @@ def rows_for(pack_bits: int, n_steps: int) -> int:
 @dataclass(frozen=True)
 class UnpackPlan:
     """The launch that unpacks words ``(ceil(T / W), N)`` into a fresh ``(T, N)`` tensor of
-    ``dtype``, built once per spike tensor (``unpack_plan``) so that the backward's unpack
-    costs an allocation and a launch. ``binaries``: shared by the plans of one
+    ``dtype``, built once per words layout, T, N and dtype (``unpack_plan`` caches it) so
+    that the backward's unpack costs an allocation and a launch. ``binaries``: shared by the plans of one
     specialization (``Launcher``)."""
 
     grid: tuple[int, int, int]
