@@ -491,3 +491,31 @@ def test_ddp_gradients_unchanged(tmp_path, cuda):
 
 if __name__ == "__main__":  # a rank of test_ddp_gradients_unchanged
     ddp_rank(sys.argv[1], cuda="--cuda" in sys.argv)
+
+
+def test_saved_bytes_counts_the_spikes_once(monkeypatch):
+    """``scripts/saved_bytes.py`` finds, among what the conv net's forward saved, exactly the
+    bytes of its neurons' spikes (each saved by the next conv or max-pool), each storage once."""
+    monkeypatch.syspath_prepend("scripts")
+    from saved_bytes import measure
+
+    from tether.benchmark import models
+
+    spec = models.MODELS["cifar_conv"]
+    size = spec.quick[0]
+    torch.manual_seed(0)
+    source = spec.build(models.IMPLEMENTATIONS["tether"].neuron, spec.kinds[0], size)
+    spikes = []
+    handles = [m.register_forward_hook(lambda m, a, out: spikes.append(out.untyped_storage()))
+               for m in source.modules() if isinstance(m, tether.PLIF)]  # fmt: skip
+    with torch.no_grad():
+        source(torch.randn(size.T, size.batch, 3, size.image, size.image))
+    for handle in handles:
+        handle.remove()
+    rows = measure("tether", "cifar_conv", size, source)
+    assert len(spikes) == 3
+    assert sum(r["spike_bytes"] for r in rows) == sum(s.nbytes() for s in spikes)
+    by_node = {r["node"]: r for r in rows}
+    assert by_node["ConvolutionBackward0"]["spike_bytes"] > 0  # the first neuron's, by conv 2
+    assert by_node["MaxPool2DWithIndicesBackward0"]["spike_bytes"] > 0
+    assert by_node["PLIFSubFunctionBackward"]["spike_bytes"] == 0  # the neurons save inputs
