@@ -25,9 +25,10 @@
 #                   hooks and with single-threaded backward (scripts/spike_memory_hooks_ab.py,
 #                   ~2 minutes): is the rest of the cost the hooks themselves, or which of
 #                   spike memory's parts (finding the spikes, the unpacks)?
-#   profile-compiled issue 11: where the compiled cifar_conv fp32 channels_last step's GPU time
-#                   goes, tether against SpikingJelly (scripts/profile_step.py; tether compiled
-#                   was 1.05-1.06x SpikingJelly compiled on the H100 at 664fb13)
+#   profile-compiled issue 11: where the compiled cifar_conv fp32 step's time goes, tether
+#                   against SpikingJelly, channels_last (size 0) and contiguous (size 2)
+#                   (scripts/profile_step.py; on the H100 at 01588be tether compiled was 0.99x
+#                   SpikingJelly channels_last, 1.027x contiguous)
 #   pairing-ab      training forwards reused from far buckets (the nearest fwd_train entry of
 #                   the backward's layout, at any distance) against the fallback, at the
 #                   standard shapes where that happens: LIF and ALIF fp32 (config_ab.py)
@@ -98,8 +99,10 @@ plan() {  # plan STAGE: the stage's commands, one a line
     spike-hooks-ab)
       echo "python3 scripts/spike_memory_hooks_ab.py \$OUT/spike_memory_hooks_ab.csv" ;;
     profile-compiled)
-      for impl in tether spikingjelly; do
-        echo "python3 scripts/profile_step.py \$OUT cifar_conv $impl --compiled"
+      for size in 0 2; do
+        for impl in tether spikingjelly; do
+          echo "python3 scripts/profile_step.py \$OUT cifar_conv $impl --compiled --size $size"
+        done
       done ;;
     pairing-ab)
       echo "python3 scripts/config_ab.py \$OUT/pairing_ab.csv --ops lif,alif --dtypes float32 --shapes 32x8388608,128x4194304,8x1048576 --configs table,table@fallback" ;;

@@ -2,7 +2,8 @@
 IMPL [--compiled] [--dtype bfloat16] [--size INDEX]``.
 
 Profiles 3 steps of one model benchmark (``tether.benchmark.models``, full size ``INDEX``)
-after warm-up and writes ``OUT/profile_<model>_<impl>[_compiled]_<dtype>.txt``: the kernels
+after warm-up and writes ``OUT/profile_<model>_<impl>[_compiled]_<dtype>[_size<INDEX>].txt``
+(the suffix for sizes other than the first): the kernels
 by total CUDA time per step, and the step's wall time; then, from 3 more steps profiled on
 the CPU only, the host's side: the CPU ops by inclusive and by self time per step (where a
 host-bound step's time goes: the compiled regions, autograd's nodes, the launches).
@@ -53,6 +54,7 @@ def main() -> None:
         lines.append(f"{us:9.1f} {counts[name] // n_steps:6d}  {name[:150]}")
     lines += cpu_lines(step, n_steps)
     tag = f"{args.model}_{args.impl}{'_compiled' if args.compiled else ''}_{args.dtype}"
+    tag += f"_size{args.size}" if args.size else ""
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"profile_{tag}.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:12]))

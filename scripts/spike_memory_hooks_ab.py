@@ -6,9 +6,11 @@ scripts/spike_memory_hooks_ab.py [CSV]`` on a GPU (about two minutes; ``--quick`
 plain, under a no-op pair of ``saved_tensors_hooks`` (every save goes through Python, nothing
 is packed), and under ``tether.spike_memory``; each also with autograd's device threads off
 (``set_multithreading_enabled(False)``: the backward, hooks included, on the caller's
-thread); and spike memory in parts: ``spike_memory_keep`` (spikes registered and found,
-every tensor saved as usual) and ``spike_memory_no_unpack`` (no unpack kernels: timing
-only). All timed in alternation (``models.time_interleaved``). Rows: ``dtype,variant,ms,
+thread); and spike memory in parts: ``versioned_hooks`` (no-op hooks that keep and check
+the version, as spike memory does for what is not spikes), ``spike_memory_register_only``
+(those, and the neurons register their spikes), ``spike_memory_keep`` (spikes registered
+and found, every tensor saved as usual) and ``spike_memory_no_unpack`` (no unpack kernels:
+timing only). All timed in alternation (``models.time_interleaved``). Rows: ``dtype,variant,ms,
 vs_plain``.
 
 ``--per-save``: instead, the hooks' own cost per save on this machine's CPU: 20 multiplies
@@ -62,6 +64,11 @@ def variants(step, memory_step):
     def null_hooks():
         return torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
 
+    def versioned_hooks():  # what spike memory does with a save that is not spikes
+        return torch.autograd.graph.saved_tensors_hooks(
+            lambda t: (t, t._version), memory_module._unpack
+        )
+
     def one_thread():
         return torch.autograd.set_multithreading_enabled(False)
 
@@ -78,9 +85,15 @@ def variants(step, memory_step):
         "plain_1thread": under(one_thread, step),
         "null_hooks_1thread": under(both, step),
         "spike_memory_1thread": under(one_thread, memory_step),
-        # spike memory's parts (timing only: no_unpack's gradients are wrong): registration
-        # and the pack hook's lookup, saving every tensor as usual; everything but the
-        # unpacks (kernel, launch, allocation's writes: an unwritten tensor instead)
+        # spike memory's parts, each adding to the one before (timing only: no_unpack's
+        # gradients are wrong): hooks that save ``(t, version)`` and check it; those and the
+        # neurons' registration; and the pack hook's lookup, saving every tensor as usual;
+        # everything but the unpacks (kernel, launch, allocation's writes: an unwritten
+        # tensor instead)
+        "versioned_hooks": under(versioned_hooks, step),
+        "spike_memory_register_only": under(
+            lambda: patch.object(memory, "_pack", lambda self, t: (t, t._version)), memory_step
+        ),
         "spike_memory_keep": under(lambda: patch.object(memory, "_pack", keep), memory_step),
         "spike_memory_no_unpack": under(
             lambda: patch.object(memory_module._Bits, "unpack", memory_module._Bits.empty),
