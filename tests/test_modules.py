@@ -145,3 +145,23 @@ def test_stateless_module_starts_every_call_from_zeros(device):
     assert stateless.v is None and stateless.a is None and torch.equal(first, second)
     stateful = tether.ALIF(40).to(device)
     assert torch.equal(stateful(x), first) and stateful.v is not None
+
+
+@pytest.mark.parametrize("module", ["LIF", "PLIF", "ALIF"])
+def test_stateless_call_writes_no_attribute(device, module, monkeypatch):
+    """A stateless module's call sets nothing on the module: under torch.compile each write
+    would be replayed in Python after every call of the graph, and guarded on."""
+    neuron = getattr(tether, module)(40, stateful=False).to(device)
+    x = torch.randn(6, 2, 40, device=device)
+    neuron(x)
+    writes = []
+    setattr_ = torch.nn.Module.__setattr__
+    monkeypatch.setattr(
+        type(neuron), "__setattr__", lambda self, k, v: writes.append(k) or setattr_(self, k, v)
+    )
+    neuron(x)
+    assert writes == []
+    monkeypatch.undo()
+    stateful = getattr(tether, module)(40).to(device)
+    stateful(x)
+    assert stateful.v is not None  # a stateful call keeps its state

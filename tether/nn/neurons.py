@@ -420,7 +420,8 @@ class _LIFFamily(_Neuron):
         )
         if not keep:
             return spikes
-        self.v = v
+        if v is not None or self.v is not None:  # stateless: no attribute write (compiled
+            self.v = v  # code would replay it after every call, and guard on it)
         return self._finish(spikes, v_seq)
 
 
@@ -636,7 +637,8 @@ class ALIF(_LearnableNeuron):
         )
         if not keep:
             return spikes
-        self.v, self.a = v, a
+        if v is not None or self.v is not None or a is not None or self.a is not None:
+            self.v, self.a = v, a  # as in ``_LIFFamily.forward``
         if self.store_traces:
             self.a_seq = a_seq
         return self._finish(spikes, v_seq)
