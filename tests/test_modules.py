@@ -149,8 +149,9 @@ def test_stateless_module_starts_every_call_from_zeros(device):
 
 @pytest.mark.parametrize("module", ["LIF", "PLIF", "ALIF"])
 def test_stateless_call_writes_no_attribute(device, module, monkeypatch):
-    """A stateless module's call sets nothing on the module: under torch.compile each write
-    would be replayed in Python after every call of the graph, and guarded on."""
+    """A stateless module's call, and reset() with nothing to forget, set nothing on the
+    module: under torch.compile a call's writes would be replayed in Python after every call
+    of the graph, and guarded on; models reset every step."""
     neuron = getattr(tether, module)(40, stateful=False).to(device)
     x = torch.randn(6, 2, 40, device=device)
     neuron(x)
@@ -160,8 +161,13 @@ def test_stateless_call_writes_no_attribute(device, module, monkeypatch):
         type(neuron), "__setattr__", lambda self, k, v: writes.append(k) or setattr_(self, k, v)
     )
     neuron(x)
+    neuron.reset()  # nothing to forget
     assert writes == []
     monkeypatch.undo()
-    stateful = getattr(tether, module)(40).to(device)
+    stateful = getattr(tether, module)(40, store_traces=True).to(device)
     stateful(x)
-    assert stateful.v is not None  # a stateful call keeps its state
+    assert stateful.v is not None and stateful.v_seq is not None  # a stateful call keeps both
+    stateful.reset()
+    assert stateful.v is None and stateful.v_seq is None
+    if module == "ALIF":
+        assert stateful.a is None and stateful.a_seq is None

@@ -40,7 +40,8 @@ from tether.functional.plif import PLIFSubFunction
 from tether.parametrize import UNIT, load_legacy, raw_value
 from tether.surrogates import Arctan, Surrogate
 
-_STATES = ("v", "a", "v_seq", "a_seq", "firing_rate")  # what a call leaves on the module
+_RESET = ("v", "a", "v_seq", "a_seq")  # what reset() forgets (ALIF's a, a_seq: no other)
+_STATES = (*_RESET, "firing_rate")  # what a call leaves on the module
 
 
 # Checkpointed regions (``checkpoint_context``) on this thread, innermost last: each a log
@@ -152,9 +153,12 @@ class _Neuron(nn.Module):
         self.firing_rate: torch.Tensor | None = None
 
     def reset(self) -> None:
-        """Forget the state: the next call starts from zeros."""
-        self.v = None
-        self.v_seq = None
+        """Forget the state: the next call starts from zeros. Writes only what is set (a
+        module's ``__setattr__`` costs microseconds, and models reset every step)."""
+        state = self.__dict__  # not getattr: Module.__getattr__ raises for LIF's missing a
+        for name in _RESET:
+            if state.get(name) is not None:
+                setattr(self, name, None)
 
     def detach_state(self) -> None:
         """Keep the state's values but cut its graph (truncated BPTT)."""
@@ -604,11 +608,6 @@ class ALIF(_LearnableNeuron):
     def decay_a(self) -> torch.Tensor:
         """``(n_neurons,)`` ``sigmoid(decay_a_logit)``, in (0, 1)."""
         return self._sigmoid("decay_a")
-
-    def reset(self) -> None:
-        super().reset()
-        self.a = None
-        self.a_seq = None
 
     def detach_state(self) -> None:
         super().detach_state()
