@@ -7,8 +7,8 @@ every tensor a node holds for its backward (``_saved_*`` of built-in nodes,
 ``saved_tensors`` of custom Functions) is counted once, by storage, under the first node
 that holds it. Spikes (a tensor living in the storage of a tether neuron's output,
 ``tether.spike_memory``'s own test, its registration forced on) are counted apart:
-``spike_memory`` stores them in 1 bit. Rows: ``impl,T,batch,layout,node,tensors,bytes,spike_bytes`` and the run's facts
-(device, versions, commit).
+``spike_memory`` stores them in 1 bit. Rows: ``impl,T,batch,layout,node,tensors,bytes,
+spike_bytes`` and the run's facts (device, versions, commit).
 
 What it leaves out, so it is a lower bound of the GPU's peak: the parameters, their
 gradients and the optimizer's momentum, cuDNN's workspace, the backward's transient
@@ -31,6 +31,7 @@ import torch
 from tether.benchmark import models
 from tether.benchmark.measure import run_facts
 from tether.benchmark.model_zoo import make_batch
+from tether.functional import core
 
 
 def saved_by_node(loss: torch.Tensor) -> dict[str, list[torch.Tensor]]:
@@ -55,8 +56,8 @@ def saved_by_node(loss: torch.Tensor) -> dict[str, list[torch.Tensor]]:
 def measure(impl: str, model: str, size, source: torch.nn.Module) -> list[dict]:
     """One row per saving node type: the tensors, their bytes and the bytes of spikes among
     them."""
+    # the module: ``tether.spike_memory`` as an attribute is the function
     memory = importlib.import_module("tether.spike_memory")
-    core = importlib.import_module("tether.functional.core")
     spec = models.IMPLEMENTATIONS[impl]
     net = models.build(
         model, impl, models.MODELS[model].kinds[0], size, source, torch.device("cpu")

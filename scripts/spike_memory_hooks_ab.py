@@ -64,10 +64,11 @@ def variants(step, memory_step):
     def null_hooks():
         return torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
 
-    def versioned_hooks():  # what spike memory does with a save that is not spikes
-        return torch.autograd.graph.saved_tensors_hooks(
-            lambda t: (t, t._version), memory_module._unpack
-        )
+    def versioned(t: torch.Tensor) -> tuple:  # spike memory's save of what is not spikes
+        return t, t._version
+
+    def versioned_hooks():
+        return torch.autograd.graph.saved_tensors_hooks(versioned, memory_module._unpack)
 
     def one_thread():
         return torch.autograd.set_multithreading_enabled(False)
@@ -92,7 +93,7 @@ def variants(step, memory_step):
         # tensor instead)
         "versioned_hooks": under(versioned_hooks, step),
         "spike_memory_register_only": under(
-            lambda: patch.object(memory, "_pack", lambda self, t: (t, t._version)), memory_step
+            lambda: patch.object(memory, "_pack", lambda self, t: versioned(t)), memory_step
         ),
         "spike_memory_keep": under(lambda: patch.object(memory, "_pack", keep), memory_step),
         "spike_memory_no_unpack": under(

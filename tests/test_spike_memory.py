@@ -489,10 +489,6 @@ def test_ddp_gradients_unchanged(tmp_path, cuda):
         assert result["equal"] and result["packed"] == 5, (rank, result)
 
 
-if __name__ == "__main__":  # a rank of test_ddp_gradients_unchanged
-    ddp_rank(sys.argv[1], cuda="--cuda" in sys.argv)
-
-
 def test_saved_bytes_counts_the_spikes_once(monkeypatch):
     """``scripts/saved_bytes.py`` finds, among what the conv net's forward saved, exactly the
     bytes of its neurons' spikes (each saved by the next conv or max-pool), each storage once."""
@@ -519,3 +515,7 @@ def test_saved_bytes_counts_the_spikes_once(monkeypatch):
     assert by_node["ConvolutionBackward0"]["spike_bytes"] > 0  # the first neuron's, by conv 2
     assert by_node["MaxPool2DWithIndicesBackward0"]["spike_bytes"] > 0
     assert by_node["PLIFSubFunctionBackward"]["spike_bytes"] == 0  # the neurons save inputs
+
+
+if __name__ == "__main__":  # a rank of test_ddp_gradients_unchanged
+    ddp_rank(sys.argv[1], cuda="--cuda" in sys.argv)

@@ -153,12 +153,18 @@ class _Neuron(nn.Module):
         self.firing_rate: torch.Tensor | None = None
 
     def reset(self) -> None:
-        """Forget the state: the next call starts from zeros. Writes only what is set (a
-        module's ``__setattr__`` costs microseconds, and models reset every step)."""
-        state = self.__dict__  # not getattr: Module.__getattr__ raises for LIF's missing a
-        for name in _RESET:
-            if state.get(name) is not None:
-                setattr(self, name, None)
+        """Forget the state: the next call starts from zeros."""
+        self._set_states(**dict.fromkeys(_RESET))
+
+    def _set_states(self, **values: torch.Tensor | None) -> None:
+        """Set the state attributes ``values``, writing only those that change from or to a
+        tensor: a module's ``__setattr__`` costs microseconds, models reset every step, and
+        compiled code replays each write after every graph call (and guards on it). Reads the
+        instance dict: ``Module.__getattr__`` raises for LIF's missing ``a``."""
+        state = self.__dict__
+        for name, value in values.items():
+            if value is not None or state.get(name) is not None:
+                setattr(self, name, value)
 
     def detach_state(self) -> None:
         """Keep the state's values but cut its graph (truncated BPTT)."""
@@ -424,8 +430,7 @@ class _LIFFamily(_Neuron):
         )
         if not keep:
             return spikes
-        if v is not None or self.v is not None:  # stateless: no attribute write (compiled
-            self.v = v  # code would replay it after every call, and guard on it)
+        self._set_states(v=v)
         return self._finish(spikes, v_seq)
 
 
@@ -636,8 +641,7 @@ class ALIF(_LearnableNeuron):
         )
         if not keep:
             return spikes
-        if v is not None or self.v is not None or a is not None or self.a is not None:
-            self.v, self.a = v, a  # as in ``_LIFFamily.forward``
+        self._set_states(v=v, a=a)
         if self.store_traces:
             self.a_seq = a_seq
         return self._finish(spikes, v_seq)
