@@ -2,12 +2,14 @@
 
 from tether import functional
 from tether.data import rate_encoding
-from tether.nn import ALIF, LIF, PLIF, checkpoint_context, detach_net, reset_net
+from tether.functional.pool import max_pool2d
+from tether.nn import ALIF, LIF, PLIF, MaxPool2d, checkpoint_context, detach_net, reset_net
 from tether.spike_memory import spike_memory
 from tether.surrogates import Arctan, FastSigmoid, Sigmoid
 
 __all__ = [
-    "ALIF", "LIF", "PLIF", "Arctan", "FastSigmoid", "Sigmoid", "checkpoint_context",
-    "detach_net", "functional", "rate_encoding", "reset_net", "spike_memory",
+    "ALIF", "LIF", "PLIF", "Arctan", "FastSigmoid", "MaxPool2d", "Sigmoid",
+    "checkpoint_context", "detach_net", "functional", "max_pool2d", "rate_encoding",
+    "reset_net", "spike_memory",
 ]  # fmt: skip
 __version__ = "0.1.0"

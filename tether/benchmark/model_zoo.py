@@ -101,11 +101,20 @@ def linear_block(neuron: NeuronFactory, kind: str, features: Sequence[int], d_ou
     return Block(nn.Linear(features[-1], d_out), TokenNorm(d_out), neuron(out, kind))
 
 
+# (x: (N, C, H, W), kernel_size) -> (N, C, H // k, W // k): torch's, or tether.max_pool2d
+MaxPool = Callable[[torch.Tensor, int], torch.Tensor]
+
+
 class Pool(nn.Module):
-    """2x2 max-pool of ``(T, B, C, H, W)`` spikes."""
+    """2x2 max-pool of ``(T, B, C, H, W)`` spikes by ``max_pool`` (an implementation may set
+    its own: ``models.Implementation.max_pool``)."""
+
+    def __init__(self, max_pool: MaxPool = nn.functional.max_pool2d) -> None:
+        super().__init__()
+        self.max_pool = max_pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.max_pool2d(x.flatten(0, 1), 2).unflatten(0, x.shape[:2])
+        return self.max_pool(x.flatten(0, 1), 2).unflatten(0, x.shape[:2])
 
 
 class CifarConv(nn.Module):

@@ -27,7 +27,9 @@ snnTorch's ``atan(4)`` are the same function). Peers:
   ``threshold``. No ALIF.
 
 ``tether+spikemem``: tether with the forward under ``tether.spike_memory()`` (spikes saved
-in 1 bit by the layers that consume them; eager only, inactive in compiled code).
+in 1 bit by the layers that consume them; eager only, inactive in compiled code). Both
+tether implementations max-pool with ``tether.max_pool2d`` (the same values and gradients
+as torch's, 1-byte window offsets saved instead of int64 indices); peers with torch's.
 
 Columns: ``ms`` median milliseconds per step, the runs of one point (model, size, dtype) timed
 in alternation, a few steps each in turn; ``samples_per_s``; ``peak_mem_mb`` the memory
@@ -61,8 +63,10 @@ from tether.benchmark.model_zoo import (
     Block,
     CifarConv,
     ConvSize,
+    MaxPool,
     MLPSize,
     NeuronFactory,
+    Pool,
     Spikformer,
     SpikformerSize,
     copy_layers,
@@ -104,6 +108,13 @@ def tether_neuron(features: Sequence[int], kind: str, threshold: float = THRESHO
             **common,
         )
     return tether.ALIF(n, decay_v=DECAY, threshold=threshold, **common)
+
+
+def tether_max_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """``tether.max_pool2d``: saves 1-byte window offsets, not int64 indices."""
+    import tether
+
+    return tether.max_pool2d(x, kernel_size)
 
 
 def spikingjelly_neuron(
@@ -185,7 +196,8 @@ class Implementation:
     its neuron kernels in a CUDA profile (None: not attributable). ``loops_over_steps``: its
     neuron is a Python loop over T (``torch.compile`` unrolls it). ``notes``: per neuron
     kind, a semantic difference to tether written into the rows. ``spike_memory``: spikes
-    saved in 1 bit (``tether.spike_memory``)."""
+    saved in 1 bit (``tether.spike_memory``). ``max_pool``: the function of the models'
+    ``model_zoo.Pool`` layers (None: torch's)."""
 
     neuron: NeuronFactory
     kinds: tuple[str, ...]
@@ -195,13 +207,20 @@ class Implementation:
     loops_over_steps: bool = False
     notes: dict[str, str] = field(default_factory=dict)
     spike_memory: bool = False  # the forward runs under tether.spike_memory()
+    max_pool: MaxPool | None = None  # the models' max-pooling (None: torch's)
 
 
 TETHER_KERNELS = r"neuron_(fwd|bwd)_kernel|unpack_spikes_kernel"
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    "tether": Implementation(tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS),
+    "tether": Implementation(
+        tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS, max_pool=tether_max_pool
+    ),
     "tether+spikemem": Implementation(
-        tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS, spike_memory=True
+        tether_neuron,
+        ("lif", "plif", "alif"),
+        kernels=TETHER_KERNELS,
+        spike_memory=True,
+        max_pool=tether_max_pool,
     ),
     "spikingjelly": Implementation(
         spikingjelly_neuron,
@@ -278,7 +297,12 @@ def build(
     model: str, impl: str, kind: str, size: Size, source: nn.Module, device: torch.device
 ) -> nn.Module:
     """``impl``'s model with the layers of ``source``, on ``device`` in ``size.layout``."""
-    net = MODELS[model].build(IMPLEMENTATIONS[impl].neuron, kind, size)
+    implementation = IMPLEMENTATIONS[impl]
+    net = MODELS[model].build(implementation.neuron, kind, size)
+    if implementation.max_pool is not None:
+        for pool in net.modules():
+            if isinstance(pool, Pool):
+                pool.max_pool = implementation.max_pool
     copy_layers(source, net)
     net = net.to(device)
     if size.layout == "channels_last":

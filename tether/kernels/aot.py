@@ -29,7 +29,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from tether.kernels import unpack
+from tether.kernels import pool, unpack
 from tether.kernels.neuron import neuron_bwd_kernel, neuron_fwd_kernel
 from tether.neurons import NEURONS, PARAMS, NeuronDef
 from tether.tuning.space import (
@@ -52,7 +52,7 @@ _PACK_TYPES = {8: "*i8", 16: "*i16", 32: "*i32"}
 # Pointers in the input dtype; every other pointer but the packed spikes is float32.
 _IO_POINTERS = {
     "x_ptr", "spikes_ptr", "h_seq_ptr", "a_seq_ptr", "grad_x_ptr",
-    "grad_spikes_ptr", "grad_h_ptr", "grad_a_seq_ptr",
+    "grad_spikes_ptr", "grad_h_ptr", "grad_a_seq_ptr", "out_ptr", "grad_out_ptr",
 }  # fmt: skip
 
 
@@ -79,6 +79,7 @@ _USED_IF = {
     "grad_a_init_ptr": lambda c: c["ADAPTIVE"],
     "grad_params_ptr": lambda c: any(c[f"{p.upper()}_GRAD_ROW"] >= 0 for p in (*PARAMS, "alpha")),
     "maps_ptr": lambda c: c["SPLIT"] > 0,
+    "offsets_ptr": lambda c: c.get("OFFSETS", True),  # max-pool's forward: out stands in
 }
 
 
@@ -91,10 +92,14 @@ def _signature(kernel, dtype: torch.dtype, config: KernelConfig, constexprs: dic
             signature[name] = _POINTER_TYPES[dtype]
         elif name == "packed_ptr":
             signature[name] = _PACK_TYPES[config.pack_bits]
+        elif name == "offsets_ptr":
+            signature[name] = "*u8"
         elif name in _IO_POINTERS:
             signature[name] = _POINTER_TYPES[dtype]
         elif name.endswith("_ptr"):
             signature[name] = "*fp32"
+        elif name.startswith("n_") and constexprs.get("WIDE"):
+            signature[name] = "i64"  # max-pool's sizes of 2^31 elements or more
         elif name.endswith("_stride") or name.startswith("n_") or name == "group_size":
             signature[name] = "i32"
         else:  # decay_v, threshold, decay_a, beta, alpha: pointers when *_IS_TENSOR
@@ -111,7 +116,7 @@ def compile_kernel(
     target: GPUTarget = HOPPER,
     aligned: bool = False,
 ):
-    """Compile the ``direction`` ("fwd"|"bwd"|"unpack") kernel with ``switches`` (its
+    """Compile the ``direction`` (a key of ``KERNELS``) kernel with ``switches`` (its
     constexprs other than the config's) for ``target``; returns the compiled kernel or
     raises. ``aligned``: pointers and ``n_neurons`` specialized as multiples of 16, as the
     runtime's JIT specializes the usual call (vector loads; a layout like the GPU's)."""
@@ -211,6 +216,8 @@ KERNELS = {
     "bwd": neuron_bwd_kernel,
     "fwd_train": neuron_fwd_kernel,  # the forward of a training step: saves for the backward
     "unpack": unpack.unpack_spikes_kernel,
+    "pool_fwd": pool.max_pool_fwd_kernel,
+    "pool_bwd": pool.max_pool_bwd_kernel,
 }
 KERNEL_DIRECTIONS = ("fwd", "bwd")  # the spaces of fwd_train are the forward's, re-chunked
 
@@ -226,11 +233,27 @@ def unpack_variants() -> Iterator[Variant]:
         yield f"unpack-{dtype_name}-{pack_bits}-{rows}", "unpack", dtype, config, {"ROWS": rows}
 
 
+def pool_variants() -> Iterator[Variant]:
+    """The max-pool kernels (``tether.max_pool2d``): each dtype and memory order, 2x2 and
+    2x3 windows, 32- and 64-bit offsets, the forward with and without window offsets."""
+    config = KernelConfig(pool.BLOCK, pool.NUM_WARPS, 1, 1, 32)
+    names = list(DTYPES)
+    cases = itertools.product(names, (False, True), ((2, 2), (2, 3)), (False, True))
+    for i, (dtype_name, channels_last, (kh, kw), wide) in enumerate(cases):
+        common = {"KH": kh, "KW": kw, "CHANNELS_LAST": channels_last}
+        name = (
+            f"{dtype_name}-{'cl' if channels_last else 'c'}-{kh}x{kw}-{'wide' if wide else 'i32'}"
+        )
+        fwd = {**common, "OFFSETS": i % 2 == 0, "WIDE": wide}
+        yield f"pool_fwd-{name}", "pool_fwd", DTYPES[dtype_name], config, fwd
+        yield f"pool_bwd-{name}", "pool_bwd", DTYPES[dtype_name], config, {**common, "WIDE": wide}
+
+
 def switch_variants() -> Iterator[Variant]:
     """Every neuron/reset/detach/surrogate/save combination, dtypes and flags varied, each
     without and with ``PREFETCH`` and once ``LEAN`` (prefetching every other), a quarter
     of them at lean level 2 too (one backward also in 32-step chunks: bit 31 of a word),
-    then the unpack kernel's variants."""
+    then the unpack and max-pool kernels' variants."""
     names = list(DTYPES)
     families = (
         ("fwd", itertools.product(KERNEL_NEURONS, (False, True), (False, True)), fwd_switches),
@@ -261,6 +284,7 @@ def switch_variants() -> Iterator[Variant]:
                 passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2}
                 yield f"{name}-split", direction, dtype, split, passes
     yield from unpack_variants()
+    yield from pool_variants()
 
 
 def config_variant(

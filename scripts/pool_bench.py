@@ -1,0 +1,77 @@
+"""``tether.max_pool2d`` against ``F.max_pool2d`` on a GPU: ``python scripts/pool_bench.py
+OUT.csv``. The 2x2 max-pools of cifar_conv at T=4 B=64 (``(256, C, S, S)``: 128x32x32,
+256x16x16, 512x8x8), fp32 and bf16, channels_last and contiguous; the forward alone
+(inference), forward + backward (training, the gradient given), and the bytes each saves
+for its backward. Median of ``triton.testing.do_bench`` (warmed up, random spikes).
+
+Bytes an input element a kernel must move (2x2, fp32): forward 4 read + 1 written (+ 1/4
+offsets: 5.25); backward 1 + 1/4 read + 4 written (5.25). torch's forward also writes 2 B of
+int64 indices an input element and its backward reads them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import triton.testing
+
+import tether
+from tether.benchmark.measure import run_facts
+
+SHAPES = [(256, 128, 32, 32), (256, 256, 16, 16), (256, 512, 8, 8)]
+
+
+def saved_bytes(fn, x: torch.Tensor) -> int:
+    sizes = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        sizes.append(t.numel() * t.element_size() if t.data_ptr() != x.data_ptr() else 0)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x, 2)
+    return sum(sizes)
+
+
+def main(out: str) -> None:
+    device = torch.device("cuda")
+    rows, facts = [], run_facts(device)
+    impls = {"tether": tether.max_pool2d, "torch": F.max_pool2d}
+    for shape, dtype, layout in itertools.product(
+        SHAPES, (torch.float32, torch.bfloat16), ("channels_last", "contiguous")
+    ):
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        x = (torch.rand(shape, device=device) < 0.2).to(dtype).contiguous(memory_format=fmt)
+        x.requires_grad_()
+        grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, device=device)
+        grad = grad.to(dtype).contiguous(memory_format=fmt)
+        for impl, fn in impls.items():
+            with torch.no_grad():
+                fwd = triton.testing.do_bench(lambda fn=fn, x=x: fn(x, 2), return_mode="median")
+
+            def train(fn=fn, x=x, grad=grad) -> None:
+                fn(x, 2).backward(grad)
+
+            fwdbwd = triton.testing.do_bench(train, grad_to_none=[x], return_mode="median")
+            rows.append(
+                {
+                    "impl": impl,
+                    "shape": "x".join(map(str, shape)),
+                    "dtype": str(dtype)[6:],
+                    "layout": layout,
+                    "fwd_ms": fwd,
+                    "fwdbwd_ms": fwdbwd,
+                    "saved_bytes": saved_bytes(fn, x),
+                    **facts,
+                }  # fmt: skip
+            )
+            print(rows[-1], flush=True)
+    pd.DataFrame(rows).to_csv(out, index=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

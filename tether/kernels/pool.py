@@ -1,0 +1,189 @@
+"""Max-pooling over non-overlapping ``KH x KW`` windows that saves 1-byte window offsets.
+
+``torch.nn.functional.max_pool2d`` saves int64 indices for its backward: 8 bytes an output,
+2 an input element at 2x2, more than the 1-bit spikes being pooled (cifar_conv T=4 B=64:
+112 MB of its saved bytes, ``results/static/saved_bytes_cifar_conv.csv``). These kernels
+save where in its window each maximum was, one uint8 an output (``kh * KW + kw``).
+
+Tensors are ``(N, C, H, W)`` dense in one of two memory orders: contiguous ``(n, c, h, w)``
+or channels_last ``(n, h, w, c)``; outputs and gradients take the input's. Bytes an input
+element (fp32, 2x2, training): forward read 4, write 1 + 1/4; backward read 1 + 1/4, write 4.
+Ties and NaN as PyTorch: the first maximum in row-major window order, a NaN wins (the last).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from tether.kernels.launch import Launcher
+
+BLOCK = 1024  # elements a program: 8 a thread at 4 warps
+NUM_WARPS = 4
+
+
+@triton.jit
+def max_pool_fwd_kernel(
+    x_ptr,  # (N, C, H, W) in the memory order CHANNELS_LAST names, read
+    out_ptr,  # (N, C, H // KH, W // KW), same order, written: the window maxima
+    offsets_ptr,  # like out, uint8, written if OFFSETS: kh * KW + kw of each maximum
+    n_out,
+    n_channels,
+    n_rows,  # H
+    n_cols,  # W
+    n_rows_out,
+    n_cols_out,
+    KH: tl.constexpr,
+    KW: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,
+    OFFSETS: tl.constexpr,
+    WIDE: tl.constexpr,  # 64-bit offsets (2^31 elements or more)
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    if WIDE:
+        i = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        i = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n_out
+    if CHANNELS_LAST:
+        c = i % n_channels
+        rest = i // n_channels
+        wo = rest % n_cols_out
+        rest = rest // n_cols_out
+        ho = rest % n_rows_out
+        n = rest // n_rows_out
+        base = ((n * n_rows + ho * KH) * n_cols + wo * KW) * n_channels + c
+        row_step = n_cols * n_channels
+        col_step = n_channels
+    else:
+        wo = i % n_cols_out
+        rest = i // n_cols_out
+        ho = rest % n_rows_out
+        plane = rest // n_rows_out  # n * C + c
+        base = (plane * n_rows + ho * KH) * n_cols + wo * KW
+        row_step = n_cols
+        col_step = 1
+    # compared in float32 (exact for every input dtype; the interpreter compares bf16 wrongly)
+    best = tl.load(x_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    where = tl.zeros([BLOCK], dtype=tl.int32)
+    for k in tl.static_range(1, KH * KW):
+        offset = base + (k // KW) * row_step + (k % KW) * col_step
+        v = tl.load(x_ptr + offset, mask=mask).to(tl.float32)
+        take = (v > best) | (v != v)
+        best = tl.where(take, v, best)
+        where = tl.where(take, k, where)
+    tl.store(out_ptr + i, best.to(out_ptr.dtype.element_ty), mask=mask)
+    if OFFSETS:
+        tl.store(offsets_ptr + i, where.to(tl.uint8), mask=mask)
+
+
+@triton.jit
+def max_pool_bwd_kernel(
+    grad_out_ptr,  # like the forward's out, read
+    offsets_ptr,  # the forward's offsets, read
+    grad_x_ptr,  # like x, written: grad_out at each window's maximum, else 0
+    n_in,
+    n_channels,
+    n_rows,
+    n_cols,
+    n_rows_out,
+    n_cols_out,
+    KH: tl.constexpr,
+    KW: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,
+    WIDE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    # One input element a lane: windows do not overlap, so each gets one output's gradient.
+    pid = tl.program_id(0)
+    if WIDE:
+        i = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        i = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n_in
+    if CHANNELS_LAST:
+        c = i % n_channels
+        rest = i // n_channels
+        w = rest % n_cols
+        rest = rest // n_cols
+        h = rest % n_rows
+        n = rest // n_rows
+        ho = h // KH
+        wo = w // KW
+        j = ((n * n_rows_out + ho) * n_cols_out + wo) * n_channels + c
+    else:
+        w = i % n_cols
+        rest = i // n_cols
+        h = rest % n_rows
+        plane = rest // n_rows
+        ho = h // KH
+        wo = w // KW
+        j = (plane * n_rows_out + ho) * n_cols_out + wo
+    inside = mask & (ho < n_rows_out) & (wo < n_cols_out)  # rows/cols past the last window: 0
+    grad = tl.load(grad_out_ptr + j, mask=inside, other=0.0)
+    where = tl.load(offsets_ptr + j, mask=inside, other=0).to(tl.int32)
+    mine = inside & (where == (h - ho * KH) * KW + (w - wo * KW))
+    tl.store(grad_x_ptr + i, tl.where(mine, grad, 0.0).to(grad_x_ptr.dtype.element_ty), mask=mask)
+
+
+_launch_fwd = Launcher(max_pool_fwd_kernel)
+_launch_bwd = Launcher(max_pool_bwd_kernel)
+
+
+def _sizes(x: torch.Tensor, kernel: tuple[int, int]) -> list[int]:
+    n, c, h, w = x.shape
+    return [c, h, w, h // kernel[0], w // kernel[1]]
+
+
+def _constexprs(kernel: tuple[int, int], channels_last: bool) -> dict:
+    return {"KH": kernel[0], "KW": kernel[1], "CHANNELS_LAST": channels_last}
+
+
+def max_pool_forward(
+    x: torch.Tensor, kernel: tuple[int, int], channels_last: bool, offsets: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``x: (N, C, H, W)`` dense in the order ``channels_last`` names -> ``(out, offsets)``,
+    both ``(N, C, H // KH, W // KW)`` in that order; offsets (uint8) None unless asked."""
+    sizes = _sizes(x, kernel)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    shape = (x.shape[0], sizes[0], sizes[3], sizes[4])
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    # without offsets the kernel stores none: out stands in for the pointer
+    where = torch.empty_like(out, dtype=torch.uint8) if offsets else out
+    n_out = out.numel()
+    constexprs = {
+        **_constexprs(kernel, channels_last),
+        "OFFSETS": offsets,
+        "WIDE": x.numel() >= 2**31,
+        "BLOCK": BLOCK,
+    }
+    if n_out:
+        grid = (triton.cdiv(n_out, BLOCK), 1, 1)
+        _launch_fwd(grid, [x, out, where, n_out, *sizes], constexprs, NUM_WARPS, 1)
+    return out, where if offsets else None
+
+
+def max_pool_backward(
+    grad_out: torch.Tensor,
+    offsets: torch.Tensor,
+    x_shape: tuple[int, int, int, int],
+    kernel: tuple[int, int],
+    channels_last: bool,
+) -> torch.Tensor:
+    """The gradient of ``x: x_shape`` from ``grad_out`` and ``offsets`` (both dense in the
+    order ``channels_last`` names, as the forward returned them), laid out in that order."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    grad_x = torch.empty(x_shape, dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
+    sizes = _sizes(grad_x, kernel)
+    n_in = grad_x.numel()
+    constexprs = {
+        **_constexprs(kernel, channels_last),
+        "WIDE": n_in >= 2**31,
+        "BLOCK": BLOCK,
+    }
+    if n_in:
+        grid = (triton.cdiv(n_in, BLOCK), 1, 1)
+        _launch_bwd(grid, [grad_out, offsets, grad_x, n_in, *sizes], constexprs, NUM_WARPS, 1)
+    return grad_x

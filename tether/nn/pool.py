@@ -1,0 +1,26 @@
+"""``MaxPool2d``: ``torch.nn.MaxPool2d`` over non-overlapping windows saving 1-byte window
+offsets for the backward (``tether.max_pool2d``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tether.functional.pool import kernel_pair, max_pool2d
+
+
+class MaxPool2d(nn.Module):
+    """``(*, C, H, W) -> (*, C, H // KH, W // KW)``: the max of each ``kernel_size`` window
+    (stride = kernel_size), as ``torch.nn.MaxPool2d(kernel_size)`` with the same values and
+    gradients; its backward keeps 1 byte an output instead of 8. Leading dims are kept, so
+    ``(T, B, C, H, W)`` spikes pool as they are."""
+
+    def __init__(self, kernel_size: int | tuple[int, int] = 2) -> None:
+        super().__init__()
+        self.kernel_size = kernel_pair(kernel_size, "kernel_size")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return max_pool2d(x, self.kernel_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
