@@ -24,6 +24,45 @@ NUM_WARPS = 4
 
 
 @triton.jit
+def _lanes(n_elements, WIDE: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's element indices (memory order) and their mask."""
+    pid = tl.program_id(0)
+    if WIDE:
+        i = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        i = pid * BLOCK + tl.arange(0, BLOCK)
+    return i, i < n_elements
+
+
+@triton.jit
+def _position(i, n_channels, n_rows, n_cols, CHANNELS_LAST: tl.constexpr):
+    """Element ``i`` of ``(N, C, rows, cols)`` in memory order -> ``(n, c, row, col)``."""
+    if CHANNELS_LAST:
+        c = i % n_channels
+        rest = i // n_channels
+        col = rest % n_cols
+        rest = rest // n_cols
+        row = rest % n_rows
+        n = rest // n_rows
+    else:
+        col = i % n_cols
+        rest = i // n_cols
+        row = rest % n_rows
+        rest = rest // n_rows
+        c = rest % n_channels
+        n = rest // n_channels
+    return n, c, row, col
+
+
+@triton.jit
+def _offset(n, c, row, col, n_channels, n_rows, n_cols, CHANNELS_LAST: tl.constexpr):
+    """The memory offset of ``(n, c, row, col)`` in ``(N, C, rows, cols)``."""
+    if CHANNELS_LAST:
+        return ((n * n_rows + row) * n_cols + col) * n_channels + c
+    return ((n * n_channels + c) * n_rows + row) * n_cols + col
+
+
+@triton.jit
 def max_pool_fwd_kernel(
     x_ptr,  # (N, C, H, W) in the memory order CHANNELS_LAST names, read
     out_ptr,  # (N, C, H // KH, W // KW), same order, written: the window maxima
@@ -41,30 +80,12 @@ def max_pool_fwd_kernel(
     WIDE: tl.constexpr,  # 64-bit offsets (2^31 elements or more)
     BLOCK: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    if WIDE:
-        i = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    else:
-        i = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = i < n_out
-    if CHANNELS_LAST:
-        c = i % n_channels
-        rest = i // n_channels
-        wo = rest % n_cols_out
-        rest = rest // n_cols_out
-        ho = rest % n_rows_out
-        n = rest // n_rows_out
-        base = ((n * n_rows + ho * KH) * n_cols + wo * KW) * n_channels + c
-        row_step = n_cols * n_channels
-        col_step = n_channels
-    else:
-        wo = i % n_cols_out
-        rest = i // n_cols_out
-        ho = rest % n_rows_out
-        plane = rest // n_rows_out  # n * C + c
-        base = (plane * n_rows + ho * KH) * n_cols + wo * KW
-        row_step = n_cols
-        col_step = 1
+    # One output a lane: the KH * KW elements of its window.
+    i, mask = _lanes(n_out, WIDE, BLOCK)
+    n, c, ho, wo = _position(i, n_channels, n_rows_out, n_cols_out, CHANNELS_LAST)
+    base = _offset(n, c, ho * KH, wo * KW, n_channels, n_rows, n_cols, CHANNELS_LAST)
+    row_step = n_cols * n_channels if CHANNELS_LAST else n_cols
+    col_step = n_channels if CHANNELS_LAST else 1
     # compared in float32 (exact for every input dtype; the interpreter compares bf16 wrongly)
     best = tl.load(x_ptr + base, mask=mask, other=0.0).to(tl.float32)
     where = tl.zeros([BLOCK], dtype=tl.int32)
@@ -97,30 +118,11 @@ def max_pool_bwd_kernel(
     BLOCK: tl.constexpr,
 ):
     # One input element a lane: windows do not overlap, so each gets one output's gradient.
-    pid = tl.program_id(0)
-    if WIDE:
-        i = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    else:
-        i = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = i < n_in
-    if CHANNELS_LAST:
-        c = i % n_channels
-        rest = i // n_channels
-        w = rest % n_cols
-        rest = rest // n_cols
-        h = rest % n_rows
-        n = rest // n_rows
-        ho = h // KH
-        wo = w // KW
-        j = ((n * n_rows_out + ho) * n_cols_out + wo) * n_channels + c
-    else:
-        w = i % n_cols
-        rest = i // n_cols
-        h = rest % n_rows
-        plane = rest // n_rows
-        ho = h // KH
-        wo = w // KW
-        j = (plane * n_rows_out + ho) * n_cols_out + wo
+    i, mask = _lanes(n_in, WIDE, BLOCK)
+    n, c, h, w = _position(i, n_channels, n_rows, n_cols, CHANNELS_LAST)
+    ho = h // KH
+    wo = w // KW
+    j = _offset(n, c, ho, wo, n_channels, n_rows_out, n_cols_out, CHANNELS_LAST)
     inside = mask & (ho < n_rows_out) & (wo < n_cols_out)  # rows/cols past the last window: 0
     grad = tl.load(grad_out_ptr + j, mask=inside, other=0.0)
     where = tl.load(offsets_ptr + j, mask=inside, other=0).to(tl.int32)
