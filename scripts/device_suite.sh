@@ -25,6 +25,9 @@
 #                   hooks and with single-threaded backward (scripts/spike_memory_hooks_ab.py,
 #                   ~2 minutes): is the rest of the cost the hooks themselves, or which of
 #                   spike memory's parts (finding the spikes, the unpacks)?
+#   pool-ab         tether.max_pool2d against torch's at cifar_conv's pools (fwd, fwd+bwd,
+#                   saved bytes), then tether's cifar_conv step with either pool in
+#                   alternation, with its peak memory (scripts/pool_bench.py, ~1.5 minutes)
 #   profile-compiled issue 11: where the compiled cifar_conv fp32 step's time goes, tether
 #                   against SpikingJelly, channels_last (size 0) and contiguous (size 2)
 #                   (scripts/profile_step.py; on the H100 at 01588be tether compiled was 0.99x
@@ -96,6 +99,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 bench.py models --models cifar_conv,shd_mlp --impls tether,spikingjelly --dtypes float32,bfloat16 --compiled eager --out \$OUT/models.csv" ;;
     spike-memory)
       echo "python3 scripts/spike_memory_gpu.py --out \$OUT --budget-s 300" ;;
+    pool-ab)
+      echo "python3 scripts/pool_bench.py \$OUT/pool_bench.csv \$OUT/pool_model_ab.csv" ;;
     spike-hooks-ab)
       echo "python3 scripts/spike_memory_hooks_ab.py \$OUT/spike_memory_hooks_ab.csv" ;;
     profile-compiled)
