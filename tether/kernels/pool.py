@@ -132,6 +132,9 @@ def max_pool_bwd_kernel(
 
 _launch_fwd = Launcher(max_pool_fwd_kernel)
 _launch_bwd = Launcher(max_pool_bwd_kernel)
+# ``Launcher`` binaries by what fixes every argument's class: the input's shape, dtype and
+# alignment, the window, the memory order, the direction (outputs are fresh: aligned).
+_BINARIES: dict[tuple, dict] = {}
 
 
 def _sizes(x: torch.Tensor, kernel: tuple[int, int]) -> list[int]:
@@ -163,7 +166,9 @@ def max_pool_forward(
     }
     if n_out:
         grid = (triton.cdiv(n_out, BLOCK), 1, 1)
-        _launch_fwd(grid, [x, out, where, n_out, *sizes], constexprs, NUM_WARPS, 1)
+        key = (offsets, x.shape, x.dtype, x.data_ptr() % 16, kernel, channels_last)
+        binaries = _BINARIES.setdefault(key, {})
+        _launch_fwd(grid, [x, out, where, n_out, *sizes], constexprs, NUM_WARPS, 1, binaries)
     return out, where if offsets else None
 
 
@@ -187,5 +192,8 @@ def max_pool_backward(
     }
     if n_in:
         grid = (triton.cdiv(n_in, BLOCK), 1, 1)
-        _launch_bwd(grid, [grad_out, offsets, grad_x, n_in, *sizes], constexprs, NUM_WARPS, 1)
+        aligned = grad_out.data_ptr() % 16, offsets.data_ptr() % 16
+        key = ("bwd", x_shape, grad_out.dtype, aligned, kernel, channels_last)
+        args = [grad_out, offsets, grad_x, n_in, *sizes]
+        _launch_bwd(grid, args, constexprs, NUM_WARPS, 1, _BINARIES.setdefault(key, {}))
     return grad_x
