@@ -168,3 +168,17 @@ def test_kernel_pair_accepts_ints_and_pairs():
     assert pool.kernel_pair([2, 4], "k") == (2, 4)
     with pytest.raises(ValueError, match="k must be"):
         pool.kernel_pair(True, "k")
+
+
+def test_any_gradient_layout_and_empty_batches(device):
+    """A gradient in another layout (copied to the output's) and an empty batch."""
+    x = _input((2, 3, 4, 6), torch.float32, "channels_last", device, seed=7).nan_to_num(0.0)
+    mine, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.rand(2, 3, 3, 2).transpose(-1, -2).to(device)  # neither contiguous nor CL
+    tether.max_pool2d(mine, 2).backward(g)
+    F.max_pool2d(theirs, 2).backward(g)
+    assert torch.equal(mine.grad, theirs.grad)
+    empty = torch.zeros(0, 3, 4, 4, device=device, requires_grad=True)
+    out = tether.max_pool2d(empty, 2)
+    out.sum().backward()
+    assert out.shape == (0, 3, 2, 2) and empty.grad.shape == empty.shape

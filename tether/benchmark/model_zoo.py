@@ -1,10 +1,11 @@
 """The networks of the model benchmarks, one builder per model shared by every implementation.
 
-A builder takes a neuron factory ``neuron(features, kind) -> nn.Module`` (the only thing an
-implementation changes) and a size. Every neuron module maps ``(T, B, *features)`` to spikes of
-the same shape; everything else (convolutions, linear layers, batch norms, pooling, attention)
-is plain PyTorch under the same parameter names, so the weights of one implementation's model
-load into another's (``copy_layers``).
+A builder takes a neuron factory ``neuron(features, kind) -> nn.Module`` (what an
+implementation changes, with the function of the max-pool layers: ``Pool.max_pool``) and a
+size. Every neuron module maps ``(T, B, *features)`` to spikes of the same shape; everything
+else (convolutions, linear layers, batch norms, pooling, attention) is plain PyTorch under
+the same parameter names, so the weights of one implementation's model load into another's
+(``copy_layers``).
 
 Layers that are not neurons run on ``(T*B, ...)`` and the neurons see ``(T, B, ...)`` views of
 their outputs. Every model returns logits per step ``(T, B, classes)``; the loss is the
