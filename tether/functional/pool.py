@@ -70,8 +70,8 @@ def max_pool2d(
         raise ValueError(f"x must have shape (*, C, H, W), got {tuple(x.shape)}")
     if x.shape[-2] < kernel[0] or x.shape[-1] < kernel[1]:
         raise ValueError(f"x's (H, W) = {tuple(x.shape[-2:])} is smaller than kernel_size {kernel}")
-    lead = x.shape[:-3]
-    x4 = x.reshape(-1, *x.shape[-3:])
+    four = x.dim() == 4  # the usual case: no reshapes
+    x4 = x if four else x.reshape(-1, *x.shape[-3:])
     if torch.compiler.is_compiling() or type(x) is not torch.Tensor or not uses_kernels(x):
         out = F.max_pool2d(x4, kernel)
     else:
@@ -84,4 +84,6 @@ def max_pool2d(
             out = MaxPool2dFunction.apply(x4, kernel, channels_last)
         else:
             out = max_pool_forward(x4, kernel, channels_last, offsets=False)[0]
-    return out.unflatten(0, lead) if lead else out[0]
+    if four:
+        return out
+    return out[0] if x.dim() == 3 else out.unflatten(0, x.shape[:-3])

@@ -13,6 +13,10 @@ Ties and NaN as PyTorch: the first maximum in row-major window order, a NaN wins
 
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
@@ -132,18 +136,44 @@ def max_pool_bwd_kernel(
 
 _launch_fwd = Launcher(max_pool_fwd_kernel)
 _launch_bwd = Launcher(max_pool_bwd_kernel)
-# ``Launcher`` binaries by what fixes every argument's class: the input's shape, dtype and
-# alignment, the window, the memory order, the direction (outputs are fresh: aligned).
-_BINARIES: dict[tuple, dict] = {}
 
 
-def _sizes(x: torch.Tensor, kernel: tuple[int, int]) -> list[int]:
-    n, c, h, w = x.shape
-    return [c, h, w, h // kernel[0], w // kernel[1]]
+@dataclass(frozen=True)
+class PoolPlan:
+    """One direction's launch for one input shape (``(N, C, H, W)``), window and memory
+    order: the output's shape (``(N, C, H // KH, W // KW)``) and format, the kernel's size
+    arguments and constexprs, the grid, and the ``Launcher`` binaries of its specialization
+    (with the input's dtype and alignment; outputs are fresh, aligned). Built once
+    (``_plan``): a call is then two allocations and a launch."""
+
+    out_shape: tuple[int, int, int, int]
+    memory_format: torch.memory_format
+    sizes: tuple[int, ...]  # n_elements (outputs, or inputs backward), C, H, W, H_out, W_out
+    constexprs: dict
+    grid: tuple[int, int, int]
+    binaries: dict
 
 
-def _constexprs(kernel: tuple[int, int], channels_last: bool) -> dict:
-    return {"KH": kernel[0], "KW": kernel[1], "CHANNELS_LAST": channels_last}
+@functools.lru_cache(maxsize=1024)
+def _plan(
+    backward: bool,
+    shape: torch.Size,
+    kernel: tuple[int, int],
+    channels_last: bool,
+    offsets: bool,
+    classes: tuple,  # the tensor arguments' dtypes and alignments: the binaries' key
+) -> PoolPlan:
+    n, c, h, w = shape
+    out_shape = (n, c, h // kernel[0], w // kernel[1])
+    n_elements = math.prod(shape if backward else out_shape)
+    constexprs = {"KH": kernel[0], "KW": kernel[1], "CHANNELS_LAST": channels_last}
+    if not backward:
+        constexprs["OFFSETS"] = offsets
+    constexprs |= {"WIDE": math.prod(shape) >= 2**31, "BLOCK": BLOCK}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    sizes = (n_elements, c, h, w, *out_shape[2:])
+    grid = (triton.cdiv(n_elements, BLOCK), 1, 1)
+    return PoolPlan(out_shape, fmt, sizes, constexprs, grid, {})
 
 
 def max_pool_forward(
@@ -151,49 +181,32 @@ def max_pool_forward(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``x: (N, C, H, W)`` dense in the order ``channels_last`` names -> ``(out, offsets)``,
     both ``(N, C, H // KH, W // KW)`` in that order; offsets (uint8) None unless asked."""
-    sizes = _sizes(x, kernel)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    shape = (x.shape[0], sizes[0], sizes[3], sizes[4])
-    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    classes = (x.dtype, x.data_ptr() % 16 == 0)
+    plan = _plan(False, x.shape, kernel, channels_last, offsets, classes)
+    out = torch.empty(plan.out_shape, dtype=x.dtype, device=x.device,
+                      memory_format=plan.memory_format)  # fmt: skip
     # without offsets the kernel stores none: out stands in for the pointer
     where = torch.empty_like(out, dtype=torch.uint8) if offsets else out
-    n_out = out.numel()
-    constexprs = {
-        **_constexprs(kernel, channels_last),
-        "OFFSETS": offsets,
-        "WIDE": x.numel() >= 2**31,
-        "BLOCK": BLOCK,
-    }
-    if n_out:
-        grid = (triton.cdiv(n_out, BLOCK), 1, 1)
-        key = (offsets, x.shape, x.dtype, x.data_ptr() % 16, kernel, channels_last)
-        binaries = _BINARIES.setdefault(key, {})
-        _launch_fwd(grid, [x, out, where, n_out, *sizes], constexprs, NUM_WARPS, 1, binaries)
+    if plan.sizes[0]:
+        args = [x, out, where, *plan.sizes]
+        _launch_fwd(plan.grid, args, plan.constexprs, NUM_WARPS, 1, plan.binaries)
     return out, where if offsets else None
 
 
 def max_pool_backward(
     grad_out: torch.Tensor,
     offsets: torch.Tensor,
-    x_shape: tuple[int, int, int, int],
+    x_shape: torch.Size,
     kernel: tuple[int, int],
     channels_last: bool,
 ) -> torch.Tensor:
     """The gradient of ``x: x_shape`` from ``grad_out`` and ``offsets`` (both dense in the
     order ``channels_last`` names, as the forward returned them), laid out in that order."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    grad_x = torch.empty(x_shape, dtype=grad_out.dtype, device=grad_out.device, memory_format=fmt)
-    sizes = _sizes(grad_x, kernel)
-    n_in = grad_x.numel()
-    constexprs = {
-        **_constexprs(kernel, channels_last),
-        "WIDE": n_in >= 2**31,
-        "BLOCK": BLOCK,
-    }
-    if n_in:
-        grid = (triton.cdiv(n_in, BLOCK), 1, 1)
-        aligned = grad_out.data_ptr() % 16, offsets.data_ptr() % 16
-        key = ("bwd", x_shape, grad_out.dtype, aligned, kernel, channels_last)
-        args = [grad_out, offsets, grad_x, n_in, *sizes]
-        _launch_bwd(grid, args, constexprs, NUM_WARPS, 1, _BINARIES.setdefault(key, {}))
+    classes = (grad_out.dtype, grad_out.data_ptr() % 16 == 0, offsets.data_ptr() % 16 == 0)
+    plan = _plan(True, x_shape, kernel, channels_last, True, classes)
+    grad_x = torch.empty(x_shape, dtype=grad_out.dtype, device=grad_out.device,
+                         memory_format=plan.memory_format)  # fmt: skip
+    if plan.sizes[0]:
+        args = [grad_out, offsets, grad_x, *plan.sizes]
+        _launch_bwd(plan.grid, args, plan.constexprs, NUM_WARPS, 1, plan.binaries)
     return grad_x
