@@ -104,6 +104,7 @@ def test_module_pools_leading_dims(device):
         ({"kernel_size": 2.0}, "kernel_size must be a positive int"),
         ({"kernel_size": 2, "stride": 1}, "stride must be None or equal to kernel_size"),
         ({"kernel_size": 5}, r"\(H, W\) = \(4, 4\) is smaller than kernel_size"),
+        ({"kernel_size": (16, 17)}, r"has more than 256 elements \(window offsets are uint8\)"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):

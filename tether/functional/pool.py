@@ -15,8 +15,12 @@ from torch.autograd.function import once_differentiable
 from tether.functional.ops import uses_kernels
 from tether.kernels.pool import max_pool_backward, max_pool_forward
 
+MAX_WINDOW = 256  # elements a window: its offsets are uint8
+
 
 def kernel_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """``value`` (an int or a pair of them, each >= 1) as ``(kh, kw)``; else a ValueError
+    naming the argument ``name``."""
     pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
     if not (
         isinstance(pair, (tuple, list))
@@ -59,6 +63,11 @@ def max_pool2d(
     here). Outputs and gradients take x's memory order (channels_last stays so); an input
     in neither order is copied to a contiguous one."""
     kernel = kernel_pair(kernel_size, "kernel_size")
+    if kernel[0] * kernel[1] > MAX_WINDOW:
+        raise ValueError(
+            f"kernel_size {kernel} has more than {MAX_WINDOW} elements (window offsets are "
+            "uint8); use torch.nn.functional.max_pool2d"
+        )
     if stride is not None and kernel_pair(stride, "stride") != kernel:
         raise ValueError(
             f"stride must be None or equal to kernel_size {kernel} (non-overlapping "
