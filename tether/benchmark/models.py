@@ -5,10 +5,10 @@ A step is: reset the neuron state, forward under autocast (bf16) or not (fp32), 
 of the time-mean of the head's logits ``(T, B, classes) -> (B, classes)``, backward,
 ``SGD(momentum=0.9)`` step. Implementations differ only in the neuron modules
 (``model_zoo``: one builder per model) and, for tether, the max-pooling op
-(``tether.max_pool2d``: torch's values and gradients, 1-byte offsets saved). Before timing, each implementation runs the first step
-from the weights of tether's model (``copy_layers``) on the same batch and must give tether's
-eager loss and tether's spikes in the first neuron layer (``LOSS_TOL``, ``SPIKE_TOL``); a
-mismatch is written with ``ok=False`` and no timing.
+(``tether.max_pool2d``: torch's values and gradients, 1-byte offsets saved). Before timing,
+each implementation runs the first step from the weights of tether's model (``copy_layers``)
+on the same batch and must give tether's eager loss and tether's spikes in the first neuron
+layer (``LOSS_TOL``, ``SPIKE_TOL``); a mismatch is written with ``ok=False`` and no timing.
 
 Neuron semantics, the same everywhere: ``h_t = 0.5 * v_{t-1} + x_t`` (decay 0.5, tau 2),
 threshold 1, hard reset to 0 with the reset's spike detached, Arctan surrogate
