@@ -113,6 +113,20 @@ def test_mismatching_implementation_is_reported_and_not_timed(base, tmp_path, mo
         assert math.isnan(row["ms"]) and "not timed" in row["note"]
 
 
+def test_tether_models_pool_with_tether_max_pool():
+    """tether's models max-pool with ``tether.max_pool2d``; the shared builder's (peers'), torch's."""
+    from tether.benchmark.model_zoo import Pool
+
+    spec = models.MODELS["cifar_conv"]
+    size = spec.quick[0]
+    source = spec.build(models.IMPLEMENTATIONS["tether"].neuron, "plif", size)
+    net = models.build("cifar_conv", "tether+spikemem", "plif", size, source, torch.device("cpu"))
+    pools = [m for m in net.modules() if isinstance(m, Pool)]
+    assert pools and all(p.max_pool is models.tether_max_pool for p in pools)
+    assert all(p.max_pool is torch.nn.functional.max_pool2d
+               for p in source.modules() if isinstance(p, Pool))  # fmt: skip
+
+
 def test_skip_reasons():
     size = models.MLPSize(250, 2)
     assert models.skip_reason("tether", "alif", True, "float32", size, CPU) is None
