@@ -114,7 +114,7 @@ def test_mismatching_implementation_is_reported_and_not_timed(base, tmp_path, mo
 
 
 def test_tether_models_pool_with_tether_max_pool():
-    """tether's models max-pool with ``tether.max_pool2d``; the shared builder's (peers'), torch's."""
+    """tether's models max-pool with ``tether.max_pool2d``; the shared builder's, torch's."""
     from tether.benchmark.model_zoo import Pool
 
     spec = models.MODELS["cifar_conv"]
