@@ -25,7 +25,7 @@ import triton.testing
 import tether
 from tether.benchmark import models
 from tether.benchmark.measure import peak_memory_mb, run_facts
-from tether.benchmark.model_zoo import ConvSize, Pool, make_batch
+from tether.benchmark.model_zoo import ConvSize, make_batch
 
 SHAPES = [(256, 128, 32, 32), (256, 256, 16, 16), (256, 512, 8, 8)]
 
@@ -57,9 +57,7 @@ def model_ab(out: str, device: torch.device, facts: dict) -> None:
         steps = {}
         for name, fn in pools.items():
             net = models.build("cifar_conv", impl, "plif", size, source, device)
-            for pool in net.modules():
-                if isinstance(pool, Pool):
-                    pool.max_pool = fn
+            models.pool_with(net, fn)
             steps[name] = models.training_step(
                 net, spec.reset, x, labels, dtype, False, spec.spike_memory
             )

@@ -115,6 +115,7 @@ def test_mismatching_implementation_is_reported_and_not_timed(base, tmp_path, mo
 
 def test_tether_models_pool_with_tether_max_pool():
     """tether's models max-pool with ``tether.max_pool2d``; the shared builder's, torch's."""
+    import tether
     from tether.benchmark.model_zoo import Pool
 
     spec = models.MODELS["cifar_conv"]
@@ -122,7 +123,7 @@ def test_tether_models_pool_with_tether_max_pool():
     source = spec.build(models.IMPLEMENTATIONS["tether"].neuron, "plif", size)
     net = models.build("cifar_conv", "tether+spikemem", "plif", size, source, torch.device("cpu"))
     pools = [m for m in net.modules() if isinstance(m, Pool)]
-    assert pools and all(p.max_pool is models.tether_max_pool for p in pools)
+    assert pools and all(p.max_pool is tether.max_pool2d for p in pools)
     assert all(p.max_pool is torch.nn.functional.max_pool2d
                for p in source.modules() if isinstance(p, Pool))  # fmt: skip
 

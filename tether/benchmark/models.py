@@ -73,6 +73,7 @@ from tether.benchmark.model_zoo import (
     copy_layers,
     make_batch,
 )
+from tether.functional.pool import max_pool2d  # 1-byte window offsets, not int64 indices
 
 DECAY, THRESHOLD, ALPHA = 0.5, 1.0, 2.0  # tau = 2; tether's Arctan alpha (peers take 2x)
 SEED = 0
@@ -109,13 +110,6 @@ def tether_neuron(features: Sequence[int], kind: str, threshold: float = THRESHO
             **common,
         )
     return tether.ALIF(n, decay_v=DECAY, threshold=threshold, **common)
-
-
-def tether_max_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """``tether.max_pool2d``: saves 1-byte window offsets, not int64 indices."""
-    import tether
-
-    return tether.max_pool2d(x, kernel_size)
 
 
 def spikingjelly_neuron(
@@ -214,14 +208,14 @@ class Implementation:
 TETHER_KERNELS = r"neuron_(fwd|bwd)_kernel|unpack_spikes_kernel"
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "tether": Implementation(
-        tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS, max_pool=tether_max_pool
+        tether_neuron, ("lif", "plif", "alif"), kernels=TETHER_KERNELS, max_pool=max_pool2d
     ),
     "tether+spikemem": Implementation(
         tether_neuron,
         ("lif", "plif", "alif"),
         kernels=TETHER_KERNELS,
         spike_memory=True,
-        max_pool=tether_max_pool,
+        max_pool=max_pool2d,
     ),
     "spikingjelly": Implementation(
         spikingjelly_neuron,
@@ -301,14 +295,19 @@ def build(
     implementation = IMPLEMENTATIONS[impl]
     net = MODELS[model].build(implementation.neuron, kind, size)
     if implementation.max_pool is not None:
-        for pool in net.modules():
-            if isinstance(pool, Pool):
-                pool.max_pool = implementation.max_pool
+        pool_with(net, implementation.max_pool)
     copy_layers(source, net)
     net = net.to(device)
     if size.layout == "channels_last":
         net = net.to(memory_format=torch.channels_last)
     return net
+
+
+def pool_with(net: nn.Module, max_pool: MaxPool) -> None:
+    """Make every ``model_zoo.Pool`` layer of ``net`` pool with ``max_pool``."""
+    for pool in net.modules():
+        if isinstance(pool, Pool):
+            pool.max_pool = max_pool
 
 
 def training_step(

@@ -84,10 +84,9 @@ def max_pool2d(
     if torch.compiler.is_compiling() or type(x) is not torch.Tensor or not uses_kernels(x):
         out = F.max_pool2d(x4, kernel)
     else:
-        channels_last = not x4.is_contiguous() and x4.is_contiguous(
-            memory_format=torch.channels_last
-        )
-        if not (channels_last or x4.is_contiguous()):
+        contiguous = x4.is_contiguous()
+        channels_last = not contiguous and x4.is_contiguous(memory_format=torch.channels_last)
+        if not (contiguous or channels_last):
             x4 = x4.contiguous()
         if torch.is_grad_enabled() and x4.requires_grad:
             out = MaxPool2dFunction.apply(x4, kernel, channels_last)
