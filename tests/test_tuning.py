@@ -210,7 +210,7 @@ def test_defaults_fill_the_gpu_for_few_neurons():
     large N keep the default's shape."""
     fp32, bf16 = torch.float32, torch.bfloat16
     fast = {"prefetch": True, "lean": True}
-    assert default_config("bwd", fp32, "lif", 512, 8192) == KernelConfig(64, 1, 1, 16, 32, **fast)
+    assert default_config("bwd", fp32, "lif", 64, 8192) == KernelConfig(64, 1, 1, 16, 32, **fast)
     # the inference forward over T > 16 (a bucket of 32 and up) in prefetched 32-step chunks
     assert default_config("fwd", fp32, "lif", 512, 2**14) == KernelConfig(128, 2, 1, 32, 32, **fast)
     assert default_config("fwd", fp32, "lif", 17, 2**14) == KernelConfig(128, 2, 1, 32, 32, **fast)
@@ -219,7 +219,7 @@ def test_defaults_fill_the_gpu_for_few_neurons():
     bwd = default_config("bwd", fp32, "lif", 512)
     assert training_forward_config(bwd, fp32, 2**16) == KernelConfig(512, 4, 1, 16, 32, lean=True)
     for n_neurons in (8193, 12000, 16384):  # one bucket
-        filled = default_config("bwd", fp32, "lif", 512, n_neurons)
+        filled = default_config("bwd", fp32, "lif", 64, n_neurons)
         assert filled == KernelConfig(128, 2, 1, 16, 32, **fast)
     for n_neurons in (2**17, 2**20, 10**7):
         assert training_forward_config(bwd, fp32, n_neurons) == training_forward_config(bwd)
@@ -235,6 +235,36 @@ def test_defaults_fill_the_gpu_for_few_neurons():
             tile = config.per_thread * config.chunk
             assert config.per_thread >= 2 and (tile <= 32 or direction == "fwd")
             assert config in space.defaults(direction, fp32)  # compiled in CI, timed in tunes
+
+
+def test_long_backward_defaults_walk_time_in_segments():
+    """The fp32 backward over few neurons and long T: 2 neurons a thread in 16-step chunks,
+    prefetching, in enough segments for about SEGMENT_PROGRAMS programs (each at least
+    MIN_SEGMENT_STEPS long), as every long sweep's winner ran; one walk where the programs
+    already fill the GPU, at short T, in 16-bit I/O and off a GPU (no N)."""
+    fp32, bf16 = torch.float32, torch.bfloat16
+    long = {"prefetch": True, "lean": True}
+    for op in OPS:  # the swept long shapes: 8 segments at 512x8192, 16 at 2048x4096
+        assert default_config("bwd", fp32, op, 512, 8192) == KernelConfig(
+            64, 1, 1, 16, 32, **long, segments=8
+        )
+        assert default_config("bwd", fp32, op, 2048, 4096) == KernelConfig(
+            64, 1, 1, 16, 32, **long, segments=16
+        )
+        assert default_config("bwd", fp32, op, 1024, 65536).segments == 1  # 512+ programs
+        assert default_config("bwd", fp32, op, 2048, 4096 * 64).segments == 1
+        assert default_config("bwd", bf16, op, 2048, 4096).segments == 1
+        assert default_config("bwd", fp32, op, 2048).segments == 1
+        assert default_config("fwd", fp32, op, 2048, 4096).segments == 1
+    # T's bucket 128: one walk; 256: 4 segments; ... (N, block): 2 neurons a thread only
+    for n_steps, n_neurons, segments in [(128, 1024, 1), (129, 1024, 4), (300, 1024, 8),
+                                         (1024, 1024, 16), (4096, 8192, 8), (4096, 16384, 8),
+                                         (4096, 32768, 1), (4096, 65536, 1)]:  # fmt: skip
+        config = default_config("bwd", fp32, "lif", n_steps, n_neurons)
+        assert config.segments == segments, (n_steps, n_neurons)
+        programs = -(-table.n_bucket(n_neurons) // config.block) * config.segments
+        assert programs <= space.SEGMENT_PROGRAMS or segments == 1
+        assert segments == 1 or table.t_bucket(n_steps) >= space.MIN_SEGMENT_STEPS * segments
 
 
 @pytest.mark.parametrize("n_steps", [5, 40])

@@ -193,7 +193,10 @@ def default_config(
         chunk = 8 if learnable or n_steps <= 8 else 16  # T > 8: buckets of 16 up
         config = KernelConfig(block=512, num_warps=4, num_stages=1, chunk=chunk, pack_bits=32,
                               prefetch=learnable)  # fmt: skip
-    return fill_gpu(config, dtype, n_neurons)
+    config = fill_gpu(config, dtype, n_neurons)
+    if direction == "bwd":
+        return in_segments(config, dtype, n_steps, n_neurons)
+    return config
 
 
 def training_forward_config(
@@ -261,6 +264,45 @@ def fill_gpu(config: KernelConfig, dtype: torch.dtype, n_neurons: int | None) ->
         return config
     filled = dataclasses.replace(config, block=block, num_warps=num_warps, lean=True)
     return dataclasses.replace(filled, prefetch=filled.per_thread * filled.chunk <= PREFETCH_TILE)
+
+
+# The untuned backward of a long sequence over few neurons walks time in segments: every
+# long sweep's winner (LIF, PLIF on the H100 at 01588be; LIF, PLIF, ALIF on the H200 at
+# ff89ce5/e241b3c) ran 2 neurons a thread in chunks of 16, in 8 segments at 512x8192 and 16
+# at 2048x4096, and in one at 1024x65536 (more segments: 1.29-1.44x of the best there):
+# enough segments to bring the programs to about SEGMENT_PROGRAMS, each segment at least
+# MIN_SEGMENT_STEPS long. At 512x8192 and 2048x4096 the single walk the defaults ran was
+# 1.26-2.28x of the best (``scripts/fill_eval.py`` scores the rule on the committed sweeps).
+SEGMENT_PROGRAMS = 1024
+MIN_SEGMENT_STEPS = 64
+
+
+def segments_for(n_steps: int, n_neurons: int, block: int) -> int:
+    """The most of ``SEGMENTS`` (else 1) that keeps ``ceil(N / block) * segments`` within
+    ``SEGMENT_PROGRAMS`` and ``MIN_SEGMENT_STEPS`` steps a segment, over T and N rounded up
+    to powers of two (the table's buckets: one config a bucket)."""
+    t_bucket, n_bucket = (1 << max(v - 1, 0).bit_length() for v in (n_steps, n_neurons))
+    programs = -(-n_bucket // block)
+    fits = [
+        s for s in SEGMENTS
+        if programs * s <= SEGMENT_PROGRAMS and t_bucket >= MIN_SEGMENT_STEPS * s
+    ]  # fmt: skip
+    return max(fits, default=1)
+
+
+def in_segments(
+    config: KernelConfig, dtype: torch.dtype, n_steps: int, n_neurons: int | None
+) -> KernelConfig:
+    """The fp32 backward ``config`` filled to 2 neurons a thread (``fill_gpu``'s last rungs),
+    in ``segments_for`` segments of 16-step chunks with prefetch and lean where that is above
+    1; else ``config``. ``n_neurons`` None: not on a GPU, as is."""
+    if n_neurons is None or dtype != torch.float32 or config.per_thread > 2:
+        return config
+    segments = segments_for(n_steps, n_neurons, config.block)
+    if segments == 1:
+        return config
+    lean = max(config.lean, 1)  # ALIF's default needs no fill at 128 a block: not lean
+    return dataclasses.replace(config, chunk=16, prefetch=True, lean=lean, segments=segments)
 
 
 # (block, num_warps) with 4 to 16 neurons per thread: the range where the tile's time axis
@@ -398,6 +440,8 @@ def _long_space(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
 
 def defaults(direction: str, dtype: torch.dtype) -> list[KernelConfig]:
     """Every default of the direction: each op, T in each of its regimes (<= 8, <= 16,
-    above), and each rung of the small-layer rule (``fill_sizes``)."""
-    configs = itertools.product(NEURONS, (1, 16, 32), fill_sizes())
+    above, and long enough for each number of ``SEGMENTS``), and each rung of the
+    small-layer rule (``fill_sizes``) and the smallest N bucket (the most segments)."""
+    steps = (1, 16, 32, *(MIN_SEGMENT_STEPS * s for s in SEGMENTS))
+    configs = itertools.product(NEURONS, steps, (*fill_sizes(), 1024))
     return list(dict.fromkeys(default_config(direction, dtype, *c) for c in configs))
