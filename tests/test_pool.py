@@ -1,5 +1,5 @@
 """``tether.max_pool2d`` / ``tether.MaxPool2d``: PyTorch's max-pool, bitwise (values,
-gradients, strides), saving 1-byte window offsets instead of int64 indices."""
+gradients, strides), saving packed window offsets instead of int64 indices."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def torch_pool(x: torch.Tensor, kernel) -> torch.Tensor:
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize(
     "shape, kernel",
-    [((2, 4, 8, 8), 2), ((3, 5, 9, 11), 3), ((2, 3, 6, 7, 10), (2, 3)), ((4, 7, 5), 2)],
-)
+    [((2, 4, 8, 8), 2), ((3, 5, 9, 11), 3), ((2, 3, 6, 7, 10), (2, 3)), ((4, 7, 5), 2),
+     ((2, 3, 11, 10), 5), ((3, 5, 34, 30), 2)],  # 1 offset a byte; 4 programs of outputs
+)  # fmt: skip
 def test_matches_torch_bitwise(device, dtype, layout, shape, kernel):
     """Values, gradients and their strides equal torch's, NaNs and ties included (the first
     maximum in window order; rows and columns past the last window get no gradient)."""
@@ -61,9 +62,11 @@ def test_matches_torch_bitwise(device, dtype, layout, shape, kernel):
         assert mine.grad.stride() == theirs.grad.stride()
 
 
-def test_saves_one_byte_an_output(device):
-    """The backward keeps uint8 offsets shaped like the output, no input and no int64."""
-    x = _input((2, 3, 8, 6), torch.float32, "channels_last", device, seed=3).requires_grad_()
+@pytest.mark.parametrize("kernel, bits", [(2, 2), ((2, 1), 2), (3, 4), ((4, 4), 4), (5, 8)])
+def test_saves_a_few_bits_an_output(device, kernel, bits):
+    """The backward keeps only the window offsets, packed: 2 bits an output for windows of
+    up to 4 elements, 4 up to 16, else 8; no input and no int64 indices."""
+    x = _input((2, 3, 10, 11), torch.float32, "channels_last", device, seed=3).requires_grad_()
     saved = []
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -71,10 +74,10 @@ def test_saves_one_byte_an_output(device):
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = tether.max_pool2d(x, 2)
-    assert [(t.dtype, t.shape) for t in saved] == [(torch.uint8, out.shape)]
+        out = tether.max_pool2d(x, kernel)
+    assert [(t.dtype, t.shape) for t in saved] == [(torch.uint8, (-(-out.numel() * bits // 8),))]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        F.max_pool2d(x, 2)
+        F.max_pool2d(x, kernel)
     assert saved[-1].dtype == torch.int64  # what it replaces: 8 bytes an output
 
 

@@ -493,7 +493,7 @@ def test_ddp_gradients_unchanged(tmp_path, cuda):
 def test_saved_bytes_counts_the_spikes_once(monkeypatch):
     """``scripts/saved_bytes.py`` finds, among what the conv net's forward saved, exactly the
     bytes of its neurons' spikes, each storage once: those the next conv saves (the first
-    neuron's), not those ``tether.max_pool2d`` pools (it saves 1-byte offsets only)."""
+    neuron's), not those ``tether.max_pool2d`` pools (it saves 2-bit window offsets only)."""
     if not core.uses_kernels(torch.empty(0)):
         pytest.skip(
             "saved_bytes runs on the CPU: kernels (tether.max_pool2d's) need the interpreter"
@@ -520,8 +520,9 @@ def test_saved_bytes_counts_the_spikes_once(monkeypatch):
     by_node = {r["node"]: r for r in rows}
     assert by_node["ConvolutionBackward0"]["spike_bytes"] == spikes[0].nbytes()
     pools = by_node["MaxPool2dFunctionBackward"]
-    quarter = (spikes[1].nbytes() + spikes[2].nbytes()) // 4 // 4  # fp32 -> 1 B, 2x2 windows
-    assert (pools["tensors"], pools["bytes"], pools["spike_bytes"]) == (2, quarter, 0)
+    # fp32 elements (4 B) -> 2x2 windows' outputs -> their offsets, 4 a byte
+    offset_bytes = sum(-(-(s.nbytes() // 4 // 4) // 4) for s in spikes[1:])
+    assert (pools["tensors"], pools["bytes"], pools["spike_bytes"]) == (2, offset_bytes, 0)
     assert by_node["PLIFSubFunctionBackward"]["spike_bytes"] == 0  # the neurons save inputs
 
 

@@ -5,7 +5,7 @@ A step is: reset the neuron state, forward under autocast (bf16) or not (fp32), 
 of the time-mean of the head's logits ``(T, B, classes) -> (B, classes)``, backward,
 ``SGD(momentum=0.9)`` step. Implementations differ only in the neuron modules
 (``model_zoo``: one builder per model) and, for tether, the max-pooling op
-(``tether.max_pool2d``: torch's values and gradients, 1-byte offsets saved). Before timing,
+(``tether.max_pool2d``: torch's values and gradients, 2-bit window offsets saved). Before timing,
 each implementation runs the first step from the weights of tether's model (``copy_layers``)
 on the same batch and must give tether's eager loss and tether's spikes in the first neuron
 layer (``LOSS_TOL``, ``SPIKE_TOL``); a mismatch is written with ``ok=False`` and no timing.
@@ -30,7 +30,7 @@ snnTorch's ``atan(4)`` are the same function). Peers:
 ``tether+spikemem``: tether with the forward under ``tether.spike_memory()`` (spikes saved
 in 1 bit by the layers that consume them; eager only, inactive in compiled code). Both
 tether implementations max-pool with ``tether.max_pool2d`` (the same values and gradients
-as torch's, 1-byte window offsets saved instead of int64 indices); peers with torch's.
+as torch's, 2-bit window offsets saved instead of int64 indices); peers with torch's.
 
 Columns: ``ms`` median milliseconds per step, the runs of one point (model, size, dtype) timed
 in alternation, a few steps each in turn; ``samples_per_s``; ``peak_mem_mb`` the memory
@@ -73,7 +73,7 @@ from tether.benchmark.model_zoo import (
     copy_layers,
     make_batch,
 )
-from tether.functional.pool import max_pool2d  # 1-byte window offsets, not int64 indices
+from tether.functional.pool import max_pool2d  # 2-bit window offsets, not int64 indices
 
 DECAY, THRESHOLD, ALPHA = 0.5, 1.0, 2.0  # tau = 2; tether's Arctan alpha (peers take 2x)
 SEED = 0

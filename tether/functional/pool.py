@@ -1,5 +1,6 @@
 """``max_pool2d(x, kernel_size)``: PyTorch's max-pool over non-overlapping windows, saving
-1-byte window offsets for its backward instead of int64 indices (``tether/kernels/pool.py``).
+window offsets packed in 2 bits an output (2x2) for its backward instead of int64 indices
+(``tether/kernels/pool.py``).
 
 PyTorch's ``F.max_pool2d`` is the definition: same outputs and gradients, bitwise. It also
 runs where the kernels do not (CPU without the interpreter, float64) and under tracing:
@@ -59,7 +60,7 @@ def max_pool2d(
 ) -> torch.Tensor:
     """Max-pool ``x: (*, C, H, W)`` (at least 3 dims) over ``kernel_size`` windows ->
     ``(*, C, H // KH, W // KW)``, as ``F.max_pool2d(x, kernel_size)``. ``stride``: None or
-    equal to ``kernel_size`` (non-overlapping windows: the only kind with 1-byte offsets
+    equal to ``kernel_size`` (non-overlapping windows: the only kind with packed offsets
     here). Outputs and gradients take x's memory order (channels_last stays so); an input
     in neither order is copied to a contiguous one."""
     kernel = kernel_pair(kernel_size, "kernel_size")

@@ -234,13 +234,15 @@ def unpack_variants() -> Iterator[Variant]:
 
 
 def pool_variants() -> Iterator[Variant]:
-    """The max-pool kernels (``tether.max_pool2d``): each dtype and memory order, 2x2 and
-    2x3 windows, 32- and 64-bit offsets, the forward with and without window offsets."""
+    """The max-pool kernels (``tether.max_pool2d``): each dtype and memory order, 2x2, 2x3
+    and 4x5 windows (4, 2 and 1 offsets a byte), 32- and 64-bit offsets, the forward with
+    and without window offsets."""
     config = KernelConfig(pool.BLOCK, pool.NUM_WARPS, 1, 1, 32)
     names = list(DTYPES)
-    cases = itertools.product(names, (False, True), ((2, 2), (2, 3)), (False, True))
+    cases = itertools.product(names, (False, True), ((2, 2), (2, 3), (4, 5)), (False, True))
     for i, (dtype_name, channels_last, (kh, kw), wide) in enumerate(cases):
-        common = {"KH": kh, "KW": kw, "CHANNELS_LAST": channels_last}
+        per_byte = pool.offsets_per_byte((kh, kw))
+        common = {"KH": kh, "KW": kw, "CHANNELS_LAST": channels_last, "PER_BYTE": per_byte}
         name = (
             f"{dtype_name}-{'cl' if channels_last else 'c'}-{kh}x{kw}-{'wide' if wide else 'i32'}"
         )

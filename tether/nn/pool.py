@@ -1,4 +1,4 @@
-"""``MaxPool2d``: ``torch.nn.MaxPool2d`` over non-overlapping windows saving 1-byte window
+"""``MaxPool2d``: ``torch.nn.MaxPool2d`` over non-overlapping windows saving packed window
 offsets for the backward (``tether.max_pool2d``)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from tether.functional.pool import kernel_pair, max_pool2d
 class MaxPool2d(nn.Module):
     """``(*, C, H, W) -> (*, C, H // KH, W // KW)``: the max of each ``kernel_size`` window
     (stride = kernel_size), as ``torch.nn.MaxPool2d(kernel_size)`` with the same values and
-    gradients; its backward keeps 1 byte an output instead of 8. Leading dims are kept, so
+    gradients; its backward keeps 2 bits an output at 2x2 (4 up to 16 elements a window,
+    else 8) instead of 64. Leading dims are kept, so
     ``(T, B, C, H, W)`` spikes pool as they are."""
 
     def __init__(self, kernel_size: int | tuple[int, int] = 2) -> None:
