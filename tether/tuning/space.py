@@ -177,6 +177,8 @@ def default_config(
       filled to 2 neurons a thread walks T > 16 in prefetched 32-step chunks, the best
       forward of every long sweep (LIF, PLIF, ALIF at 512x8192 and 2048x4096, H100 and
       H200: 1.00-1.01x of the best, against 1.78-2.14x for chunk 8).
+    - The fp32 backward filled to 2 neurons a thread walks long T in time segments
+      (``in_segments``), as every long sweep's winner did.
     """
     if direction == "bwd" and NEURONS[op].adaptive:
         config = KernelConfig(block=128, num_warps=2, num_stages=1, chunk=8, pack_bits=32,

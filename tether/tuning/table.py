@@ -16,7 +16,8 @@ else the heuristic ``default_config`` is used. Lookups are cached per process.
 The forward of a training step (``fwd_train``) saves in its backward's layout: its entries
 are looked up among those with the backward config's ``chunk`` and ``pack_bits``, and with
 none it runs ``training_forward_config`` (no online tuning). The defaults of fp32 calls over
-few neurons take smaller blocks (``space.fill_gpu``).
+few neurons take smaller blocks (``space.fill_gpu``), and their backward over long T walks
+time in segments (``space.in_segments``).
 """
 
 from __future__ import annotations
