@@ -249,6 +249,11 @@ def fill_sizes() -> tuple[int | None, ...]:
     return (None, *(MIN_PROGRAMS * block for block, _ in FILL_LADDER))
 
 
+def next_pow2(value: int) -> int:
+    """The smallest power of two >= ``value`` (1 for ``value`` <= 1): the table's buckets."""
+    return 1 << max(int(value) - 1, 0).bit_length()
+
+
 def fill_gpu(config: KernelConfig, dtype: torch.dtype, n_neurons: int | None) -> KernelConfig:
     """``config`` (fp32, on ``FILL_LADDER``) with the largest smaller block of the ladder that
     launches at least ``MIN_PROGRAMS`` programs over ``n_neurons`` rounded up to a power of
@@ -257,7 +262,7 @@ def fill_gpu(config: KernelConfig, dtype: torch.dtype, n_neurons: int | None) ->
     shape = config.block, config.num_warps
     if n_neurons is None or dtype != torch.float32 or shape not in FILL_LADDER:
         return config
-    n_bucket = 1 << max(n_neurons - 1, 0).bit_length()
+    n_bucket = next_pow2(n_neurons)
     rung = FILL_LADDER.index(shape)
     while rung + 1 < len(FILL_LADDER) and n_bucket < MIN_PROGRAMS * FILL_LADDER[rung][0]:
         rung += 1
@@ -283,8 +288,7 @@ def segments_for(n_steps: int, n_neurons: int, block: int) -> int:
     """The most of ``SEGMENTS`` (else 1) that keeps ``ceil(N / block) * segments`` within
     ``SEGMENT_PROGRAMS`` and ``MIN_SEGMENT_STEPS`` steps a segment, over T and N rounded up
     to powers of two (the table's buckets: one config a bucket)."""
-    t_bucket, n_bucket = (1 << max(v - 1, 0).bit_length() for v in (n_steps, n_neurons))
-    programs = -(-n_bucket // block)
+    t_bucket, programs = next_pow2(n_steps), -(-next_pow2(n_neurons) // block)
     fits = [
         s for s in SEGMENTS
         if programs * s <= SEGMENT_PROGRAMS and t_bucket >= MIN_SEGMENT_STEPS * s

@@ -42,6 +42,7 @@ from tether.tuning.space import (
     KernelConfig,
     default_config,
     default_for,
+    next_pow2,
 )
 
 SCHEMA = 1
@@ -67,7 +68,7 @@ class WinnersTableError(ValueError):
 
 def bucket(value: int, lo: int, hi: int) -> int:
     """The next power of two of ``value``, clamped to ``[lo, hi]``."""
-    return min(max(1 << max(int(value) - 1, 0).bit_length(), lo), hi)
+    return min(max(next_pow2(value), lo), hi)
 
 
 def t_bucket(n_steps: int) -> int:
