@@ -179,9 +179,12 @@ def test_under_the_interpreter_the_tuner_runs_the_explicit_config_path(
     assert timed == set(online) and point(n_steps=5, n_neurons=300).default in timed
 
 
-def test_online_autotune_returns_a_config_of_the_space(device, fresh_tuning):
+def test_online_autotune_returns_a_config_of_the_space_or_the_default(device, fresh_tuning):
+    """The untuned default is always timed (on a GPU a small layer's default is filled to
+    the GPU: often outside the space), so it may win."""
     config = autotune.autotune_online("alif", "bwd", torch.float32, 5, 300, device)
-    assert config in config_space("bwd", torch.float32, autotune.ONLINE_SPACE)
+    default = point("alif", "bwd", n_steps=5, n_neurons=300).default
+    assert config in [*config_space("bwd", torch.float32, autotune.ONLINE_SPACE), default]
 
 
 def test_the_sweep_drives_the_autotuner_and_a_wrong_config_never_wins(device, monkeypatch):
