@@ -230,15 +230,20 @@ def test_plan_keys_stand_for_one_specialization_each(fake, monkeypatch, empty_ca
         monkeypatch.setattr(plans, name, launchers[name])
     cpu = torch.device("cpu")
     for function, args in _varied_calls(cpu):
-        outputs = [t for t in function.apply(*args) if t is not None and t.requires_grad]
-        if outputs:
-            torch.autograd.backward(outputs[0], torch.ones_like(outputs[0]))
-    counts = {"fwd": 0, "bwd": 0}
+        for _ in range(2):  # a forward's second backward: the spikes-only plan (``ops``)
+            outputs = [t for t in function.apply(*args) if t is not None and t.requires_grad]
+            if outputs:
+                torch.autograd.backward(outputs[0], torch.ones_like(outputs[0]))
+    counts = {"fwd": 0, "bwd": 0, ops.SPIKES_ONLY: 0}
+    general = [plan for key, plan in ops._PLANS.items() if key[0] == "bwd"]
     for key, plan in ops._PLANS.items():
         counts[key[0]] += 1
         assert list(plan.binaries) == [0]  # each plan was launched and kept its binary
+        if key[0] == ops.SPIKES_ONLY:  # the general plan of the same calls, by another key
+            assert any(plan is other for other in general)
     for direction, name in (("fwd", "_launch_fwd"), ("bwd", "_launch_bwd")):
         assert counts[direction] >= len(launchers[name].compiled) > 4
+    assert counts[ops.SPIKES_ONLY] > 4
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
@@ -272,3 +277,51 @@ def test_even_and_ragged_step_counts_take_both_forward_paths(device, monkeypatch
             LIFSubFunction.call(x, None, 0.9, 1.0, 2.0)
     flags = {plan.constexprs["EVEN_STEPS"] for key, plan in ops._PLANS.items() if key[0] == "fwd"}
     assert flags == {True, False}
+
+
+@pytest.mark.parametrize("op", ["lif", "plif", "alif"])
+def test_spikes_only_backward_is_the_general_one(op, device, empty_caches, monkeypatch):
+    """A backward of the spikes' gradient alone, laid out like x, runs the plan looked up by
+    the forward's key (``ops.neuron_backward``): the general path's gradients, bitwise, with
+    learned parameters; a gradient in another layout, or of v_final too, takes the general
+    path."""
+    torch.manual_seed(0)
+    x0 = torch.randn(9, 3, 4, 5, 6, device=device) * 0.8 + 0.5  # (T, B, C, H, W)
+    x0 = x0.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # channels_last
+    g0 = torch.randn_like(x0)  # x's strides
+    decay0 = torch.rand(4 * 5 * 6 * 3, device=device) * 0.2 + 0.7
+    built = []
+    general_plan = ops._backward_plan
+    monkeypatch.setattr(ops, "_backward_plan", lambda *a: built.append(1) or general_plan(*a))
+
+    def grads(grad_spikes: torch.Tensor, with_state: bool = False) -> tuple[torch.Tensor, ...]:
+        x = x0.detach().clone().requires_grad_()
+        decay = decay0.clone().requires_grad_()
+        if op == "lif":
+            spikes, v_final, *_ = LIFSubFunction.apply(x, None, 0.8, 1.0)
+        elif op == "plif":
+            spikes, v_final, *_ = PLIFSubFunction.apply(x, None, decay, 1.0, 2.0, 0)
+        else:
+            spikes, v_final, *_ = ALIFSubFunction.apply(x, None, None, decay, 0.9, 1.0, 0.2)
+        leaves = [x] if op == "lif" else [x, decay]
+        outputs, grad_outputs = [spikes], [grad_spikes]
+        if with_state:
+            outputs, grad_outputs = [spikes, v_final], [grad_spikes, torch.ones_like(v_final)]
+        return torch.autograd.grad(outputs, leaves, grad_outputs)
+
+    def same(mine: tuple, theirs: tuple) -> None:
+        for a, b in zip(mine, theirs, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    general = grads(g0)
+    assert len(built) == 1
+    same(grads(g0), general)  # the forward's key finds the plan: none built
+    assert len(built) == 1 and any(key[0] == ops.SPIKES_ONLY for key in ops._PLANS)
+    other_layout = grads(g0.contiguous())  # copied into x's layout: the general path
+    with_state = grads(g0, with_state=True)
+    assert len(built) == 3
+    monkeypatch.setattr(ops, "_spikes_only", lambda grads, x: False)
+    ops._PLANS.clear()
+    same(grads(g0), general)
+    same(grads(g0.contiguous()), other_layout)
+    same(grads(g0, with_state=True), with_state)

@@ -218,6 +218,31 @@ def _saved_layout(config: KernelConfig, n_steps: int, packed, n_chunks: int) -> 
     return dataclasses.replace(config, chunk=chunk, pack_bits=pack_bits)
 
 
+# The backward of most calls: the spikes' gradient alone, laid out like x (``_spikes_only``),
+# eager, with a float alpha. Its plan is looked up by the forward's key and ``needs`` alone,
+# skipping the layout checks and the key of the general case: autograd runs a CUDA backward
+# on its device thread, where the same Python takes about twice as long as on the caller's
+# (an H200's host at f4db2b2: 109 us against 58 inside the backward,
+# ``scripts/host_breakdown.py``).
+SPIKES_ONLY = "spikes only"
+
+
+def _spikes_only(grads: list[Maybe], x: torch.Tensor) -> bool:
+    """Whether ``grads`` (of the five outputs) is the spikes' alone, with x's strides and
+    dtype and aligned like a fresh tensor: the arguments of the plan that such calls share."""
+    spikes, v_final, a_final, h_seq, a_seq = grads
+    return (
+        v_final is None
+        and a_final is None
+        and h_seq is None
+        and a_seq is None
+        and spikes is not None
+        and spikes.stride() == x.stride()
+        and spikes.dtype == x.dtype
+        and spikes.data_ptr() % 16 == 0
+    )
+
+
 def neuron_backward(
     grads: list[Maybe],
     x: torch.Tensor,
@@ -228,7 +253,7 @@ def neuron_backward(
     floats: list[float],
     alpha: torch.Tensor | float,
     spec: NeuronSpec,
-    needs: list[bool],
+    needs: tuple[bool, ...],
     traced: bool = False,
     key: tuple | None = None,
     kparams: tuple[dict, int] | None = None,
@@ -240,20 +265,65 @@ def neuron_backward(
     ``neuron_forward``; ``key``: the forward's ``forward_key`` (else built here); ``kparams``:
     the forward's ``kernel_params`` (else built here)."""
     names = _grad_names(tuple(needs))
-    grads = [
-        None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
-        for i, g in enumerate(grads)
-    ]
-    if not uses_kernels(x):
-        params = _params(tensors, floats)
-        return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
-    grad_out = NeuronOutput(*grads)
-    if kparams is None:
-        kparams = kernel_params(tensors, floats, x.device if traced else None)
-    values, n_params = kparams
-    if traced and not isinstance(alpha, torch.Tensor):
-        alpha = torch.full((1,), alpha, dtype=torch.float32, device=x.device)
-    k_alpha = kernel_alpha(alpha)
+    spikes_only_key = None  # this call's key of the spikes-only plans, if it is such a call
+    if key is not None and not isinstance(alpha, torch.Tensor) and _spikes_only(grads, x):
+        spikes_only_key = (SPIKES_ONLY, key, table.is_untuned(), needs)
+    plan = None if spikes_only_key is None else _PLANS.get(spikes_only_key)
+    if plan is not None:
+        grad_out = NeuronOutput(*grads)
+        values, n_params = kparams
+        k_alpha = alpha
+    else:
+        grads = [
+            None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
+            for i, g in enumerate(grads)
+        ]
+        if not uses_kernels(x):
+            params = _params(tensors, floats)
+            return _reference_backward(grads, x, v_init, a_init, params, alpha, spec, needs, names)
+        grad_out = NeuronOutput(*grads)
+        if kparams is None:
+            kparams = kernel_params(tensors, floats, x.device if traced else None)
+        values, n_params = kparams
+        if traced and not isinstance(alpha, torch.Tensor):
+            alpha = torch.full((1,), alpha, dtype=torch.float32, device=x.device)
+        k_alpha = kernel_alpha(alpha)
+        plan = _backward_plan(spec, x, saved, values, n_params, k_alpha, names, grad_out, needs,
+                              traced, key)  # fmt: skip
+        if spikes_only_key is not None:
+            _PLANS[spikes_only_key] = plan
+    outputs = allocate_backward(spec, x, len(names), plan)
+    saved = Saved(*saved)
+    run_backward(spec, x, saved, values, k_alpha, grad_out, outputs, plan, not traced, traced)
+    grad_x, grad_v, grad_a, rows = outputs
+    param_grads = []
+    if names:
+        by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
+        learned = {n: by_name[n] for n in names}
+        rows = neuron_rows(rows)
+        param_grads = [*reduce_param_grads(rows, learned, n_params, spec.group_size).values()]
+    return (
+        grad_x if needs[0] else None,
+        grad_v.to(v_init.dtype) if needs[1] else None,
+        grad_a.to(a_init.dtype) if needs[2] else None,
+        param_grads,
+    )
+
+
+def _backward_plan(
+    spec: NeuronSpec,
+    x: torch.Tensor,
+    saved: list[Maybe],
+    values: dict[str, object],
+    n_params: int,
+    k_alpha: torch.Tensor | float,
+    names: tuple[str, ...],
+    grad_out: NeuronOutput,
+    needs: tuple[bool, ...],
+    traced: bool,
+    key: tuple | None,
+) -> Plan:
+    """The backward's plan, cached by everything it depends on (``key``: the forward's)."""
     n_steps = x.shape[0]
     n_neurons = x.numel() // n_steps
     packed, ckpt_v, ckpt_a = saved
@@ -277,22 +347,7 @@ def neuron_backward(
         )  # fmt: skip
         if key is not None:
             _PLANS[key] = plan
-    outputs = allocate_backward(spec, x, len(names), plan)
-    saved = Saved(packed, ckpt_v, ckpt_a)
-    run_backward(spec, x, saved, values, k_alpha, grad_out, outputs, plan, not traced, traced)
-    grad_x, grad_v, grad_a, rows = outputs
-    param_grads = []
-    if names:
-        by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
-        learned = {n: by_name[n] for n in names}
-        rows = neuron_rows(rows)
-        param_grads = [*reduce_param_grads(rows, learned, n_params, spec.group_size).values()]
-    return (
-        grad_x if needs[0] else None,
-        grad_v.to(v_init.dtype) if needs[1] else None,
-        grad_a.to(a_init.dtype) if needs[2] else None,
-        param_grads,
-    )
+    return plan
 
 
 @functools.cache
