@@ -266,13 +266,14 @@ def neuron_backward(
     the forward's ``kernel_params`` (else built here)."""
     names = _grad_names(tuple(needs))
     spikes_only_key = None  # this call's key of the spikes-only plans, if it is such a call
-    if key is not None and not isinstance(alpha, torch.Tensor) and _spikes_only(grads, x):
+    eager = key is not None and kparams is not None
+    if eager and not isinstance(alpha, torch.Tensor) and _spikes_only(grads, x):
         spikes_only_key = (SPIKES_ONLY, key, table.is_untuned(), needs)
     plan = None if spikes_only_key is None else _PLANS.get(spikes_only_key)
     if plan is not None:
         grad_out = NeuronOutput(*grads)
         values, n_params = kparams
-        k_alpha = alpha
+        k_alpha = float(alpha)
     else:
         grads = [
             None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
