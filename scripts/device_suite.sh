@@ -21,6 +21,10 @@
 #   spike-memory    issue 16's goals on cifar_conv PLIF T=8 B=32 (scripts/spike_memory_gpu.py,
 #                   ~5 minutes on an H100): steps and peak memory of tether, tether+spikemem
 #                   and SpikingJelly, the paired step-time cost, the largest batch
+#   spike-memory-profile issue 16: where spike memory's step time goes (host, kernels, saves
+#                   and unpacks a step, the top kernels and host ops with and without;
+#                   scripts/spike_memory_profile.py, ~20 s; on the H100 at daad870 all of it
+#                   was host time: 75 saves a step, 2 of them spikes)
 #   spike-hooks-ab  issue 16: spike memory's step cost against a no-op pair of saved-tensor
 #                   hooks and with single-threaded backward (scripts/spike_memory_hooks_ab.py,
 #                   ~2 minutes): is the rest of the cost the hooks themselves, or which of
@@ -66,7 +70,8 @@
 #                   each; ALIF's long space ran past 250 s, so ALIF runs --space segments
 #                   (its backward only in segments, and the defaults: ~270 s at e241b3c). bf16
 #                   doubles it (--dtypes bfloat16); those timings had 2 points, not 3 (the
-#                   compiles are shared: a third point adds timing only)
+#                   compiles are shared: a third point adds timing only). On the H100 at
+#                   403d506 ALIF at 512x8192 alone ran past 200 s: give ALIF a call of its own
 # After a kernel edit, first `python scripts/same_ptx.py REV --restamp` (no GPU: keeps the
 # entries whose compiled code is unchanged; a new switch or level: --new-switches NAME=VALUE,
 # --new-levels LEAN=1, as at b0ba9c3 and 205db31); then, for what it dropped or when the code of
@@ -101,6 +106,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 scripts/spike_memory_gpu.py --out \$OUT --budget-s 300" ;;
     pool-ab)
       echo "python3 scripts/pool_bench.py \$OUT/pool_bench.csv \$OUT/pool_model_ab.csv" ;;
+    spike-memory-profile)
+      echo "python3 scripts/spike_memory_profile.py --out \$OUT" ;;
     spike-hooks-ab)
       echo "python3 scripts/spike_memory_hooks_ab.py \$OUT/spike_memory_hooks_ab.csv" ;;
     profile-compiled)
