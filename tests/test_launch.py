@@ -325,3 +325,24 @@ def test_spikes_only_backward_is_the_general_one(op, device, empty_caches, monke
     same(grads(g0), general)
     same(grads(g0.contiguous()), other_layout)
     same(grads(g0, with_state=True), with_state)
+
+
+def test_a_retained_graph_backs_up_twice_through_the_spikes_only_plan(
+    device, empty_caches, monkeypatch
+):
+    """``retain_graph=True``: the second backward of one forward runs the plan the first
+    stored (``ops.SPIKES_ONLY``) on the same saved tensors, with the same gradients."""
+    built = []
+    general_plan = ops._backward_plan
+    monkeypatch.setattr(ops, "_backward_plan", lambda *a: built.append(1) or general_plan(*a))
+    torch.manual_seed(0)
+    x = (torch.randn(12, 300, device=device) + 0.5).requires_grad_()
+    decay = torch.full((300,), 0.8, device=device, requires_grad=True)
+    spikes = PLIFSubFunction.apply(x, None, decay, 1.0, 2.0, 0)[0]
+    g = torch.randn_like(spikes)
+    first = torch.autograd.grad(spikes, [x, decay], g, retain_graph=True)
+    assert any(key[0] == ops.SPIKES_ONLY for key in ops._PLANS)
+    second = torch.autograd.grad(spikes, [x, decay], g)
+    assert len(built) == 1
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
