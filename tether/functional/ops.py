@@ -273,7 +273,7 @@ def neuron_backward(
     if plan is not None:
         grad_out = NeuronOutput(*grads)
         values, n_params = kparams
-        k_alpha = float(alpha)
+        k_alpha = kernel_alpha(alpha)
     else:
         grads = [
             None if g is None else (seq_like(g, x) if i in (0, 3, 4) else state_like(g, x))
