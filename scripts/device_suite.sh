@@ -46,6 +46,10 @@
 #   tune-lean2      the backward of every op in bf16 (where lean2-ab found level 2 faster:
 #                   instruction-bound) at the large-N standard shapes in the micro space,
 #                   whose prefetching configs have lean-2 twins
+#   tune-alif-fp32  ALIF fp32 at 32x8388608 and 128x4194304 (issue 15: <= 2.1 ms, 90% of copy
+#                   on its own model): backward in the micro space (chunk 16 and lean-2
+#                   twins; the H100 runs the untuned default there, chunk 8, level 0), then the
+#                   training forward paired with its winner (~2 minutes)
 #   tune-shipped    each shipped pick at the long shapes against the same at lean 2 (every op,
 #                   fp32: backward, then the training forward paired with its winner, then
 #                   the inference forward; `--space shipped`, a few compiles a point)
@@ -148,6 +152,8 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 scripts/lean_ab.py \$OUT/fwd_lean_ab.csv --levels 0,1 --forward --modes fwd,fwdbwd --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304,8x8388608" ;;
     long65k-ab)
       echo "python3 scripts/config_ab.py \$OUT/long65k_ab.csv --ops lif,plif --dtypes float32 --shapes 1024x65536 --configs table,128/2/16/32/pl2,64/1/16/32/pl2,128/4/16/32/pl2,256/8/16/32/pl2" ;;
+    tune-alif-fp32)
+      echo "tune micro_alif_float32 --ops alif --directions bwd,fwd_train --dtypes float32 --shapes 32x8388608,128x4194304 --space micro" ;;
     tune-shipped)
       echo "tune shipped_long_float32 --ops ${OPS// /,} --directions bwd,fwd_train,fwd --dtypes float32 --shapes 512x8192,2048x4096,1024x65536 --space shipped" ;;
     tune-long)
