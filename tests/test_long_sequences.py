@@ -433,3 +433,58 @@ def test_the_interpreters_cover_holds_every_pair_of_values(monkeypatch):
         assert len(pairs) == len(axes[a]) * len(axes[b]), (a, b)
     with pytest.raises(ValueError, match="three or more axes"):
         cover({"a": 1, "b": 2}, {"c": 3, "d": 4})
+
+
+FLOATS = {"decay_v": 0.5, "threshold": 1.0, "decay_a": 0.9, "beta": 0.1}  # plan arguments
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(neuron="plif", n_steps=20, features=(3, 4, 8), param_mode="channel"),
+        Case(neuron="alif", n_steps=20, features=(2, 8, 8), param_mode="channel"),
+        Case(neuron="alif", n_steps=9, features=(35,), param_mode="scalar"),
+    ],
+    ids=["plif-a-program-an-entry", "alif-two-programs-an-entry", "alif-one-entry"],
+)
+def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, case):
+    """Programs of 32 neurons inside one entry of each parameter (per channel over H*W = 32
+    and 64, and one-entry parameters over 35 neurons, the last program part-masked) sum
+    their neurons in the kernel, one word a program: gradients as the reference's."""
+    force(monkeypatch, SMALL)
+    n_params = case.n_neurons // case.group_size if case.param_mode == "channel" else 1
+    plan = plans.backward_plan(
+        autotune.op_spec(case.neuron), case.n_steps, case.n_neurons, FLOATS, n_params, True,
+        ("decay_v",), ops.NeuronOutput(torch.ones(1), None, None, None, None), SMALL,
+        group_size=case.group_size,
+    )  # fmt: skip
+    assert plan.constexprs["PROGRAM_SUMS"]
+    ran = []  # the Functions' backward plans: each one's switch
+    allocate = ops.allocate_backward
+    monkeypatch.setattr(
+        ops,
+        "allocate_backward",
+        lambda spec, x, n_rows, plan: (
+            ran.append(plan.constexprs["PROGRAM_SUMS"]) or allocate(spec, x, n_rows, plan)
+        ),
+    )
+    check_against_reference(case, device)
+    assert ran and all(ran)
+
+
+def test_parameter_sums_stay_per_neuron_where_a_program_spans_entries():
+    """Per-neuron parameters, groups that are not a multiple of the block, segments and
+    explicit-config launches (no group size) keep one sum a neuron."""
+    spec, out = autotune.op_spec("plif"), ops.NeuronOutput(torch.ones(1), None, None, None, None)
+
+    def sums(n_steps, n_params, group_size, config=SMALL):
+        plan = plans.backward_plan(spec, n_steps, 64 * 8, FLOATS, n_params, True, ("decay_v",),
+                                   out, config, group_size=group_size)  # fmt: skip
+        return plan.constexprs["PROGRAM_SUMS"]
+
+    assert sums(8, 1, 1) and sums(8, 8, 64) and sums(8, 16, 32)
+    assert not sums(8, 64 * 8, 1)  # one entry a neuron
+    assert not sums(8, 32, 16)  # 16-neuron groups: two entries a 32-neuron program
+    assert not sums(512, 1, 1, dataclasses.replace(SMALL, segments=8))  # in segments
+    plan = plans.backward_plan(spec, 8, 512, FLOATS, 1, True, ("decay_v",), out, SMALL)
+    assert not plan.constexprs["PROGRAM_SUMS"]  # launch_backward: no group size given

@@ -38,8 +38,7 @@ from tether.functional.plans import (
     forward_plan,
     kernel_alpha,
     kernel_params,
-    neuron_rows,
-    reduce_param_grads,
+    reduce_rows,
     run_backward,
     run_forward,
     step_like,
@@ -301,8 +300,7 @@ def neuron_backward(
     if names:
         by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
         learned = {n: by_name[n] for n in names}
-        rows = neuron_rows(rows)
-        param_grads = [*reduce_param_grads(rows, learned, n_params, spec.group_size).values()]
+        param_grads = reduce_rows(rows, plan, learned, spec.group_size)
     return (
         grad_x if needs[0] else None,
         grad_v.to(v_init.dtype) if needs[1] else None,
@@ -344,7 +342,7 @@ def _backward_plan(
         is_tensor = isinstance(k_alpha, torch.Tensor)
         plan = backward_plan(
             spec, n_steps, n_neurons, values, n_params, is_tensor, names, grad_out, config,
-            starts_at_zero,
+            starts_at_zero, spec.group_size,
         )  # fmt: skip
         if key is not None:
             _PLANS[key] = plan

@@ -341,9 +341,12 @@ def backward_plan(
     grad_out: NeuronOutput,
     config: KernelConfig,
     starts_at_zero: tuple[bool, bool] = (False, False),
+    group_size: int | None = None,
 ) -> Plan:
     """The plan of a backward over ``(T, N)``; ``grad_names`` get one row each;
-    ``starts_at_zero``: v, a start at zero with no checkpoint saved (T <= chunk)."""
+    ``starts_at_zero``: v, a start at zero with no checkpoint saved (T <= chunk). With
+    ``group_size`` (the call's), the rows hold one sum per program where each program's
+    neurons share every parameter's entry (``program_groups``), else one per neuron."""
     strides, is_tensor = _param_switches(values)
     rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
     constexprs = {
@@ -365,6 +368,8 @@ def backward_plan(
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
     segment_chunks, segments = segment_shape(n_steps, config)
+    groups = 0 if group_size is None else program_groups(n_params, group_size, config.block)
+    constexprs["PROGRAM_SUMS"] = bool(grad_names) and segments == 1 and groups > 0
 
     def launch(split: int, programs: int) -> Plan:
         """The plan of the launch with switch ``SPLIT=split`` over ``programs`` segments."""
@@ -376,6 +381,17 @@ def backward_plan(
     if segments == 1:
         return launch(0, 1)
     return launch(2, segments)._replace(maps=launch(1, segments - 1))
+
+
+def program_groups(n_params: int, group_size: int, block: int) -> int:
+    """Programs of ``block`` neurons per entry of a vector parameter of length ``n_params``
+    shared by ``group_size`` consecutive neurons (neuron n: entry ``(n // group_size) %
+    n_params``), when every program's neurons share one entry; else 0. A per-channel
+    parameter of a contiguous ``(T, B, C, H, W)`` input (group H*W) shares one entry a
+    program when H*W is a multiple of the block; a one-entry parameter always does."""
+    if n_params == 1:
+        return 1
+    return group_size // block if group_size % block == 0 else 0
 
 
 def segment_shape(n_steps: int, config: KernelConfig) -> tuple[int, int]:
@@ -390,21 +406,33 @@ def allocate_backward(
     spec: NeuronSpec, x: torch.Tensor, n_rows: int, plan: Plan
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
-    the parameter gradient rows, float32 (None if no rows): per neuron ``(n_rows, N)``, or
-    per segment and neuron ``(n_rows, S, N)`` for ``plan``'s S segments (``neuron_rows``)."""
+    the parameter gradient rows, float32 (None if no rows): per neuron ``(n_rows, N)``, per
+    segment and neuron ``(n_rows, S, N)`` for ``plan``'s S segments (``neuron_rows``), or
+    per program ``(n_rows, programs)`` (``PROGRAM_SUMS``)."""
     grad_v_init = step_like(x, torch.float32)
     grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
     rows = None
     if n_rows:
         segments = () if plan.maps is None else (plan.grid[1],)
-        n_neurons = x.numel() // x.shape[0]
-        rows = torch.empty(n_rows, *segments, n_neurons, dtype=torch.float32, device=x.device)
+        width = plan.grid[0] if plan.constexprs["PROGRAM_SUMS"] else x.numel() // x.shape[0]
+        rows = torch.empty(n_rows, *segments, width, dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
 
 def neuron_rows(rows: torch.Tensor) -> torch.Tensor:
     """Parameter gradient rows per neuron ``(R, N)``: summed over segments if per segment."""
     return rows if rows.dim() == 2 else rows.sum(1)
+
+
+def reduce_rows(
+    rows: torch.Tensor, plan: Plan, params: dict[str, torch.Tensor], group_size: int
+) -> list[torch.Tensor]:
+    """The gradient of each of ``params`` from the backward's ``rows`` under ``plan``
+    (``allocate_backward``): per neuron, per segment and neuron, or per program."""
+    n_params = plan.fixed["n_params"]
+    if plan.constexprs["PROGRAM_SUMS"]:  # program p: entry (p // groups) % n_params
+        group_size = program_groups(n_params, group_size, plan.config.block)
+    return [*reduce_param_grads(neuron_rows(rows), params, n_params, group_size).values()]
 
 
 def run_backward(

@@ -207,6 +207,7 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         SPLIT=0,
         **grad_rows,
         ALPHA_GRAD_ROW=next(rows) if tensors else -1,
+        PROGRAM_SUMS=tensors and i % 4 == 2,  # not at i=0: config_variant's (the table's)
     )
 
 
@@ -283,7 +284,8 @@ def switch_variants() -> Iterator[Variant]:
                     yield f"{name}-lean2-chunk32", direction, dtype, whole_word, flagged
             if direction == "bwd" and i % 3 == 0:  # both passes of a backward in segments
                 split = dataclasses.replace(lean, segments=4)
-                passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2}
+                passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2,
+                          "PROGRAM_SUMS": False}  # fmt: skip
                 yield f"{name}-split", direction, dtype, split, passes
     yield from unpack_variants()
     yield from pool_variants()

@@ -19,6 +19,11 @@ Bytes per element (fp32; ``W = PACK_BITS``, ``K = CHUNK``):
   (and ``a``) at the start of every chunk (4/K each).
 - backward: read x (4), grad_spikes (4), packed spikes (1/8), checkpoints (4/K);
   write grad_x (4). The membrane is recomputed from the checkpoint and x, not saved.
+  Learned parameters: each one's gradient summed over time, one float32 a neuron (4/T,
+  read back by the reduction over neurons: 8/T in all, 2 bytes an element per parameter
+  at T=4), or with ``PROGRAM_SUMS``, where each program's neurons share one entry of every
+  parameter (one-entry parameters; per channel over H*W a multiple of BLOCK), summed over
+  the program too: one float32 a program.
 
 Latency (long T, few neurons: the bytes are not the bound). A program walks ``T/K`` chunks
 one after another. Loading a chunk costs one memory latency ``L`` (~0.6-1 us on an H100
@@ -654,6 +659,7 @@ def neuron_bwd_kernel(
     PREFETCH: tl.constexpr,  # load the chunk before the current one ahead of its compute
     LEAN: tl.constexpr,  # fewer instructions a step: see the module docstring
     SEGMENTS: tl.constexpr,  # SPLIT: at most this many segments (a power of two)
+    PROGRAM_SUMS: tl.constexpr = False,  # SPLIT 0: parameter sums per program (see the end)
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -794,13 +800,35 @@ def neuron_bwd_kernel(
         tl.store(grad_v_init_ptr + n, grad_v, mask=init_mask)
         if ADAPTIVE:
             tl.store(grad_a_init_ptr + n, grad_a, mask=init_mask)
-        if DECAY_V_GRAD_ROW >= 0:
-            tl.store(params_at + DECAY_V_GRAD_ROW * row_stride + n, acc_decay_v, mask=n_mask)
-        if THRESHOLD_GRAD_ROW >= 0:
-            tl.store(params_at + THRESHOLD_GRAD_ROW * row_stride + n, acc_threshold, mask=n_mask)
-        if DECAY_A_GRAD_ROW >= 0:
-            tl.store(params_at + DECAY_A_GRAD_ROW * row_stride + n, acc_decay_a, mask=n_mask)
-        if BETA_GRAD_ROW >= 0:
-            tl.store(params_at + BETA_GRAD_ROW * row_stride + n, acc_beta, mask=n_mask)
-        if ALPHA_GRAD_ROW >= 0:
-            tl.store(params_at + ALPHA_GRAD_ROW * row_stride + n, acc_alpha, mask=n_mask)
+        if PROGRAM_SUMS:  # the program's neurons share one entry of each parameter: one sum
+            at = grad_params_ptr + pid  # rows (R, programs): a word a program, not BLOCK
+            row_stride = tl.num_programs(0)
+            if DECAY_V_GRAD_ROW >= 0:
+                _program_sum(at + DECAY_V_GRAD_ROW * row_stride, acc_decay_v, n_mask)
+            if THRESHOLD_GRAD_ROW >= 0:
+                _program_sum(at + THRESHOLD_GRAD_ROW * row_stride, acc_threshold, n_mask)
+            if DECAY_A_GRAD_ROW >= 0:
+                _program_sum(at + DECAY_A_GRAD_ROW * row_stride, acc_decay_a, n_mask)
+            if BETA_GRAD_ROW >= 0:
+                _program_sum(at + BETA_GRAD_ROW * row_stride, acc_beta, n_mask)
+            if ALPHA_GRAD_ROW >= 0:
+                _program_sum(at + ALPHA_GRAD_ROW * row_stride, acc_alpha, n_mask)
+        else:
+            if DECAY_V_GRAD_ROW >= 0:
+                tl.store(params_at + DECAY_V_GRAD_ROW * row_stride + n, acc_decay_v, mask=n_mask)
+            if THRESHOLD_GRAD_ROW >= 0:
+                tl.store(
+                    params_at + THRESHOLD_GRAD_ROW * row_stride + n, acc_threshold, mask=n_mask
+                )
+            if DECAY_A_GRAD_ROW >= 0:
+                tl.store(params_at + DECAY_A_GRAD_ROW * row_stride + n, acc_decay_a, mask=n_mask)
+            if BETA_GRAD_ROW >= 0:
+                tl.store(params_at + BETA_GRAD_ROW * row_stride + n, acc_beta, mask=n_mask)
+            if ALPHA_GRAD_ROW >= 0:
+                tl.store(params_at + ALPHA_GRAD_ROW * row_stride + n, acc_alpha, mask=n_mask)
+
+
+@triton.jit
+def _program_sum(at, acc, n_mask):
+    """Store the sum of ``acc: (BLOCK,)`` over the program's neurons at ``at``."""
+    tl.store(at, tl.sum(tl.where(n_mask, acc, 0.0), axis=0))
