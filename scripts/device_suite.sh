@@ -50,6 +50,10 @@
 #                   on its own model): backward in the micro space (chunk 16 and lean-2
 #                   twins; the H100 runs the untuned default there, chunk 8, level 0), then the
 #                   training forward paired with its winner (~2 minutes)
+#   program-sums-ab the backward's parameter sums per program against per neuron (799c668),
+#                   per-channel PLIF at cifar_conv's layers, contiguous, T=4 and 8, fp32 and
+#                   bf16, graphed (scripts/program_sums_ab.py); then cifar_conv compiled, fp32
+#                   (issue 11: contiguous tether / SpikingJelly <= 1)
 #   tune-shipped    each shipped pick at the long shapes against the same at lean 2 (every op,
 #                   fp32: backward, then the training forward paired with its winner, then
 #                   the inference forward; `--space shipped`, a few compiles a point)
@@ -152,6 +156,9 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 scripts/lean_ab.py \$OUT/fwd_lean_ab.csv --levels 0,1 --forward --modes fwd,fwdbwd --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304,8x8388608" ;;
     long65k-ab)
       echo "python3 scripts/config_ab.py \$OUT/long65k_ab.csv --ops lif,plif --dtypes float32 --shapes 1024x65536 --configs table,128/2/16/32/pl2,64/1/16/32/pl2,128/4/16/32/pl2,256/8/16/32/pl2" ;;
+    program-sums-ab)
+      echo "python3 scripts/program_sums_ab.py \$OUT/program_sums_ab.csv"
+      echo "python3 bench.py models --models cifar_conv --impls tether,spikingjelly --dtypes float32 --compiled compiled --out \$OUT/models_cifar_compiled.csv" ;;
     tune-alif-fp32)
       echo "tune micro_alif_float32 --ops alif --directions bwd,fwd_train --dtypes float32 --shapes 32x8388608,128x4194304 --space micro" ;;
     tune-shipped)
