@@ -453,10 +453,10 @@ def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, cas
     their neurons in the kernel, one word a program: gradients as the reference's."""
     force(monkeypatch, SMALL)
     n_params = case.n_neurons // case.group_size if case.param_mode == "channel" else 1
+    spec = autotune.op_spec(case.neuron)._replace(group_size=case.group_size)
     plan = plans.backward_plan(
-        autotune.op_spec(case.neuron), case.n_steps, case.n_neurons, FLOATS, n_params, True,
-        ("decay_v",), ops.NeuronOutput(torch.ones(1), None, None, None, None), SMALL,
-        group_size=case.group_size,
+        spec, case.n_steps, case.n_neurons, FLOATS, n_params, True, ("decay_v",),
+        ops.NeuronOutput(torch.ones(1), None, None, None, None), SMALL, program_sums=True,
     )  # fmt: skip
     assert plan.constexprs["PROGRAM_SUMS"]
     ran = []  # the Functions' backward plans: each one's switch
@@ -474,12 +474,13 @@ def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, cas
 
 def test_parameter_sums_stay_per_neuron_where_a_program_spans_entries():
     """Per-neuron parameters, groups that are not a multiple of the block, segments and
-    explicit-config launches (no group size) keep one sum a neuron."""
+    explicit-config launches (``program_sums`` not asked) keep one sum a neuron."""
     spec, out = autotune.op_spec("plif"), ops.NeuronOutput(torch.ones(1), None, None, None, None)
 
     def sums(n_steps, n_params, group_size, config=SMALL):
-        plan = plans.backward_plan(spec, n_steps, 64 * 8, FLOATS, n_params, True, ("decay_v",),
-                                   out, config, group_size=group_size)  # fmt: skip
+        grouped = spec._replace(group_size=group_size)
+        plan = plans.backward_plan(grouped, n_steps, 64 * 8, FLOATS, n_params, True,
+                                   ("decay_v",), out, config, program_sums=True)  # fmt: skip
         return plan.constexprs["PROGRAM_SUMS"]
 
     assert sums(8, 1, 1) and sums(8, 8, 64) and sums(8, 16, 32)
@@ -487,4 +488,4 @@ def test_parameter_sums_stay_per_neuron_where_a_program_spans_entries():
     assert not sums(8, 32, 16)  # 16-neuron groups: two entries a 32-neuron program
     assert not sums(512, 1, 1, dataclasses.replace(SMALL, segments=8))  # in segments
     plan = plans.backward_plan(spec, 8, 512, FLOATS, 1, True, ("decay_v",), out, SMALL)
-    assert not plan.constexprs["PROGRAM_SUMS"]  # launch_backward: no group size given
+    assert not plan.constexprs["PROGRAM_SUMS"]  # launch_backward: program_sums not asked

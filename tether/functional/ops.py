@@ -300,7 +300,7 @@ def neuron_backward(
     if names:
         by_name = {**dict(zip(STATE_PARAMS, tensors)), "alpha": alpha}
         learned = {n: by_name[n] for n in names}
-        param_grads = reduce_rows(rows, plan, learned, spec.group_size)
+        param_grads = reduce_rows(rows, plan, learned)
     return (
         grad_x if needs[0] else None,
         grad_v.to(v_init.dtype) if needs[1] else None,
@@ -342,7 +342,7 @@ def _backward_plan(
         is_tensor = isinstance(k_alpha, torch.Tensor)
         plan = backward_plan(
             spec, n_steps, n_neurons, values, n_params, is_tensor, names, grad_out, config,
-            starts_at_zero, spec.group_size,
+            starts_at_zero, program_sums=True,
         )  # fmt: skip
         if key is not None:
             _PLANS[key] = plan

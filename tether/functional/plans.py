@@ -341,12 +341,12 @@ def backward_plan(
     grad_out: NeuronOutput,
     config: KernelConfig,
     starts_at_zero: tuple[bool, bool] = (False, False),
-    group_size: int | None = None,
+    program_sums: bool = False,
 ) -> Plan:
     """The plan of a backward over ``(T, N)``; ``grad_names`` get one row each;
-    ``starts_at_zero``: v, a start at zero with no checkpoint saved (T <= chunk). With
-    ``group_size`` (the call's), the rows hold one sum per program where each program's
-    neurons share every parameter's entry (``program_groups``), else one per neuron."""
+    ``starts_at_zero``: v, a start at zero with no checkpoint saved (T <= chunk).
+    ``program_sums``: the rows hold one sum per program where each program's neurons share
+    every parameter's entry (``program_groups``), else one per neuron."""
     strides, is_tensor = _param_switches(values)
     rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
     constexprs = {
@@ -368,7 +368,7 @@ def backward_plan(
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
     segment_chunks, segments = segment_shape(n_steps, config)
-    groups = 0 if group_size is None else program_groups(n_params, group_size, config.block)
+    groups = program_groups(n_params, spec.group_size, config.block) if program_sums else 0
     constexprs["PROGRAM_SUMS"] = bool(grad_names) and segments == 1 and groups > 0
 
     def launch(split: int, programs: int) -> Plan:
@@ -424,12 +424,10 @@ def neuron_rows(rows: torch.Tensor) -> torch.Tensor:
     return rows if rows.dim() == 2 else rows.sum(1)
 
 
-def reduce_rows(
-    rows: torch.Tensor, plan: Plan, params: dict[str, torch.Tensor], group_size: int
-) -> list[torch.Tensor]:
+def reduce_rows(rows: torch.Tensor, plan: Plan, params: dict[str, torch.Tensor]) -> list:
     """The gradient of each of ``params`` from the backward's ``rows`` under ``plan``
     (``allocate_backward``): per neuron, per segment and neuron, or per program."""
-    n_params = plan.fixed["n_params"]
+    n_params, group_size = plan.fixed["n_params"], plan.fixed["group_size"]
     if plan.constexprs["PROGRAM_SUMS"]:  # program p: entry (p // groups) % n_params
         group_size = program_groups(n_params, group_size, plan.config.block)
     return [*reduce_param_grads(neuron_rows(rows), params, n_params, group_size).values()]
