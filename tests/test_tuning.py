@@ -162,6 +162,21 @@ def test_planned_is_the_nearest_entry_else_the_default_filled_to_a_gpu_only():
     )
 
 
+def test_a_winner_over_many_neurons_does_not_underfill_a_call_over_few():
+    # ALIF fp32 backward tuned at 128 x 2^22 (128 neurons a program) and looked up at
+    # 512x8192: 64 programs, where the default walks time in 8 segments of 64-neuron programs
+    config = {**CONFIG, "block": 128, "num_warps": 2, "chunk": 16, "pack_bits": 32}
+    tuned = entry(op="alif", direction="bwd", t_bucket=128, n_bucket=2**22, config=config)
+    gpu, dtype = tuned["gpu"], torch.float32
+    default = space.default_for("alif", "bwd", dtype, 512, 8192)
+    assert default.segments > 1
+    assert table.planned([tuned], gpu, "alif", "bwd", dtype, 512, 8192) == default
+    # its own bucket, a near one (under FAR_NEURONS times fewer neurons), and enough programs
+    for n_steps, n_neurons in ((128, 2**22), (512, 2**22 // 8), (1024, 2**16)):
+        found = table.planned([tuned], gpu, "alif", "bwd", dtype, n_steps, n_neurons)
+        assert found == KernelConfig(**config), (n_steps, n_neurons)
+
+
 def test_unknown_gpu_and_cpu_fall_back_to_the_default():
     cpu = torch.device("cpu")
     for direction in ("fwd", "bwd"):

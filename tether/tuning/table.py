@@ -7,7 +7,8 @@ The table is ``winners.json`` beside this file (or the file named by ``TETHER_WI
       "n_bucket": 8388608, "kernel_hash": "...", "config": {...}, "ms": ..., ...}]}
 
 Buckets are the next power of two of T (1..4096) and N (2**10..2**26). A lookup takes the
-entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N);
+entry of the same GPU, op, direction and dtype whose bucket is nearest in (log2 T, log2 N)
+(unless, from another bucket, it would leave the call's GPU underfilled: ``planned``);
 entries whose ``kernel_hash`` differs from the current code of their direction's kernel
 (``tether.kernels.hashing.kernel_hash(direction)``) are ignored. With no entry,
 ``TETHER_AUTOTUNE=1`` tunes the bucket through Triton's autotuner (``tether.tuning.autotune``),
@@ -39,6 +40,7 @@ from tether.neurons import OPS
 from tether.tuning.space import (
     DIRECTIONS,
     DTYPES,
+    MIN_PROGRAMS,
     KernelConfig,
     default_config,
     default_for,
@@ -129,7 +131,7 @@ def _table_entries() -> tuple[dict, ...]:
     return tuple(load_table())
 
 
-def lookup(
+def nearest(
     entries: tuple[dict, ...] | list[dict],
     gpu: str,
     op: str,
@@ -138,9 +140,9 @@ def lookup(
     n_steps: int,
     n_neurons: int,
     bwd: KernelConfig | None = None,
-) -> KernelConfig | None:
-    """The config of the entry nearest to (T, N) for this GPU, op, direction and dtype;
-    ``fwd_train`` entries only with ``bwd``'s chunk and pack_bits."""
+) -> dict | None:
+    """The entry nearest to (T, N) in (log2 T, log2 N) buckets for this GPU, op, direction
+    and dtype; ``fwd_train`` entries only with ``bwd``'s chunk and pack_bits."""
     t_log, n_log = math.log2(t_bucket(n_steps)), math.log2(n_bucket(n_neurons))
     best, best_distance = None, math.inf
     for entry in entries:
@@ -159,7 +161,31 @@ def lookup(
         )
         if distance < best_distance:
             best, best_distance = entry, distance
+    return best
+
+
+def lookup(
+    entries: tuple[dict, ...] | list[dict],
+    gpu: str,
+    op: str,
+    direction: str,
+    dtype: str,
+    n_steps: int,
+    n_neurons: int,
+    bwd: KernelConfig | None = None,
+) -> KernelConfig | None:
+    """The config of the ``nearest`` entry, None without one."""
+    best = nearest(entries, gpu, op, direction, dtype, n_steps, n_neurons, bwd)
     return None if best is None else KernelConfig(**best["config"])
+
+
+FAR_NEURONS = 16  # 4 octaves of N: the bucket distance past which a winner is not evidence
+
+
+def programs(config: KernelConfig, n_neurons: int) -> int:
+    """Programs ``config`` launches over ``n_neurons`` rounded up to a power of two (its
+    bucket), segments included."""
+    return -(-next_pow2(n_neurons) // config.block) * config.segments
 
 
 def planned(
@@ -173,12 +199,26 @@ def planned(
     bwd: KernelConfig | None = None,
 ) -> KernelConfig:
     """The config the runtime runs at (T, N) on the GPU named ``gpu`` whose current entries
-    are ``entries`` (``gpu_entries``): the nearest entry (``lookup``), else the default
-    (``default_for``, filled to the GPU for few neurons; not with ``gpu`` None, no GPU)."""
+    are ``entries`` (``gpu_entries``): the nearest entry, else the default (``default_for``,
+    filled to the GPU for few neurons; not with ``gpu`` None, no GPU).
+
+    An entry tuned over ``FAR_NEURONS`` times the call's neurons or more, that would launch
+    fewer than ``MIN_PROGRAMS`` programs here and fewer than the default filled to the GPU
+    (fp32), gives way to that default: a winner over many neurons leaves a long sequence over
+    few to a handful of serial walks (the H100's ALIF fp32 tuned at 32 x 2^23 and 128 x 2^22,
+    looked up at 512x8192: 0.144 ms forward+backward against 0.079 for the segmented
+    default, ``bench_long_*.csv``)."""
     dtype_name = str(dtype).removeprefix("torch.")
-    config = lookup(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
+    entry = nearest(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
     fill = n_neurons if gpu is not None else None
-    return config or default_for(op, direction, dtype, n_steps, fill, bwd)
+    default = default_for(op, direction, dtype, n_steps, fill, bwd)
+    if entry is None:
+        return default
+    config = KernelConfig(**entry["config"])
+    far = entry["n_bucket"] >= FAR_NEURONS * n_bucket(n_neurons)
+    few = programs(config, n_neurons) < min(MIN_PROGRAMS, programs(default, n_neurons))
+    filled = default != default_for(op, direction, dtype, n_steps, None, bwd)
+    return default if far and few and filled else config
 
 
 @functools.cache
