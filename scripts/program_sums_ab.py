@@ -1,22 +1,24 @@
 """``PROGRAM_SUMS`` A/B on one GPU: ``python scripts/program_sums_ab.py OUT.csv [--dtypes
-float32,bfloat16] [--steps 4,8]``.
+float32,bfloat16] [--steps 4,8] [--layouts contiguous,channels_last]``.
 
 A per-channel ``tether.PLIF`` (learned decay and threshold, as ``cifar_conv`` builds it) on
-contiguous ``(T, 64, C, H, W)`` input at the CIFAR conv net's layer shapes, forward +
+``(T, 64, C, H, W)`` input (contiguous or channels_last) at the CIFAR conv net's layer
+shapes, forward +
 ``backward`` of the spikes' gradient captured in a CUDA graph (GPU time only), with the
-backward's parameter sums per program (the runtime's choice where each program's neurons
-share one channel: H*W a multiple of the block) and per neuron (``plans.program_groups``
-patched to 0, what the kernel did before the switch), the two in alternation
+backward's parameter sums per program (the runtime's choice where a program's neurons share
+channels: runs of H*W, residues mod C in channels_last) and per neuron
+(``plans.program_sums_of`` patched to none, what the kernel did before), in alternation
 (``models.time_interleaved``). Also checks that both give the same gradients (to float
-summation order). Rows: ``dtype,T,C,H,W,program_sums,ms,max_rel_diff`` and the run facts (``program_sums``:
-whether the backward summed per program; False in both rows where no program fits a
-channel).
+summation order). Rows: ``dtype,layout,T,C,H,W,program_sums,ms,max_rel_diff`` and the run
+facts (``program_sums``: the sums a program wrote, 0 per neuron; 0 in both rows where no two
+neurons of a program share a channel).
 ``--quick``: tiny shapes on whatever device (a check that the script runs)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 from unittest.mock import patch
 
 import torch
@@ -31,22 +33,25 @@ from tether.functional import ops, plans
 LAYERS = ((64, 32, 32), (128, 32, 32), (256, 16, 16), (512, 8, 8))
 
 
-def step_of(n_steps: int, layer: tuple[int, int, int], dtype: torch.dtype, device, per_program):
+def step_of(n_steps: int, layer: tuple[int, int, int], dtype, layout: str, device, per_program):
     """A captured (on a GPU) or plain forward + backward: (run, gradients, whether a
     backward plan summed per program)."""
     c = layer[0]
     neuron = tether.PLIF(c, per_channel=True, stateful=False).to(device)
     g = torch.Generator(device=device).manual_seed(0)
     x = torch.randn(n_steps, 64 if device.type == "cuda" else 2, *layer, device=device,
-                    generator=g).mul(0.6).add(0.3).to(dtype).requires_grad_()  # fmt: skip
+                    generator=g).mul(0.6).add(0.3).to(dtype)  # fmt: skip
+    if layout == "channels_last":
+        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+    x.requires_grad_()
     grad = torch.randn(x.shape, device=device, generator=g).to(dtype)
     leaves = [x, *neuron.parameters()]
 
-    groups = plans.program_groups if per_program else (lambda *args: 0)
+    groups = plans.program_sums_of if per_program else (lambda *args: (0, False))
     cache: dict = {}  # this variant's plans
 
     def run():
-        with patch.object(plans, "program_groups", groups), patch.object(ops, "_PLANS", cache):
+        with patch.object(plans, "program_sums_of", groups), patch.object(ops, "_PLANS", cache):
             return torch.autograd.grad(neuron(x), leaves, grad)
 
     if device.type != "cuda":
@@ -54,7 +59,7 @@ def step_of(n_steps: int, layer: tuple[int, int, int], dtype: torch.dtype, devic
     else:
         replay, outputs = capture(run)
         run = replay.replay
-    applied = any(p.constexprs.get("PROGRAM_SUMS") for p in cache.values())
+    applied = max(p.constexprs.get("PROGRAM_SUMS", 0) for p in cache.values())
     return run, outputs, applied
 
 
@@ -63,6 +68,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--steps", default="4,8")
+    parser.add_argument("--layouts", default="contiguous,channels_last")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -70,27 +76,29 @@ def main() -> None:
     rows = []
     for dtype_name in args.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
-        for n_steps in map(int, args.steps.split(",")):
-            for layer in layers:
-                runs, grads, applied = {}, {}, {}
-                for per_program in (True, False):
-                    runs[per_program], grads[per_program], applied[per_program] = step_of(
-                        n_steps, layer, dtype, device, per_program
-                    )
-                diff = max(
-                    ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-30))
-                    .item()
-                    for a, b in zip(grads[True], grads[False])
-                )  # fmt: skip
-                times = models.time_interleaved(runs, device, rounds=4 if args.quick else 20)
-                for per_program, ms in times.items():
-                    rows.append({
-                        "dtype": dtype_name, "T": n_steps, "C": layer[0], "H": layer[1],
-                        "W": layer[2], "program_sums": applied[per_program], "ms": round(ms, 5),
-                        "max_rel_diff": diff, **run_facts(device),
-                    })  # fmt: skip
-                print(dtype_name, n_steps, layer, {k: round(v, 4) for k, v in times.items()},
-                      f"max rel diff {diff:.2e}", flush=True)  # fmt: skip
+        for layout, n_steps, layer in itertools.product(
+            args.layouts.split(","), map(int, args.steps.split(",")), layers
+        ):
+            runs, grads, applied = {}, {}, {}
+            for per_program in (True, False):
+                runs[per_program], grads[per_program], applied[per_program] = step_of(
+                    n_steps, layer, dtype, layout, device, per_program
+                )
+            diff = max(
+                ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-30))
+                .item()
+                for a, b in zip(grads[True], grads[False])
+            )  # fmt: skip
+            times = models.time_interleaved(runs, device, rounds=4 if args.quick else 20)
+            for per_program, ms in times.items():
+                rows.append({
+                    "dtype": dtype_name, "layout": layout, "T": n_steps, "C": layer[0],
+                    "H": layer[1], "W": layer[2], "program_sums": applied[per_program],
+                    "ms": round(ms, 5), "max_rel_diff": diff, **run_facts(device),
+                })  # fmt: skip
+            print(dtype_name, layout, n_steps, layer, applied,
+                  {k: round(v, 4) for k, v in times.items()}, f"max rel diff {diff:.2e}",
+                  flush=True)  # fmt: skip
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

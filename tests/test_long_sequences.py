@@ -439,53 +439,74 @@ FLOATS = {"decay_v": 0.5, "threshold": 1.0, "decay_a": 0.9, "beta": 0.1}  # plan
 
 
 @pytest.mark.parametrize(
-    "case",
+    ("case", "sums"),
     [
-        Case(neuron="plif", n_steps=20, features=(3, 4, 8), param_mode="channel"),
-        Case(neuron="alif", n_steps=20, features=(2, 8, 8), param_mode="channel"),
-        Case(neuron="alif", n_steps=9, features=(35,), param_mode="scalar"),
+        (Case(neuron="plif", n_steps=20, features=(3, 4, 8), param_mode="channel"), (1, False)),
+        (Case(neuron="alif", n_steps=20, features=(2, 8, 8), param_mode="channel"), (1, False)),
+        (Case(neuron="alif", n_steps=9, features=(35,), param_mode="scalar"), (1, False)),
+        (Case(neuron="plif", n_steps=12, features=(3, 4, 4), param_mode="channel"), (2, False)),
+        (Case(neuron="alif", n_steps=12, features=(3, 2, 4), param_mode="channel"), (4, False)),
+        (Case(neuron="plif", n_steps=12, batch=5, features=(8,), param_mode="neuron"), (8, True)),
+        (Case(neuron="alif", n_steps=9, batch=3, features=(16,), param_mode="neuron"), (16, True)),
     ],
-    ids=["plif-a-program-an-entry", "alif-two-programs-an-entry", "alif-one-entry"],
+    ids=[
+        "plif-a-program-an-entry",
+        "alif-two-programs-an-entry",
+        "alif-one-entry",
+        "plif-runs-of-16",
+        "alif-runs-of-8-last-program-half",
+        "plif-residues-mod-8",
+        "alif-residues-mod-16",
+    ],  # fmt: skip
 )
-def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, case):
-    """Programs of 32 neurons inside one entry of each parameter (per channel over H*W = 32
-    and 64, and one-entry parameters over 35 neurons, the last program part-masked) sum
-    their neurons in the kernel, one word a program: gradients as the reference's."""
+def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, case, sums):
+    """Programs of 32 neurons sum the neurons that share a parameter entry in the kernel:
+    the whole program (per channel over H*W = 32 and 64, one-entry parameters over 35
+    neurons, the last program part-masked), runs of H*W = 16 and 8 (two and four sums a
+    program, the last program half past the neurons), residues mod 8 and 16 (per-feature
+    parameters over (B, F), as channels_last over C): gradients as the reference's."""
     force(monkeypatch, SMALL)
-    n_params = case.n_neurons // case.group_size if case.param_mode == "channel" else 1
+    n_params = case.n_neurons // case.batch if case.param_mode == "neuron" else 1
+    if case.param_mode == "channel":
+        n_params = case.features[0]
     spec = autotune.op_spec(case.neuron)._replace(group_size=case.group_size)
     plan = plans.backward_plan(
         spec, case.n_steps, case.n_neurons, FLOATS, n_params, True, ("decay_v",),
         ops.NeuronOutput(torch.ones(1), None, None, None, None), SMALL, program_sums=True,
     )  # fmt: skip
-    assert plan.constexprs["PROGRAM_SUMS"]
-    ran = []  # the Functions' backward plans: each one's switch
+    assert (plan.constexprs["PROGRAM_SUMS"], plan.constexprs["PERIODIC_SUMS"]) == sums
+    ran = []  # the Functions' backward plans: each one's switches
     allocate = ops.allocate_backward
     monkeypatch.setattr(
         ops,
         "allocate_backward",
         lambda spec, x, n_rows, plan: (
-            ran.append(plan.constexprs["PROGRAM_SUMS"]) or allocate(spec, x, n_rows, plan)
+            ran.append((plan.constexprs["PROGRAM_SUMS"], plan.constexprs["PERIODIC_SUMS"]))
+            or allocate(spec, x, n_rows, plan)
         ),
     )
     check_against_reference(case, device)
-    assert ran and all(ran)
+    assert ran and all(r == sums for r in ran)
 
 
-def test_parameter_sums_stay_per_neuron_where_a_program_spans_entries():
-    """Per-neuron parameters, groups that are not a multiple of the block, segments and
-    explicit-config launches (``program_sums`` not asked) keep one sum a neuron."""
+def test_parameter_sums_stay_per_neuron_where_no_two_neurons_of_a_program_share():
+    """Per-neuron parameters over more neurons than a block, segments and explicit-config
+    launches (``program_sums`` not asked) keep one sum a neuron; runs and residues take
+    whichever writes fewer sums."""
     spec, out = autotune.op_spec("plif"), ops.NeuronOutput(torch.ones(1), None, None, None, None)
 
     def sums(n_steps, n_params, group_size, config=SMALL):
         grouped = spec._replace(group_size=group_size)
         plan = plans.backward_plan(grouped, n_steps, 64 * 8, FLOATS, n_params, True,
                                    ("decay_v",), out, config, program_sums=True)  # fmt: skip
-        return plan.constexprs["PROGRAM_SUMS"]
+        return plan.constexprs["PROGRAM_SUMS"], plan.constexprs["PERIODIC_SUMS"]
 
-    assert sums(8, 1, 1) and sums(8, 8, 64) and sums(8, 16, 32)
-    assert not sums(8, 64 * 8, 1)  # one entry a neuron
-    assert not sums(8, 32, 16)  # 16-neuron groups: two entries a 32-neuron program
-    assert not sums(512, 1, 1, dataclasses.replace(SMALL, segments=8))  # in segments
+    assert sums(8, 1, 1) == sums(8, 8, 64) == sums(8, 16, 32) == (1, False)
+    assert sums(8, 32, 16) == (2, False)  # 16-neuron runs: two entries a 32-neuron program
+    assert sums(8, 2, 8) == (4, False)  # runs of 8 (4 sums) before residues mod 16 (16)
+    assert sums(8, 4, 1) == (4, True)  # residues mod 4 before runs of 1 (no sum)
+    assert sums(8, 64 * 8, 1) == (0, False)  # one entry a neuron
+    assert sums(8, 3, 1) == (0, False)  # a period of 3 neurons: no program shares evenly
+    assert sums(512, 1, 1, dataclasses.replace(SMALL, segments=8)) == (0, False)  # segments
     plan = plans.backward_plan(spec, 8, 512, FLOATS, 1, True, ("decay_v",), out, SMALL)
     assert not plan.constexprs["PROGRAM_SUMS"]  # launch_backward: program_sums not asked

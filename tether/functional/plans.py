@@ -9,6 +9,7 @@ Kernel arguments are built by name and ordered by the kernel's own signature.
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Callable
 from typing import NamedTuple
@@ -368,8 +369,9 @@ def backward_plan(
         **{f"{name.upper()}_GRAD_ROW": row for name, row in rows.items()},
     }
     segment_chunks, segments = segment_shape(n_steps, config)
-    groups = program_groups(n_params, spec.group_size, config.block) if program_sums else 0
-    constexprs["PROGRAM_SUMS"] = bool(grad_names) and segments == 1 and groups > 0
+    sums, periodic = program_sums_of(n_params, spec.group_size, config.block)
+    sums = sums if program_sums and grad_names and segments == 1 else 0
+    constexprs.update(PROGRAM_SUMS=sums, PERIODIC_SUMS=bool(sums) and periodic)
 
     def launch(split: int, programs: int) -> Plan:
         """The plan of the launch with switch ``SPLIT=split`` over ``programs`` segments."""
@@ -383,15 +385,37 @@ def backward_plan(
     return launch(2, segments)._replace(maps=launch(1, segments - 1))
 
 
-def program_groups(n_params: int, group_size: int, block: int) -> int:
-    """Programs of ``block`` neurons per entry of a vector parameter of length ``n_params``
-    shared by ``group_size`` consecutive neurons (neuron n: entry ``(n // group_size) %
-    n_params``), when every program's neurons share one entry; else 0. A per-channel
-    parameter of a contiguous ``(T, B, C, H, W)`` input (group H*W) shares one entry a
-    program when H*W is a multiple of the block; a one-entry parameter always does."""
+def program_sums_of(n_params: int, group_size: int, block: int) -> tuple[int, bool]:
+    """(sums, periodic): how a program of ``block`` neurons sums a parameter's gradient over
+    the neurons that share an entry of it (neuron n: entry ``(n // group_size) % n_params``),
+    in ``sums`` values, fewer than ``block``; (0, False) where no two neurons of a program
+    share. Runs of ``gcd(block, group_size)`` neurons (a per-channel parameter of a
+    contiguous ``(T, B, C, H, W)`` input: group H*W), or, ``periodic``, residues modulo
+    ``n_params * group_size`` where that divides ``block`` (channels_last: C), whichever
+    writes fewer; a one-entry parameter: one sum."""
     if n_params == 1:
-        return 1
-    return group_size // block if group_size % block == 0 else 0
+        return 1, False
+    runs = block // math.gcd(block, group_size)
+    period = n_params * group_size
+    if block % period == 0 and period < runs:
+        return period, True
+    return (runs, False) if runs < block else (0, False)
+
+
+def sum_layout(plan: Plan) -> tuple[int, int, int]:
+    """(width, n_params, group_size) of the parameter gradient rows of a backward ``plan``:
+    per neuron (N, its own), or per ``PROGRAM_SUMS`` sums a program, whose entries follow
+    the neurons' rule with the group size in sums."""
+    fixed, sums = plan.fixed, plan.constexprs.get("PROGRAM_SUMS", 0)
+    n_neurons, n_params, group_size = fixed["n_neurons"], fixed["n_params"], fixed["group_size"]
+    if not sums:
+        return n_neurons, n_params, group_size
+    if n_params == 1:
+        return plan.grid[0] * sums, 1, 1
+    if plan.constexprs["PERIODIC_SUMS"]:  # sum k of program p: residue k
+        return plan.grid[0] * sums, n_params, group_size
+    run = plan.config.block // sums  # sum k of program p: neurons (p * sums + k) * run ...
+    return plan.grid[0] * sums, n_params, group_size // run
 
 
 def segment_shape(n_steps: int, config: KernelConfig) -> tuple[int, int]:
@@ -408,13 +432,13 @@ def allocate_backward(
     """grad_x like ``x: (T, *F)``, float32 grad_v_init (and grad_a_init) like ``x[0]`` and
     the parameter gradient rows, float32 (None if no rows): per neuron ``(n_rows, N)``, per
     segment and neuron ``(n_rows, S, N)`` for ``plan``'s S segments (``neuron_rows``), or
-    per program ``(n_rows, programs)`` (``PROGRAM_SUMS``)."""
+    per program ``(n_rows, programs * PROGRAM_SUMS)`` (``sum_layout``)."""
     grad_v_init = step_like(x, torch.float32)
     grad_a_init = step_like(x, torch.float32) if spec.adaptive else None
     rows = None
     if n_rows:
         segments = () if plan.maps is None else (plan.grid[1],)
-        width = plan.grid[0] if plan.constexprs["PROGRAM_SUMS"] else x.numel() // x.shape[0]
+        width = sum_layout(plan)[0]
         rows = torch.empty(n_rows, *segments, width, dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
@@ -427,10 +451,12 @@ def neuron_rows(rows: torch.Tensor) -> torch.Tensor:
 def reduce_rows(rows: torch.Tensor, plan: Plan, params: dict[str, torch.Tensor]) -> list:
     """The gradient of each of ``params`` from the backward's ``rows`` under ``plan``
     (``allocate_backward``): per neuron, per segment and neuron, or per program."""
-    n_params, group_size = plan.fixed["n_params"], plan.fixed["group_size"]
-    if plan.constexprs["PROGRAM_SUMS"]:  # program p: entry (p // groups) % n_params
-        group_size = program_groups(n_params, group_size, plan.config.block)
-    return [*reduce_param_grads(neuron_rows(rows), params, n_params, group_size).values()]
+    width, n_params, group_size = sum_layout(plan)
+    rows = neuron_rows(rows)
+    if plan.constexprs.get("PROGRAM_SUMS", 0) and not plan.constexprs["PERIODIC_SUMS"]:
+        run = plan.config.block // plan.constexprs["PROGRAM_SUMS"]
+        rows = rows[:, : -(-plan.fixed["n_neurons"] // run)]  # not the runs past the last neuron
+    return [*reduce_param_grads(rows, params, n_params, group_size).values()]
 
 
 def run_backward(

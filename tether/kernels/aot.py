@@ -207,7 +207,9 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         SPLIT=0,
         **grad_rows,
         ALPHA_GRAD_ROW=next(rows) if tensors else -1,
-        PROGRAM_SUMS=tensors and i % 4 == 2,  # not at i=0: config_variant's (the table's)
+        # not at i=0: config_variant's (the table's); one sum, runs, residues (i % 8 == 6)
+        PROGRAM_SUMS=(1, 4, 64)[i // 4 % 3] if tensors and i % 4 == 2 else 0,
+        PERIODIC_SUMS=tensors and i % 8 == 6,
     )
 
 
@@ -285,7 +287,7 @@ def switch_variants() -> Iterator[Variant]:
             if direction == "bwd" and i % 3 == 0:  # both passes of a backward in segments
                 split = dataclasses.replace(lean, segments=4)
                 passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2,
-                          "PROGRAM_SUMS": False}  # fmt: skip
+                          "PROGRAM_SUMS": 0, "PERIODIC_SUMS": False}  # fmt: skip
                 yield f"{name}-split", direction, dtype, split, passes
     yield from unpack_variants()
     yield from pool_variants()

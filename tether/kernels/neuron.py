@@ -21,9 +21,10 @@ Bytes per element (fp32; ``W = PACK_BITS``, ``K = CHUNK``):
   write grad_x (4). The membrane is recomputed from the checkpoint and x, not saved.
   Learned parameters: each one's gradient summed over time, one float32 a neuron (4/T,
   read back by the reduction over neurons: 8/T in all, 2 bytes an element per parameter
-  at T=4), or with ``PROGRAM_SUMS``, where each program's neurons share one entry of every
-  parameter (one-entry parameters; per channel over H*W a multiple of BLOCK), summed over
-  the program too: one float32 a program.
+  at T=4), or with ``PROGRAM_SUMS``, where runs (or residues) of a program's neurons share
+  an entry of every parameter, summed over the run too: ``PROGRAM_SUMS`` float32 a program
+  (one-entry parameters: 1; per channel of a contiguous input, runs of H*W; channels_last,
+  residues mod C where C divides BLOCK).
 
 Latency (long T, few neurons: the bytes are not the bound). A program walks ``T/K`` chunks
 one after another. Loading a chunk costs one memory latency ``L`` (~0.6-1 us on an H100
@@ -659,7 +660,8 @@ def neuron_bwd_kernel(
     PREFETCH: tl.constexpr,  # load the chunk before the current one ahead of its compute
     LEAN: tl.constexpr,  # fewer instructions a step: see the module docstring
     SEGMENTS: tl.constexpr,  # SPLIT: at most this many segments (a power of two)
-    PROGRAM_SUMS: tl.constexpr = False,  # SPLIT 0: parameter sums per program (see the end)
+    PROGRAM_SUMS: tl.constexpr = 0,  # SPLIT 0: parameter sums a program writes (see the end)
+    PERIODIC_SUMS: tl.constexpr = False,  # those sums by neuron mod PROGRAM_SUMS, else in runs
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -800,19 +802,24 @@ def neuron_bwd_kernel(
         tl.store(grad_v_init_ptr + n, grad_v, mask=init_mask)
         if ADAPTIVE:
             tl.store(grad_a_init_ptr + n, grad_a, mask=init_mask)
-        if PROGRAM_SUMS:  # the program's neurons share one entry of each parameter: one sum
-            at = grad_params_ptr + pid  # rows (R, programs): a word a program, not BLOCK
-            row_stride = tl.num_programs(0)
+        if PROGRAM_SUMS:  # runs or residues of neurons that share a parameter entry: a sum each
+            at = grad_params_ptr + pid * PROGRAM_SUMS  # rows (R, programs * PROGRAM_SUMS)
+            row_stride = tl.num_programs(0) * PROGRAM_SUMS
             if DECAY_V_GRAD_ROW >= 0:
-                _program_sum(at + DECAY_V_GRAD_ROW * row_stride, acc_decay_v, n_mask)
+                _program_sums(at + DECAY_V_GRAD_ROW * row_stride, acc_decay_v, n_mask,
+                              BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
             if THRESHOLD_GRAD_ROW >= 0:
-                _program_sum(at + THRESHOLD_GRAD_ROW * row_stride, acc_threshold, n_mask)
+                _program_sums(at + THRESHOLD_GRAD_ROW * row_stride, acc_threshold, n_mask,
+                              BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
             if DECAY_A_GRAD_ROW >= 0:
-                _program_sum(at + DECAY_A_GRAD_ROW * row_stride, acc_decay_a, n_mask)
+                _program_sums(at + DECAY_A_GRAD_ROW * row_stride, acc_decay_a, n_mask,
+                              BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
             if BETA_GRAD_ROW >= 0:
-                _program_sum(at + BETA_GRAD_ROW * row_stride, acc_beta, n_mask)
+                _program_sums(at + BETA_GRAD_ROW * row_stride, acc_beta, n_mask,
+                              BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
             if ALPHA_GRAD_ROW >= 0:
-                _program_sum(at + ALPHA_GRAD_ROW * row_stride, acc_alpha, n_mask)
+                _program_sums(at + ALPHA_GRAD_ROW * row_stride, acc_alpha, n_mask,
+                              BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
         else:
             if DECAY_V_GRAD_ROW >= 0:
                 tl.store(params_at + DECAY_V_GRAD_ROW * row_stride + n, acc_decay_v, mask=n_mask)
@@ -829,6 +836,13 @@ def neuron_bwd_kernel(
 
 
 @triton.jit
-def _program_sum(at, acc, n_mask):
-    """Store the sum of ``acc: (BLOCK,)`` over the program's neurons at ``at``."""
-    tl.store(at, tl.sum(tl.where(n_mask, acc, 0.0), axis=0))
+def _program_sums(at, acc, n_mask, BLOCK: tl.constexpr, SUMS: tl.constexpr, PERIODIC: tl.constexpr):
+    """Store ``SUMS`` sums of ``acc: (BLOCK,)`` at ``at``: sum ``k`` over the program's
+    neurons ``i`` with ``i % SUMS == k`` (``PERIODIC``), else ``i // (BLOCK // SUMS) == k``."""
+    acc = tl.where(n_mask, acc, 0.0)
+    if SUMS == 1:
+        tl.store(at, tl.sum(acc, axis=0))
+    elif PERIODIC:
+        tl.store(at + tl.arange(0, SUMS), tl.sum(tl.reshape(acc, (BLOCK // SUMS, SUMS)), axis=0))
+    else:
+        tl.store(at + tl.arange(0, SUMS), tl.sum(tl.reshape(acc, (SUMS, BLOCK // SUMS)), axis=1))
