@@ -448,6 +448,10 @@ FLOATS = {"decay_v": 0.5, "threshold": 1.0, "decay_a": 0.9, "beta": 0.1}  # plan
         (Case(neuron="alif", n_steps=12, features=(3, 2, 4), param_mode="channel"), (4, False)),
         (Case(neuron="plif", n_steps=12, batch=5, features=(8,), param_mode="neuron"), (8, True)),
         (Case(neuron="alif", n_steps=9, batch=3, features=(16,), param_mode="neuron"), (16, True)),
+        (
+            Case(neuron="plif", n_steps=9, batch=5, features=(4, 1, 2), param_mode="channel"),
+            (8, True),
+        ),
     ],
     ids=[
         "plif-a-program-an-entry",
@@ -457,6 +461,7 @@ FLOATS = {"decay_v": 0.5, "threshold": 1.0, "decay_a": 0.9, "beta": 0.1}  # plan
         "alif-runs-of-8-last-program-half",
         "plif-residues-mod-8",
         "alif-residues-mod-16",
+        "plif-residues-mod-8-over-channels-of-2",
     ],  # fmt: skip
 )
 def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, case, sums):
@@ -464,7 +469,8 @@ def test_parameter_sums_per_program_match_the_reference(device, monkeypatch, cas
     the whole program (per channel over H*W = 32 and 64, one-entry parameters over 35
     neurons, the last program part-masked), runs of H*W = 16 and 8 (two and four sums a
     program, the last program half past the neurons), residues mod 8 and 16 (per-feature
-    parameters over (B, F), as channels_last over C): gradients as the reference's."""
+    parameters over (B, F), as channels_last over C) and mod 8 over 4 channels of H*W = 2:
+    gradients as the reference's."""
     force(monkeypatch, SMALL)
     n_params = case.n_neurons // case.batch if case.param_mode == "neuron" else 1
     if case.param_mode == "channel":
