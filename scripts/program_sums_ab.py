@@ -39,12 +39,16 @@ def step_of(n_steps: int, layer: tuple[int, int, int], dtype, layout: str, devic
     c = layer[0]
     neuron = tether.PLIF(c, per_channel=True, stateful=False).to(device)
     g = torch.Generator(device=device).manual_seed(0)
-    x = torch.randn(n_steps, 64 if device.type == "cuda" else 2, *layer, device=device,
-                    generator=g).mul(0.6).add(0.3).to(dtype)  # fmt: skip
-    if layout == "channels_last":
-        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
-    x.requires_grad_()
-    grad = torch.randn(x.shape, device=device, generator=g).to(dtype)
+    shape = (n_steps, 64 if device.type == "cuda" else 2, *layer)
+
+    def laid_out(t: torch.Tensor) -> torch.Tensor:  # in ``layout``, as the conv net's maps
+        if layout == "contiguous":
+            return t
+        return t.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(t.shape)
+
+    x = torch.randn(shape, device=device, generator=g).mul(0.6).add(0.3).to(dtype)
+    x = laid_out(x).requires_grad_()
+    grad = laid_out(torch.randn(shape, device=device, generator=g).to(dtype))  # as the spikes
     leaves = [x, *neuron.parameters()]
 
     groups = plans.program_sums_of if per_program else (lambda *args: (0, False))
