@@ -16,7 +16,6 @@ import argparse
 import collections
 import sys
 
-from tether.kernels.hashing import kernel_hash
 from tether.tuning import table
 from tether.tuning.space import DTYPES, KernelConfig
 
@@ -25,9 +24,11 @@ N_BUCKETS = [2**k for k in range(10, 27)]
 
 
 def current(path: str | None) -> list[dict]:
-    """The entries of the table at ``path`` (None: the tree's) whose code is current."""
+    """The entries of the table at ``path`` (None: the tree's) that the runtime reads
+    (``table.gpu_entries``: the current code's), every GPU's."""
     entries = table.load_table(path)
-    return [e for e in entries if e["kernel_hash"] == kernel_hash(e["direction"])]
+    gpus = sorted({f"{e['gpu']}|{e['capability']}" for e in entries})
+    return [e for gpu in gpus for e in table.gpu_entries(gpu, entries)[1]]
 
 
 def brief(config: KernelConfig) -> str:

@@ -346,8 +346,8 @@ def backward_plan(
 ) -> Plan:
     """The plan of a backward over ``(T, N)``; ``grad_names`` get one row each;
     ``starts_at_zero``: v, a start at zero with no checkpoint saved (T <= chunk).
-    ``program_sums``: the rows hold one sum per program where each program's neurons share
-    every parameter's entry (``program_groups``), else one per neuron."""
+    ``program_sums``: where neurons of a program share a parameter entry, the rows hold the
+    program's sums over them (``program_sums_of``, ``sum_layout``), else one per neuron."""
     strides, is_tensor = _param_switches(values)
     rows = {name: grad_names.index(name) if name in grad_names else -1 for name in GRAD_NAMES}
     constexprs = {
@@ -402,20 +402,22 @@ def program_sums_of(n_params: int, group_size: int, block: int) -> tuple[int, bo
     return (runs, False) if runs < block else (0, False)
 
 
-def sum_layout(plan: Plan) -> tuple[int, int, int]:
-    """(width, n_params, group_size) of the parameter gradient rows of a backward ``plan``:
-    per neuron (N, its own), or per ``PROGRAM_SUMS`` sums a program, whose entries follow
-    the neurons' rule with the group size in sums."""
-    fixed, sums = plan.fixed, plan.constexprs.get("PROGRAM_SUMS", 0)
+def sum_layout(plan: Plan) -> tuple[int, int, int, int]:
+    """(width, used, n_params, group_size) of the parameter gradient rows of a backward
+    ``plan``: per neuron (N, N, its own), or per ``PROGRAM_SUMS`` sums a program, whose
+    entries follow the neurons' rule with the group size in sums; ``used``: the first sums,
+    those of runs that hold neurons (the last program's runs past N hold none)."""
+    fixed, sums = plan.fixed, plan.constexprs["PROGRAM_SUMS"]
     n_neurons, n_params, group_size = fixed["n_neurons"], fixed["n_params"], fixed["group_size"]
     if not sums:
-        return n_neurons, n_params, group_size
+        return n_neurons, n_neurons, n_params, group_size
+    width = plan.grid[0] * sums
     if n_params == 1:
-        return plan.grid[0] * sums, 1, 1
+        return width, width, 1, 1
     if plan.constexprs["PERIODIC_SUMS"]:  # sum k of program p: residue k
-        return plan.grid[0] * sums, n_params, group_size
+        return width, width, n_params, group_size
     run = plan.config.block // sums  # sum k of program p: neurons (p * sums + k) * run ...
-    return plan.grid[0] * sums, n_params, group_size // run
+    return width, -(-n_neurons // run), n_params, group_size // run
 
 
 def segment_shape(n_steps: int, config: KernelConfig) -> tuple[int, int]:
@@ -438,7 +440,7 @@ def allocate_backward(
     rows = None
     if n_rows:
         segments = () if plan.maps is None else (plan.grid[1],)
-        width = sum_layout(plan)[0]
+        width = sum_layout(plan)[0]  # the kernel writes every sum of the last program
         rows = torch.empty(n_rows, *segments, width, dtype=torch.float32, device=x.device)
     return torch.empty_like(x), grad_v_init, grad_a_init, rows
 
@@ -451,11 +453,10 @@ def neuron_rows(rows: torch.Tensor) -> torch.Tensor:
 def reduce_rows(rows: torch.Tensor, plan: Plan, params: dict[str, torch.Tensor]) -> list:
     """The gradient of each of ``params`` from the backward's ``rows`` under ``plan``
     (``allocate_backward``): per neuron, per segment and neuron, or per program."""
-    width, n_params, group_size = sum_layout(plan)
+    width, used, n_params, group_size = sum_layout(plan)
     rows = neuron_rows(rows)
-    if plan.constexprs.get("PROGRAM_SUMS", 0) and not plan.constexprs["PERIODIC_SUMS"]:
-        run = plan.config.block // plan.constexprs["PROGRAM_SUMS"]
-        rows = rows[:, : -(-plan.fixed["n_neurons"] // run)]  # not the runs past the last neuron
+    if used < width:
+        rows = rows[:, :used]
     return [*reduce_param_grads(rows, params, n_params, group_size).values()]
 
 
