@@ -7,8 +7,10 @@ graph recorded, forward + ``autograd.grad``, the backward glue called directly o
 thread (``ops.neuron_backward``, no autograd engine), forward + backward with autograd's
 device threads off (the backward on the caller's thread), one launch of the forward binary
 through ``Launcher`` and through Triton's own ``kernel[grid]``. Then a cProfile of the
-single-threaded forward + backward and of the recorded forward; and the median
-time inside tether's backward on the engine's device thread and on the caller's thread. Rows: ``piece,us_per_call`` (to CSV if given).
+single-threaded forward + backward and of the recorded forward; the median time inside
+tether's backward on the engine's device thread and on the caller's thread; and the
+forward, forward + backward and single-threaded forward + backward with Triton's launcher
+(``Launcher.direct`` off) and the static one. Rows: ``piece,us_per_call`` (to CSV if given).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 import torch
 
 from tether.functional import LIFSubFunction, ops, plans
+from tether.kernels import launch
 
 T, N, CALLS, REPEATS = 8, 1024, 2000, 5
 
@@ -175,6 +178,12 @@ def main(out_path: str | None) -> None:
             rows.append(f"{name},{statistics.median(inside) * 1e6:.2f}")
     finally:
         LIFSubFunction.backward = staticmethod(original_backward)
+    # Triton's launcher against the static one (``Launcher.direct``), fresh plans each
+    for direct in (False, True):
+        launch.Launcher.direct = direct
+        ops._PLANS.clear()
+        for name in ("tether_fwd_nograd", "tether_fwdbwd", "tether_fwdbwd_1thread"):
+            rows.append(f"{name}_direct{int(direct)},{us_per_call(pieces[name]):.2f}")
     print("piece,us_per_call", *rows, sep="\n", flush=True)
     if out_path:
         with open(out_path, "w") as f:

@@ -346,3 +346,118 @@ def test_a_retained_graph_backs_up_twice_through_the_spikes_only_plan(
     assert len(built) == 1
     for a, b in zip(first, second, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+class _StaticLauncher:
+    """Records ``torch._C._StaticCudaLauncher._launch_kernel`` calls."""
+
+    calls: list = []
+
+    @staticmethod
+    def _launch_kernel(*args):
+        _StaticLauncher.calls.append(args)
+
+
+def _fake_binary(signature: dict, constants: dict, **meta):
+    from types import SimpleNamespace
+
+    fn = SimpleNamespace(arg_names=list(signature))
+    metadata = dict(num_warps=4, shared=64, num_ctas=1, global_scratch_size=0)
+    metadata.update(profile_scratch_size=0, **meta)
+    src = SimpleNamespace(fn=fn, signature=signature, constants=constants)
+    return SimpleNamespace(metadata=SimpleNamespace(**metadata), src=src, function=77)
+
+
+@pytest.fixture
+def static_launcher(monkeypatch):
+    _StaticLauncher.calls = []
+    monkeypatch.setattr(torch._C, "_StaticCudaLauncher", _StaticLauncher, raising=False)
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda d: 1000 + d, raising=False)
+    return _StaticLauncher.calls
+
+
+SIGNATURE = {"x_ptr": "*fp32", "y_ptr": "constexpr", "n": "i32", "one": "i32", "big": "i64",
+             "scale": "fp32", "BLOCK": "constexpr"}  # fmt: skip
+
+
+def test_direct_launch_passes_what_the_binary_takes(static_launcher):
+    """Arguments Triton made constants (a None pointer: "constexpr" in the signature; an int
+    equal to 1: in ``constants``) are dropped; the null scratch pointers are appended; the
+    stream is the binary's device's current one."""
+    binary = _fake_binary(SIGNATURE, {(1,): None, (3,): 1, (6,): 128})
+    run = launch.direct_launch(binary, 6, 2)
+    x = torch.zeros(4)
+    run((3, 2, 1), (x, None, 64, 1, 2**40, 0.5))
+    expected = (77, 3, 2, 1, 4, 64, "OilfOO", (x, 64, 2**40, 0.5, None, None), 1002)
+    assert static_launcher == [expected]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"global_scratch_size": 128}, {"num_ctas": 2}, {"cluster_dims": (2, 1, 1)},
+     {"launch_pdl": True}, {"signature": "nvTmaDesc"}, {"no_launcher": True}],
+)  # fmt: skip
+def test_direct_launch_declines_what_it_cannot_launch(static_launcher, monkeypatch, change):
+    change = dict(change)
+    signature = dict(SIGNATURE)
+    if change.pop("signature", None):
+        signature["x_ptr"] = "nvTmaDesc"
+    if change.pop("no_launcher", None):
+        monkeypatch.delattr(torch._C, "_StaticCudaLauncher")
+    binary = _fake_binary(signature, {}, **change)
+    assert launch.direct_launch(binary, 6, 0) is None
+
+
+def test_direct_launch_declines_with_launch_hooks(static_launcher, monkeypatch):
+    import triton
+
+    binary = _fake_binary(SIGNATURE, {})
+    assert launch.direct_launch(binary, 6, 0) is not None
+    hook = triton.knobs.runtime.launch_enter_hook
+    if hasattr(hook, "add"):  # a HookChain (Triton >= 3.5)
+        monkeypatch.setattr(hook, "calls", [lambda *args: None])
+    else:
+        monkeypatch.setattr(triton.knobs.runtime, "launch_enter_hook", lambda *args: None)
+    assert launch.direct_launch(binary, 6, 0) is None
+
+
+def test_launcher_uses_the_direct_launch_after_the_first_call(fake, static_launcher, monkeypatch):
+    """The first call of a specialization runs ``kernel[grid]``; later ones the static
+    launcher, unless ``Launcher.direct`` is off."""
+    kernel, launcher = fake
+    signature = {"x_ptr": "*fp32", "n": "i32", "scale": "fp32", "BLOCK": "constexpr",
+                 "FLAG": "constexpr"}  # fmt: skip
+    kernel.Compiled = lambda: _fake_binary(signature, {})
+    x = torch.zeros(64)
+    constexprs = {"BLOCK": 128, "FLAG": True}
+    for _ in range(2):
+        launcher((4, 1, 1), (x, 64, 0.5), constexprs, 4, 1)
+    assert len(kernel.jit_calls) == 1 and len(static_launcher) == 1
+    assert static_launcher[0][-2] == (x, 64, 0.5, None, None)
+    monkeypatch.setattr(launch.Launcher, "direct", False)
+    launcher((4, 1, 1), (x, 64, 0.5), constexprs, 4, 1)  # a new key: Triton's launch
+    assert len(kernel.jit_calls) == 2 and len(static_launcher) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="binaries exist on a GPU only")
+def test_direct_launches_equal_tritons(monkeypatch, empty_caches):
+    """On the GPU the neuron binaries go through the static launcher, with the results of
+    Triton's own launch (bitwise)."""
+    results = []
+    for direct in (True, False):
+        monkeypatch.setattr(launch.Launcher, "direct", direct)
+        ops._PLANS.clear()  # a plan keeps the launch of its first call
+        torch.manual_seed(0)
+        x = torch.randn(12, 3, 40, device="cuda", requires_grad=True)
+        decay = torch.full((120,), 0.8, device="cuda", requires_grad=True)
+        outs = []
+        for _ in range(2):  # the second call launches the cached binaries
+            spikes, v, _ = PLIFSubFunction.apply(x, None, decay, 1.0, 2.0, 0, True, False, True)
+            grads = torch.autograd.grad((spikes * 2 + v.sum()).sum(), [x, decay])
+            outs.append([spikes, v, *grads])
+        results.append(outs)
+        runs = [run.__qualname__ for run in plans._launch_fwd.compiled.values()]
+        assert any(("direct_launch" in name) == direct for name in runs)
+    for mine, theirs in zip(results[0], results[1]):
+        for a, b in zip(mine, theirs):
+            assert torch.equal(a, b)
