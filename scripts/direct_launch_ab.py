@@ -4,7 +4,8 @@
 Eager tether steps of cifar_conv (its three sizes) and shd_mlp (LIF and ALIF, T=250), fp32
 and bf16, with ``Launcher.direct`` off then on, ROUNDS times (default 2) in alternation;
 plans are dropped at each switch (a plan keeps the launch it got). Rows: the model rows of
-``tether.benchmark.models`` with ``direct`` and ``round`` columns.
+``tether.benchmark.models`` with ``direct`` and ``round`` columns, impl
+``tether@static-launcher`` / ``tether@triton-launcher``.
 """
 
 import sys
@@ -35,7 +36,9 @@ with tempfile.TemporaryDirectory() as tmp:
                 ["cifar_conv", "shd_mlp"], ["tether"], ["float32", "bfloat16"], [False],
                 False, torch.device("cuda"), csv,
             )  # fmt: skip
-            frames.append(pd.DataFrame(rows).assign(direct=direct, round=round_))
+            # impl renamed: these rows are not the model benchmark's (``goals`` reads those)
+            impl = "tether@" + ("static" if direct else "triton") + "-launcher"
+            frames.append(pd.DataFrame(rows).assign(impl=impl, direct=direct, round=round_))
             for r in rows:
                 print(round_, direct, r["model"], r["neuron"], r["dtype"], r["layout"], r["T"],
                       f"{r['ms']:.3f} ms", r["ok"], flush=True)  # fmt: skip
