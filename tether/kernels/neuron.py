@@ -803,46 +803,39 @@ def neuron_bwd_kernel(
         if ADAPTIVE:
             tl.store(grad_a_init_ptr + n, grad_a, mask=init_mask)
         if PROGRAM_SUMS:  # runs or residues of neurons that share a parameter entry: a sum each
-            at = grad_params_ptr + pid * PROGRAM_SUMS  # rows (R, programs * PROGRAM_SUMS)
+            params_at = grad_params_ptr + pid * PROGRAM_SUMS  # rows (R, programs * PROGRAM_SUMS)
             row_stride = tl.num_programs(0) * PROGRAM_SUMS
-            if DECAY_V_GRAD_ROW >= 0:
-                _program_sums(at + DECAY_V_GRAD_ROW * row_stride, acc_decay_v, n_mask,
+        if DECAY_V_GRAD_ROW >= 0:
+            _store_param_grad(params_at + DECAY_V_GRAD_ROW * row_stride, acc_decay_v, n, n_mask,
                               BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
-            if THRESHOLD_GRAD_ROW >= 0:
-                _program_sums(at + THRESHOLD_GRAD_ROW * row_stride, acc_threshold, n_mask,
+        if THRESHOLD_GRAD_ROW >= 0:
+            _store_param_grad(params_at + THRESHOLD_GRAD_ROW * row_stride, acc_threshold, n,
+                              n_mask, BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
+        if DECAY_A_GRAD_ROW >= 0:
+            _store_param_grad(params_at + DECAY_A_GRAD_ROW * row_stride, acc_decay_a, n, n_mask,
                               BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
-            if DECAY_A_GRAD_ROW >= 0:
-                _program_sums(at + DECAY_A_GRAD_ROW * row_stride, acc_decay_a, n_mask,
+        if BETA_GRAD_ROW >= 0:
+            _store_param_grad(params_at + BETA_GRAD_ROW * row_stride, acc_beta, n, n_mask,
                               BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
-            if BETA_GRAD_ROW >= 0:
-                _program_sums(at + BETA_GRAD_ROW * row_stride, acc_beta, n_mask,
+        if ALPHA_GRAD_ROW >= 0:
+            _store_param_grad(params_at + ALPHA_GRAD_ROW * row_stride, acc_alpha, n, n_mask,
                               BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
-            if ALPHA_GRAD_ROW >= 0:
-                _program_sums(at + ALPHA_GRAD_ROW * row_stride, acc_alpha, n_mask,
-                              BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
-        else:
-            if DECAY_V_GRAD_ROW >= 0:
-                tl.store(params_at + DECAY_V_GRAD_ROW * row_stride + n, acc_decay_v, mask=n_mask)
-            if THRESHOLD_GRAD_ROW >= 0:
-                tl.store(
-                    params_at + THRESHOLD_GRAD_ROW * row_stride + n, acc_threshold, mask=n_mask
-                )
-            if DECAY_A_GRAD_ROW >= 0:
-                tl.store(params_at + DECAY_A_GRAD_ROW * row_stride + n, acc_decay_a, mask=n_mask)
-            if BETA_GRAD_ROW >= 0:
-                tl.store(params_at + BETA_GRAD_ROW * row_stride + n, acc_beta, mask=n_mask)
-            if ALPHA_GRAD_ROW >= 0:
-                tl.store(params_at + ALPHA_GRAD_ROW * row_stride + n, acc_alpha, mask=n_mask)
 
 
 @triton.jit
-def _program_sums(at, acc, n_mask, BLOCK: tl.constexpr, SUMS: tl.constexpr, PERIODIC: tl.constexpr):
-    """Store ``SUMS`` sums of ``acc: (BLOCK,)`` at ``at``: sum ``k`` over the program's
+def _store_param_grad(
+    at, acc, n, n_mask, BLOCK: tl.constexpr, SUMS: tl.constexpr, PERIODIC: tl.constexpr
+):
+    """A program's row of one parameter's gradient from ``acc: (BLOCK,)``: per neuron at
+    ``at + n`` (``SUMS`` 0), else ``SUMS`` sums at ``at``: sum ``k`` over the program's
     neurons ``i`` with ``i % SUMS == k`` (``PERIODIC``), else ``i // (BLOCK // SUMS) == k``."""
-    acc = tl.where(n_mask, acc, 0.0)
-    if SUMS == 1:
-        tl.store(at, tl.sum(acc, axis=0))
+    if SUMS == 0:
+        tl.store(at + n, acc, mask=n_mask)
+    elif SUMS == 1:
+        tl.store(at, tl.sum(tl.where(n_mask, acc, 0.0), axis=0))
     elif PERIODIC:
+        acc = tl.where(n_mask, acc, 0.0)
         tl.store(at + tl.arange(0, SUMS), tl.sum(tl.reshape(acc, (BLOCK // SUMS, SUMS)), axis=0))
     else:
+        acc = tl.where(n_mask, acc, 0.0)
         tl.store(at + tl.arange(0, SUMS), tl.sum(tl.reshape(acc, (SUMS, BLOCK // SUMS)), axis=1))
