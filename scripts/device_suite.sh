@@ -16,6 +16,12 @@
 #                   (full space); a later sweep's winner replaces an earlier one in its bucket
 #   tune-bwd        every backward table (with parameter gradients, as they train), in the
 #                   same order; the standard shapes for LIF and PLIF fp32 in the quick space
+#   open-rows       the per-call rows of the open goals (issues 11, 13, 15; `tether-bench goals
+#                   --unmet`): LIF and ALIF fp32 fwd+bwd at 8x2^20 (eager), 512x8192 and
+#                   1024x65536 (graphed), PLIF and ALIF fp32 and bf16 at 32x8388608 (graphed)
+#   host-ab         host time of a LIF call with Triton's launcher against the static one
+#                   (scripts/host_breakdown.py, ~40 s), then the eager model steps with either
+#                   in alternation (scripts/direct_launch_ab.py, ~100 s on an H100)
 #   models          the model benchmarks' training steps, fp32 and bf16, eager: tether,
 #                   SpikingJelly (cifar_conv, shd_mlp; the CIFAR conv net of issues 11 and 16)
 #   spike-memory    issue 16's goals on cifar_conv PLIF T=8 B=32 (scripts/spike_memory_gpu.py,
@@ -108,6 +114,12 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "$BENCH --ops ${OPS// /,} --shapes 512x8192,1024x65536,2048x4096 --impls tether,graphed,spikingjelly" ;;
     bench-overhead)
       echo "python3 bench.py run --ops ${OPS// /,} --impls tether,graphed,tether-ro,compile --shapes 8x1024,8x1048576 --out \$OUT/overhead.csv" ;;
+    open-rows)
+      echo "python3 bench.py run --ops lif,alif --modes fwdbwd --dtypes float32 --impls tether,graphed --shapes 8x1048576,512x8192,1024x65536 --out \$OUT/open_rows.csv"
+      echo "python3 bench.py run --ops plif,alif --modes fwdbwd --dtypes float32,bfloat16 --impls graphed --shapes 32x8388608 --out \$OUT/open_rows.csv" ;;
+    host-ab)
+      echo "python3 scripts/host_breakdown.py \$OUT/host_breakdown.csv"
+      echo "python3 scripts/direct_launch_ab.py \$OUT/direct_launch_ab.csv" ;;
     models)
       echo "python3 bench.py models --models cifar_conv,shd_mlp --impls tether,spikingjelly --dtypes float32,bfloat16 --compiled eager --out \$OUT/models.csv" ;;
     spike-memory)
