@@ -395,13 +395,15 @@ def test_direct_launch_passes_what_the_binary_takes(static_launcher):
 @pytest.mark.parametrize(
     "change",
     [{"global_scratch_size": 128}, {"num_ctas": 2}, {"cluster_dims": (2, 1, 1)},
-     {"launch_pdl": True}, {"signature": "nvTmaDesc"}, {"no_launcher": True}],
+     {"launch_pdl": True}, {"signature": "nvTmaDesc"}, {"signature": "fp16"},
+     {"no_launcher": True}],
 )  # fmt: skip
 def test_direct_launch_declines_what_it_cannot_launch(static_launcher, monkeypatch, change):
     change = dict(change)
     signature = dict(SIGNATURE)
-    if change.pop("signature", None):
-        signature["x_ptr"] = "nvTmaDesc"
+    kind = change.pop("signature", None)
+    if kind:
+        signature["scale"] = kind
     if change.pop("no_launcher", None):
         monkeypatch.delattr(torch._C, "_StaticCudaLauncher")
     binary = _fake_binary(signature, {}, **change)
