@@ -94,6 +94,7 @@ def direct_launch(compiled, n_args: int, device: int) -> Callable | None:
         picked = (*args, *pad) if len(kept) == n_args else (*[args[i] for i in kept], *pad)
         launch_kernel(function, *grid, warps, shared, codes, picked, stream_of(device))
 
+    run.binary = compiled  # holds Triton's binary, whose module owns ``function``
     return run
 
 
