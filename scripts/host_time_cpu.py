@@ -31,7 +31,7 @@ os.environ["TRITON_INTERPRET"] = "1"  # CPU tensors take the kernel path
 import torch  # noqa: E402
 
 from tether.functional import LIFSubFunction, PLIFSubFunction, plans  # noqa: E402
-from tether.kernels import launch, unpack  # noqa: E402
+from tether.kernels import launch, pool, unpack  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from host_breakdown import _Floor11  # noqa: E402
@@ -63,10 +63,11 @@ class _StubKernel:
 
 def stub_launches() -> None:
     """Launch through the Launcher's compiled-binary path, into stub binaries (the neuron
-    kernels and spike memory's unpack)."""
+    kernels, spike memory's unpack and max-pooling)."""
     launch.INTERPRET = False
     torch.cuda.current_device = lambda: 0
-    for launcher in (plans._launch_fwd, plans._launch_bwd, unpack._launch):
+    launchers = (plans._launch_fwd, plans._launch_bwd, unpack._launch)
+    for launcher in (*launchers, pool._launch_fwd, pool._launch_bwd):
         launcher.kernel = _StubKernel(launcher.kernel)
 
 
