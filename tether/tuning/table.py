@@ -354,7 +354,7 @@ def _choose(gpu, op, direction, dtype, n_steps, n_neurons, device) -> tuple[Kern
     if (
         gpu is not None
         and autotune_requested()
-        and lookup(entries, name, op, direction, dtype_name, n_steps, n_neurons) is None
+        and nearest(entries, name, op, direction, dtype_name, n_steps, n_neurons) is None
     ):
         if tuning_blocked():
             _warn_deferred()
