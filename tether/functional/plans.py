@@ -372,6 +372,8 @@ def backward_plan(
     sums, periodic = program_sums_of(n_params, spec.group_size, config.block)
     sums = sums if program_sums and grad_names and segments == 1 else 0
     constexprs.update(PROGRAM_SUMS=sums, PERIODIC_SUMS=bool(sums) and periodic)
+    # in segments, the segment of each neuron done last sums the rows: no reduction kernel
+    constexprs["SUM_SEGMENTS"] = bool(grad_names) and segments > 1
 
     def launch(split: int, programs: int) -> Plan:
         """The plan of the launch with switch ``SPLIT=split`` over ``programs`` segments."""
@@ -446,8 +448,9 @@ def allocate_backward(
 
 
 def neuron_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Parameter gradient rows per neuron ``(R, N)``: summed over segments if per segment."""
-    return rows if rows.dim() == 2 else rows.sum(1)
+    """Parameter gradient rows per neuron ``(R, N)``: per segment, the kernel summed them
+    into the first (``SUM_SEGMENTS``)."""
+    return rows if rows.dim() == 2 else rows[:, 0]
 
 
 def reduce_rows(rows: torch.Tensor, plan: Plan, params: dict[str, torch.Tensor]) -> list:
@@ -495,8 +498,9 @@ def run_backward(
         **plan.fixed,
         "maps_ptr": x,
     }
-    if plan.maps is not None:  # (MAP_ROWS, SEGMENTS, N): see the kernel's _segment_carry
-        shape = (6 if spec.adaptive else 2, plan.config.segments, plan.fixed["n_neurons"])
+    if plan.maps is not None:  # (MAP_ROWS [+ counters], SEGMENTS, N): the kernel's _segment_carry
+        map_rows = (6 if spec.adaptive else 2) + plan.constexprs["SUM_SEGMENTS"]  # + counters
+        shape = (map_rows, plan.config.segments, plan.fixed["n_neurons"])
         named["maps_ptr"] = torch.empty(shape, dtype=torch.float32, device=x.device)
         _launch(_launch_bwd, plan.maps, named, cached, traced)
     _launch(_launch_bwd, plan, named, cached, traced)

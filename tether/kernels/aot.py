@@ -210,7 +210,13 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         # not at i=0: config_variant's (the table's); one sum, runs, residues (i % 8 == 6)
         PROGRAM_SUMS=(1, 4, 64)[i // 4 % 3] if tensors and i % 4 == 2 else 0,
         PERIODIC_SUMS=tensors and i % 8 == 6,
+        SUM_SEGMENTS=False,  # SPLIT 0 here: the split variants set it
     )
+
+
+def _learns(switches: dict) -> bool:
+    """Whether backward ``switches`` write any parameter gradient row."""
+    return any(value >= 0 for name, value in switches.items() if name.endswith("_GRAD_ROW"))
 
 
 Variant = tuple[str, str, torch.dtype, KernelConfig, dict]
@@ -288,6 +294,7 @@ def switch_variants() -> Iterator[Variant]:
                 split = dataclasses.replace(lean, segments=4)
                 passes = {**switches(neuron, *flags, i), "SPLIT": 1 + i // 3 % 2,
                           "PROGRAM_SUMS": 0, "PERIODIC_SUMS": False}  # fmt: skip
+                passes["SUM_SEGMENTS"] = _learns(passes)  # SPLIT 1 zeroes the counters
                 yield f"{name}-split", direction, dtype, split, passes
     yield from unpack_variants()
     yield from pool_variants()
@@ -298,11 +305,12 @@ def config_variant(
 ) -> Variant:
     """``config`` on ``neuron``'s switches, by default the widest neuron's (forwards save for
     the backward)."""
-    switches = (
-        {**bwd_switches(neuron, False, True, 0, 0), "SPLIT": 2 if config.segments > 1 else 0}
-        if direction == "bwd"
-        else fwd_switches(neuron, False, True, 0)
-    )
+    if direction == "bwd":  # as the runtime launches it (plans.backward_plan)
+        switches = bwd_switches(neuron, False, True, 0, 0)
+        split = config.segments > 1
+        switches.update(SPLIT=2 if split else 0, SUM_SEGMENTS=split and _learns(switches))
+    else:
+        switches = fwd_switches(neuron, False, True, 0)
     name = f"{direction}-{dtype_name}-{config}"
     if neuron is not WIDEST:
         name = f"{direction}-{dtype_name}-{neuron.op}-{config}"

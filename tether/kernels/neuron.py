@@ -60,7 +60,11 @@ checkpoints with zero adjoints (K) and carries the tangents of M beside them, st
 nothing else; launch 2 starts each segment from the maps of the later ones
 (``_segment_carry``) and runs it as the whole walk does. Both launches have S times the
 programs, each a chain of T/S steps: time ~ 2*(T/S)*(s + s_b) + L while the GPU's warps
-last, for twice the backward's reads (the bytes matter only at large N).
+last, for twice the backward's reads (the bytes matter only at large N). Learned
+parameters: each segment writes its own sums; with ``SUM_SEGMENTS`` the segment of a neuron
+that finishes last (a count a neuron in a row after the maps, zeroed by launch 1, taken with
+acquire-release atomics) adds them up, segment 0 first, into segment 0's row: no reduction
+kernel after the backward (one of four kernels of ALIF's call at 512x8192).
 
 Lean levels (``LEAN``: the same arithmetic on the state, fewer instructions a step). 1: tile
 offsets computed once (``rows * N + n``), the forward's output pointers advanced a step at a
@@ -662,6 +666,7 @@ def neuron_bwd_kernel(
     SEGMENTS: tl.constexpr,  # SPLIT: at most this many segments (a power of two)
     PROGRAM_SUMS: tl.constexpr = 0,  # SPLIT 0: parameter sums a program writes (see the end)
     PERIODIC_SUMS: tl.constexpr = False,  # those sums by neuron mod PROGRAM_SUMS, else in runs
+    SUM_SEGMENTS: tl.constexpr = False,  # SPLIT 2: the segments' parameter rows summed here
 ):
     pid = tl.program_id(0)
     n = pid.to(tl.int64) * BLOCK + tl.max_contiguous(tl.arange(0, BLOCK), [PER_THREAD])
@@ -791,9 +796,13 @@ def neuron_bwd_kernel(
             tl.store(at + 3 * row, tv_a, mask=n_mask)
             tl.store(at + 4 * row, ta_v, mask=n_mask)
             tl.store(at + 5 * row, ta_a, mask=n_mask)
+        if SUM_SEGMENTS:  # the second launch's counters (a row after the maps), zeroed once
+            first = tl.full([BLOCK], segment, tl.int32) == 1
+            tl.store(_counters(maps_ptr, n, n_neurons, ADAPTIVE, SEGMENTS), zeros,
+                     mask=n_mask & first)  # fmt: skip
     else:
         init_mask = n_mask  # the initial state's adjoints: the first segment's
-        params_at = grad_params_ptr  # SPLIT: rows (R, n_segments, N), summed on the host
+        params_at = grad_params_ptr  # SPLIT: rows (R, n_segments, N), summed by SUM_SEGMENTS
         row_stride = n_neurons
         if SPLIT == 2:
             init_mask = n_mask & (tl.full([BLOCK], segment, tl.int32) == 0)
@@ -820,6 +829,38 @@ def neuron_bwd_kernel(
         if ALPHA_GRAD_ROW >= 0:
             _store_param_grad(params_at + ALPHA_GRAD_ROW * row_stride, acc_alpha, n, n_mask,
                               BLOCK, PROGRAM_SUMS, PERIODIC_SUMS)  # fmt: skip
+        if SUM_SEGMENTS:  # the last of a neuron's segments to get here sums all of them
+            tl.debug_barrier()  # the program's rows stored before its counts (release)
+            counters = _counters(maps_ptr, n, n_neurons, ADAPTIVE, SEGMENTS)
+            done = tl.atomic_add(counters, zeros + 1.0, mask=n_mask, sem="acq_rel")
+            last = n_mask & (done == n_segments - 1)
+            for row in tl.static_range(5):  # rows 0..R-1, one a learned parameter
+                if (
+                    row == DECAY_V_GRAD_ROW or row == THRESHOLD_GRAD_ROW
+                    or row == DECAY_A_GRAD_ROW or row == BETA_GRAD_ROW or row == ALPHA_GRAD_ROW
+                ):  # fmt: skip
+                    _sum_segments(grad_params_ptr + row * row_stride, n, last, n_segments,
+                                  n_neurons)  # fmt: skip
+
+
+@triton.jit
+def _counters(maps_ptr, n, n_neurons, ADAPTIVE: tl.constexpr, SEGMENTS: tl.constexpr):
+    """``SUM_SEGMENTS``: each neuron's count of the segments done, float32, in the row after
+    the maps (``maps: (MAP_ROWS + 1, SEGMENTS, N)``, its first ``N``)."""
+    map_rows: tl.constexpr = 6 if ADAPTIVE else 2
+    return maps_ptr + tl.cast(map_rows * SEGMENTS, tl.int64) * n_neurons + n
+
+
+@triton.jit
+def _sum_segments(at, n, last, n_segments, n_neurons):
+    """Row ``at: (S, N)`` of per-segment sums summed over its ``n_segments`` segments into
+    its first, segment 0 first, for the neurons in ``last`` (read through L2: other programs
+    wrote them)."""
+    total = tl.load(at + n, mask=last, other=0.0, cache_modifier=".cg")
+    for s in range(1, n_segments):
+        total += tl.load(at + tl.cast(s, tl.int64) * n_neurons + n, mask=last, other=0.0,
+                         cache_modifier=".cg")  # fmt: skip
+    tl.store(at + n, total, mask=last)
 
 
 @triton.jit
