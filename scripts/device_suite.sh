@@ -63,10 +63,15 @@
 #   tune-shipped    each shipped pick at the long shapes against the same at lean 2 (every op,
 #                   fp32: backward, then the training forward paired with its winner, then
 #                   the inference forward; `--space shipped`, a few compiles a point)
+#   sum-segments-ab the segments' parameter sums in the kernel (SUM_SEGMENTS, 8c45742) against
+#                   a torch.sum after it, PLIF and ALIF at 512x8192 and 2048x4096, graphed and
+#                   checked against eager; then the long-sequence tests (segments) on the GPU
 #   alif16-ab       ALIF's backward at chunk 16 on one neuron a thread (128 on 4 warps, 256 on
 #                   8: no spill at levels 0 and 2, sass_count; 2 a thread spills but bf16 at
 #                   level 2, also timed) against
-#                   the table's chunk-8 pick: 1 B an element of checkpoints less (issue 15)
+#                   the table's chunk-8 pick: 1 B an element of checkpoints less (issue 15).
+#                   H100 at 4cc2270 (32x8388608 only): one a thread is 60-240x slower, two
+#                   a thread 2.311 ms fp32 / 1.365 bf16 against 2.220 / 1.367 (README)
 #   long65k-ab      LIF and PLIF fp32 at 1024x65536 (issue 13: 85% of copy; its bucket is
 #                   untuned, the table's pick is 512 on 4 warps, 128 programs): the pick
 #                   against 512-1024 programs at lean 2 with prefetch, 1 or 2 neurons a
@@ -162,6 +167,9 @@ plan() {  # plan STAGE: the stage's commands, one a line
       for op in $OPS; do
         echo "tune lean2_${op}_bwd_bfloat16 --ops $op --directions bwd --dtypes bfloat16 --shapes 8x1048576,32x1048576,128x1048576,8x8388608,32x8388608,128x4194304 --space micro"
       done ;;
+    sum-segments-ab)
+      echo "python3 scripts/segment_sums_ab.py \$OUT/segment_sums_ab.csv --ops plif,alif --shapes 512x8192,2048x4096"
+      echo "timeout 200 python3 -m pytest tests/test_long_sequences.py -q -n 8 -p no:cacheprovider" ;;
     alif16-ab)
       echo "python3 scripts/config_ab.py \$OUT/alif16_ab.csv --ops alif --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304 --configs table,128/2/8/32/pl2,128/2/16/32/pl2,128/4/16/32/p,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     fwd-lean-ab)
