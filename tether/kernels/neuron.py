@@ -63,8 +63,9 @@ programs, each a chain of T/S steps: time ~ 2*(T/S)*(s + s_b) + L while the GPU'
 last, for twice the backward's reads (the bytes matter only at large N). Learned
 parameters: each segment writes its own sums; with ``SUM_SEGMENTS`` the segment of a neuron
 that finishes last (a count a neuron in a row after the maps, zeroed by launch 1, taken with
-acquire-release atomics) adds them up, segment 0 first, into segment 0's row: no reduction
-kernel after the backward (one of four kernels of ALIF's call at 512x8192).
+acquire-release atomics) adds them up, all segments loaded at once and summed in a fixed
+order, into segment 0's row: no reduction kernel after the backward (one of four kernels of
+ALIF's call at 512x8192).
 
 Lean levels (``LEAN``: the same arithmetic on the state, fewer instructions a step). 1: tile
 offsets computed once (``rows * N + n``), the forward's output pointers advanced a step at a
@@ -833,14 +834,16 @@ def neuron_bwd_kernel(
             tl.debug_barrier()  # the program's rows stored before its counts (release)
             counters = _counters(maps_ptr, n, n_neurons, ADAPTIVE, SEGMENTS)
             done = tl.atomic_add(counters, zeros + 1.0, mask=n_mask, sem="acq_rel")
+            q = tl.arange(0, SEGMENTS)[:, None]  # every segment's sums in one load a row
+            offsets = q.to(tl.int64) * n_neurons + n[None, :]
             last = n_mask & (done == n_segments - 1)
+            in_tile = (q < n_segments) & last[None, :]
             for row in tl.static_range(5):  # rows 0..R-1, one a learned parameter
                 if (
                     row == DECAY_V_GRAD_ROW or row == THRESHOLD_GRAD_ROW
                     or row == DECAY_A_GRAD_ROW or row == BETA_GRAD_ROW or row == ALPHA_GRAD_ROW
                 ):  # fmt: skip
-                    _sum_segments(grad_params_ptr + row * row_stride, n, last, n_segments,
-                                  n_neurons)  # fmt: skip
+                    _sum_segments(grad_params_ptr + row * row_stride, offsets, in_tile, n, last)
 
 
 @triton.jit
@@ -852,15 +855,13 @@ def _counters(maps_ptr, n, n_neurons, ADAPTIVE: tl.constexpr, SEGMENTS: tl.const
 
 
 @triton.jit
-def _sum_segments(at, n, last, n_segments, n_neurons):
-    """Row ``at: (S, N)`` of per-segment sums summed over its ``n_segments`` segments into
-    its first, segment 0 first, for the neurons in ``last`` (read through L2: other programs
-    wrote them)."""
-    total = tl.load(at + n, mask=last, other=0.0, cache_modifier=".cg")
-    for s in range(1, n_segments):
-        total += tl.load(at + tl.cast(s, tl.int64) * n_neurons + n, mask=last, other=0.0,
-                         cache_modifier=".cg")  # fmt: skip
-    tl.store(at + n, total, mask=last)
+def _sum_segments(at, offsets, in_tile, n, last):
+    """Row ``at: (S, N)`` of per-segment sums summed over its segments into its first, for
+    the neurons in ``last``: the ``(SEGMENTS, BLOCK)`` tile at ``offsets`` where ``in_tile``,
+    loaded at once (not a round trip a segment) through L2 (other programs wrote it), summed
+    in a fixed order."""
+    tile = tl.load(at + offsets, mask=in_tile, other=0.0, cache_modifier=".cg")
+    tl.store(at + n, tl.sum(tile, axis=0), mask=last)
 
 
 @triton.jit
