@@ -38,14 +38,21 @@ def test_run_quick_writes_every_column_with_sane_values(quick_csv):
 
 
 def test_run_upserts_rows(quick_csv, tmp_path):
+    """Rows of the same key replaced, the others kept as written: a commit that looks like a
+    number (``5e63541``, ``0476401``) stays text (it was rewritten as ``inf``, ``476401``)."""
     copy = tmp_path / "again.csv"
-    copy.write_text(quick_csv.read_text())
+    frame = pd.read_csv(quick_csv)
+    frame["commit"] = ["5e63541", "0476401"] * (len(frame) // 2)
+    frame.to_csv(copy, index=False)
     result = runner.invoke(
         app, ["run", "--impls", "eager", "--ops", "lif", "--modes", "fwd",
               "--shapes", "3x256", "--out", str(copy)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert len(pd.read_csv(copy)) == len(pd.read_csv(quick_csv))
+    merged = pd.read_csv(copy, dtype={"commit": str})
+    assert len(merged) == len(frame)
+    kept = merged["commit"].isin(["5e63541", "0476401"])
+    assert kept.sum() == len(frame) - 1, merged["commit"].unique()
 
 
 def test_plot_writes_pngs(quick_csv, tmp_path):

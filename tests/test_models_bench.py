@@ -87,9 +87,10 @@ def test_peer_first_step_matches_tether(peer, quick_run):
 def test_upsert_replaces_rows_with_the_same_key(quick_run, tmp_path):
     out, rows = quick_run
     path = tmp_path / "models.csv"
-    models.upsert(path, rows)
+    models.upsert(path, [{**row, "commit": "5e63541"} for row in rows])  # text, not 5e63541.0
     merged = models.upsert(path, [{**rows[0], "ms": 123.0}])
     assert len(merged) == len(rows)
+    assert (merged["commit"] == "5e63541").sum() == len(rows) - 1
     assert merged[merged["ms"] == 123.0]["model"].tolist() == [rows[0]["model"]]
 
 

@@ -313,15 +313,14 @@ def export_sweeps(
 ) -> None:
     """Merge the winners of sweep CSVs into the winners table (what tune does at its end):
     for sweeps run where the table could not be written or brought back."""
-    import pandas as pd
-
+    from tether.benchmark.measure import read_csv
     from tether.benchmark.sweep import export_winners, winners
     from tether.tuning.table import TABLE_PATH
 
     for path in sweeps:
         if not path.exists():
             fail(f"{path}: no such file")
-        best = winners(pd.read_csv(path))
+        best = winners(read_csv(path))
         if best.empty:
             fail(f"{path}: no accepted tether rows to export")
         try:

@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tether.benchmark.measure import read_csv
 from tether.benchmark.runner import KEY, read_results
 
 GATED_SPEED = ("tether",)  # implementations whose slowdown fails the gate
@@ -145,7 +146,7 @@ def compare_models(baseline: pd.DataFrame, current: pd.DataFrame, tolerance: flo
 
 def gate_models(baseline: Path, current: Path, tolerance: float) -> bool:
     """``compare_models`` on two CSVs, printed; True when the gate passes."""
-    frames = [pd.read_csv(path) for path in (baseline, current)]
+    frames = [read_csv(path) for path in (baseline, current)]
     failures = compare_models(*frames, tolerance)
     for line in failures:
         print(f"model step regression: {line}")

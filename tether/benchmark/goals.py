@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tether.benchmark.measure import op_bytes
+from tether.benchmark.measure import op_bytes, read_csv
 from tether.tuning.space import DTYPES
 
 # (a measurement's key, the values read) of each kind of CSV
@@ -58,7 +58,7 @@ class Score:
 
 def read_csvs(folder: Path) -> dict[str, pd.DataFrame]:
     """Every CSV in ``folder``, by file name: read once, for every kind."""
-    return {path.name: pd.read_csv(path) for path in sorted(folder.glob("*.csv"))}
+    return {path.name: read_csv(path) for path in sorted(folder.glob("*.csv"))}
 
 
 def newest(csvs: dict[str, pd.DataFrame], kind: tuple[list[str], list[str]]) -> pd.DataFrame:

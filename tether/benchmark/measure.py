@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 import triton
 
@@ -104,6 +105,12 @@ def git_commit() -> str:
 
 
 FACT_COLUMNS = ["device", "torch", "triton", "commit", "kernel_hash", "timestamp"]  # run_facts
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A results CSV with ``FACT_COLUMNS`` kept as text: a commit such as ``5e63541`` or a
+    hash of digits is not a number (read as one, it was written back as ``inf``)."""
+    return pd.read_csv(path, dtype=dict.fromkeys(FACT_COLUMNS, str))
 
 
 def run_facts(device: torch.device) -> dict[str, str]:

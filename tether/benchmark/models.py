@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tether.benchmark.measure import FACT_COLUMNS, peak_memory_mb, run_facts
+from tether.benchmark.measure import FACT_COLUMNS, peak_memory_mb, read_csv, run_facts
 from tether.benchmark.model_zoo import (
     SHDMLP,
     Block,
@@ -621,7 +621,7 @@ def upsert(
     new = pd.DataFrame(rows, columns=columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        old = pd.read_csv(path)
+        old = read_csv(path)
         keys = set(map(tuple, new[key].astype(str).to_numpy()))
         keep = [tuple(r) not in keys for r in old[key].astype(str).to_numpy()]
         new = pd.concat([old[keep], new], ignore_index=True)[columns]
@@ -645,7 +645,7 @@ def plot_models(csv: Path, out_dir: Path) -> list[Path]:
 
     from tether.benchmark.plots import COLORS
 
-    frame = pd.read_csv(csv)
+    frame = read_csv(csv)
     frame = frame[frame["ok"].astype(bool) & frame["ms"].notna()]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -14,6 +14,7 @@ from tether.benchmark.measure import (
     copy_bandwidth_gbps,
     minimal_bytes,
     peak_memory_mb,
+    read_csv,
     run_facts,
     time_ms,
 )
@@ -132,7 +133,7 @@ def add_speedups(frame: pd.DataFrame) -> pd.DataFrame:
 def read_results(path: Path) -> pd.DataFrame:
     """Read a results CSV, or raise ValueError saying what is wrong with it."""
     try:
-        frame = pd.read_csv(path)
+        frame = read_csv(path)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
