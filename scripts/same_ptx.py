@@ -4,8 +4,10 @@ Compiles ``tether/kernels/neuron.py`` as it is at git revision ``REV`` and as it
 sm_90 (no GPU needed), over the ahead-of-time variants (every switch combination and every
 config the runtime can pick: ``tether.kernels.aot``), and compares the PTX with line and
 file information left out. A new constexpr switch (e.g. ``PREFETCH``) is compiled at its
-default (``--new-switches NAME=VALUE,...``), the value that must reproduce the old code; a
-new level of a switch (``LEAN`` 2) is left out (``--new-levels LEAN=1``: the old top level).
+default (``--new-switches NAME=VALUE,...``), the value that must reproduce the old code (a
+switch the old code has too is compiled at that value on both sides: an edit of the code
+under its other value); a new level of a switch (``LEAN`` 2) is left out (``--new-levels
+LEAN=1``: the old top level).
 
 Compiled as the runtime's JIT specializes the usual call (16-aligned pointers and N), so
 that vector widths and layouts are the GPU's. ``--restamp``: every winners-table entry
@@ -101,7 +103,7 @@ def main() -> int:
         seen.add(variant[0])
         direction = variant[1]
         try:
-            before = ptx(direction, kernels[direction], variant, {})
+            before = ptx(direction, kernels[direction], variant, extra)
         except CompilationError:  # no old code to compare (nor any entry that timed it)
             new.append(variant[0])
             continue
@@ -133,7 +135,7 @@ def main() -> int:
                     continue
                 if variant[0] not in seen:
                     seen.add(variant[0])
-                    same = ptx(direction, kernels[direction], variant, {}) == ptx(
+                    same = ptx(direction, kernels[direction], variant, extra) == ptx(
                         direction, aot.KERNELS[direction], variant, extra
                     )
                     if not same:

@@ -63,9 +63,10 @@ programs, each a chain of T/S steps: time ~ 2*(T/S)*(s + s_b) + L while the GPU'
 last, for twice the backward's reads (the bytes matter only at large N). Learned
 parameters: each segment writes its own sums; with ``SUM_SEGMENTS`` the segment of a neuron
 that finishes last (a count a neuron in a row after the maps, zeroed by launch 1, taken with
-acquire-release atomics) adds them up, all segments loaded at once and summed in a fixed
-order, into segment 0's row: no reduction kernel after the backward (one of four kernels of
-ALIF's call at 512x8192).
+acquire-release atomics) adds them up, every row's segments loaded at once (all rows before
+any store: a store between rows made one round trip a row) and summed in a fixed order, into
+segment 0's row: no reduction kernel after the backward (one of four kernels of ALIF's call
+at 512x8192).
 
 Lean levels (``LEAN``: the same arithmetic on the state, fewer instructions a step). 1: tile
 offsets computed once (``rows * N + n``), the forward's output pointers advanced a step at a
@@ -838,12 +839,17 @@ def neuron_bwd_kernel(
             offsets = q.to(tl.int64) * n_neurons + n[None, :]
             last = n_mask & (done == n_segments - 1)
             in_tile = (q < n_segments) & last[None, :]
-            for row in tl.static_range(5):  # rows 0..R-1, one a learned parameter
-                if (
-                    row == DECAY_V_GRAD_ROW or row == THRESHOLD_GRAD_ROW
-                    or row == DECAY_A_GRAD_ROW or row == BETA_GRAD_ROW or row == ALPHA_GRAD_ROW
-                ):  # fmt: skip
-                    _sum_segments(grad_params_ptr + row * row_stride, offsets, in_tile, n, last)
+            at = grad_params_ptr  # every row's tile loaded before the first store
+            sum_decay_v = _segment_sum(at, DECAY_V_GRAD_ROW, row_stride, offsets, in_tile)
+            sum_threshold = _segment_sum(at, THRESHOLD_GRAD_ROW, row_stride, offsets, in_tile)
+            sum_decay_a = _segment_sum(at, DECAY_A_GRAD_ROW, row_stride, offsets, in_tile)
+            sum_beta = _segment_sum(at, BETA_GRAD_ROW, row_stride, offsets, in_tile)
+            sum_alpha = _segment_sum(at, ALPHA_GRAD_ROW, row_stride, offsets, in_tile)
+            _store_row(at, DECAY_V_GRAD_ROW, row_stride, n, last, sum_decay_v)
+            _store_row(at, THRESHOLD_GRAD_ROW, row_stride, n, last, sum_threshold)
+            _store_row(at, DECAY_A_GRAD_ROW, row_stride, n, last, sum_decay_a)
+            _store_row(at, BETA_GRAD_ROW, row_stride, n, last, sum_beta)
+            _store_row(at, ALPHA_GRAD_ROW, row_stride, n, last, sum_alpha)
 
 
 @triton.jit
@@ -855,13 +861,23 @@ def _counters(maps_ptr, n, n_neurons, ADAPTIVE: tl.constexpr, SEGMENTS: tl.const
 
 
 @triton.jit
-def _sum_segments(at, offsets, in_tile, n, last):
-    """Row ``at: (S, N)`` of per-segment sums summed over its segments into its first, for
-    the neurons in ``last``: the ``(SEGMENTS, BLOCK)`` tile at ``offsets`` where ``in_tile``,
-    loaded at once (not a round trip a segment) through L2 (other programs wrote it), summed
-    in a fixed order."""
-    tile = tl.load(at + offsets, mask=in_tile, other=0.0, cache_modifier=".cg")
-    tl.store(at + n, tl.sum(tile, axis=0), mask=last)
+def _segment_sum(params_ptr, ROW: tl.constexpr, row_stride, offsets, in_tile):
+    """``SUM_SEGMENTS``: row ``ROW`` of ``params: (R, S, N)`` summed over its segments, the
+    ``(SEGMENTS, BLOCK)`` tile at ``offsets`` where ``in_tile``, loaded at once through L2
+    (other programs wrote it), summed in a fixed order: ``(BLOCK,)``; zeros if ``ROW < 0``."""
+    if ROW >= 0:
+        tile = tl.load(params_ptr + ROW * row_stride + offsets, mask=in_tile, other=0.0,
+                       cache_modifier=".cg")  # fmt: skip
+    else:
+        tile = tl.zeros(offsets.shape, tl.float32)
+    return tl.sum(tile, axis=0)
+
+
+@triton.jit
+def _store_row(params_ptr, ROW: tl.constexpr, row_stride, n, mask, values):
+    """``values: (BLOCK,)`` into segment 0's row ``ROW`` of ``params`` (none if ``ROW < 0``)."""
+    if ROW >= 0:
+        tl.store(params_ptr + ROW * row_stride + n, values, mask=mask)
 
 
 @triton.jit
