@@ -51,7 +51,8 @@ ADDRESS = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(.*?);")
 def switches(direction: str, op: str, config: KernelConfig, n_steps: int) -> dict:
     """The constexprs of ``direction`` for the benchmark's call of ``op`` (module docstring):
     a training forward saves for the backward and keeps no final state; a backward in
-    segments is counted in its second pass (``SPLIT=2``, the one that writes grad_x)."""
+    segments is counted in its second pass (``SPLIT=2``, the one that writes grad_x; with
+    learned parameters it sums the segments' rows, ``SUM_SEGMENTS``)."""
     neuron = NEURONS[op]
     even = n_steps % config.chunk == 0
     if direction == "fwd_train":
@@ -72,6 +73,7 @@ def switches(direction: str, op: str, config: KernelConfig, n_steps: int) -> dic
         HAS_GRAD_V_FINAL=False, HAS_GRAD_A_FINAL=False, V_STARTS_AT_ZERO=False,
         A_STARTS_AT_ZERO=False, EVEN_STEPS=config.lean >= 2 and even,
         SPLIT=2 if config.segments > 1 else 0,
+        SUM_SEGMENTS=neuron.learnable and config.segments > 1,  # as plans.backward_plan
     )  # fmt: skip
     return out
 
