@@ -17,7 +17,7 @@ import argparse
 
 import pandas as pd
 
-from tether.benchmark.measure import op_bytes
+from tether.benchmark.measure import op_bytes, read_csv
 from tether.tuning import table
 from tether.tuning.space import DTYPES
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("csv", nargs="+")
     parser.add_argument("--out")
     args = parser.parse_args()
-    frame = pd.concat([pd.read_csv(path) for path in args.csv], ignore_index=True)
+    frame = pd.concat([read_csv(path) for path in args.csv], ignore_index=True)
     rows = frame[(frame["mode"] == "fwdbwd") & frame["impl"].isin(["tether", "graphed"])]
     out = []
     for row in rows.to_dict("records"):
