@@ -56,6 +56,11 @@ _IO_POINTERS = {
 }  # fmt: skip
 
 
+def _learns(switches: dict) -> bool:
+    """Whether backward ``switches`` write any parameter gradient row."""
+    return any(switches[f"{name.upper()}_GRAD_ROW"] >= 0 for name in (*PARAMS, "alpha"))
+
+
 # When the kernel uses each optional pointer; the runtime passes x for an unused one
 # (``plans._ptr``), so it compiles with x's dtype: a branch the switches should compile away
 # but do not then fails to type-check, as it would on the GPU.
@@ -77,7 +82,7 @@ _USED_IF = {
     "grad_v_final_ptr": lambda c: c["HAS_GRAD_V_FINAL"],
     "grad_a_final_ptr": lambda c: c["HAS_GRAD_A_FINAL"],
     "grad_a_init_ptr": lambda c: c["ADAPTIVE"],
-    "grad_params_ptr": lambda c: any(c[f"{p.upper()}_GRAD_ROW"] >= 0 for p in (*PARAMS, "alpha")),
+    "grad_params_ptr": _learns,
     "maps_ptr": lambda c: c["SPLIT"] > 0,
     "offsets_ptr": lambda c: c.get("OFFSETS", True),  # max-pool's forward: out stands in
 }
@@ -212,11 +217,6 @@ def bwd_switches(neuron: NeuronDef, soft_reset: bool, detach: bool, surrogate: i
         PERIODIC_SUMS=tensors and i % 8 == 6,
         SUM_SEGMENTS=False,  # SPLIT 0 here: the split variants set it
     )
-
-
-def _learns(switches: dict) -> bool:
-    """Whether backward ``switches`` write any parameter gradient row."""
-    return any(value >= 0 for name, value in switches.items() if name.endswith("_GRAD_ROW"))
 
 
 Variant = tuple[str, str, torch.dtype, KernelConfig, dict]
