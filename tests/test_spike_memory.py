@@ -331,6 +331,54 @@ def test_other_tensors_untouched():
     assert memory.packed == 0
 
 
+@pytest.mark.parametrize("neuron", ["lif", "plif", "alif"])
+def test_own_saves_skip_the_hooks(device, neuron, monkeypatch):
+    """tether's own Functions (the neuron, ``tether.max_pool2d``) save without the hooks
+    (``apply_unhooked``): their saves have no 1-bit form; autograd keeps its own in-place
+    check on them. The spikes a layer saves still go through the hooks."""
+    net = Net(neuron).to(device)
+    memory = tether.spike_memory()
+    hooked = []
+    pack = memory._pack
+    monkeypatch.setattr(memory, "_pack", lambda t: hooked.append(t) or pack(t))
+    x = channels_last_input(torch.float32, device).requires_grad_()
+    with memory:
+        y = x * 1.0  # the neuron's input, a saved tensor of its node
+        s1 = net.n1(y)
+        pooled = tether.max_pool2d(s1.flatten(0, 1))
+    # only the module's own parameter transforms (PLIF's, ALIF's sigmoids) are hooked
+    storage = y.untyped_storage().data_ptr()
+    assert memory.packed == 0
+    assert not [t for t in hooked if t.untyped_storage().data_ptr() == storage]  # input
+    assert not [t for t in hooked if not t.is_floating_point()]  # packed spikes, offsets
+    before = len(hooked)
+    with memory:
+        out = net.conv(s1.flatten(0, 1))
+    assert memory.packed == 1 and len(hooked) == before + 2  # the spikes, the conv's weight
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (out.sum() + pooled.sum()).backward()
+
+
+def test_checkpoint_region_keeps_its_hooks(device):
+    """Inside ``torch.utils.checkpoint`` within spike memory the top hooks are the
+    checkpoint's: the neuron's saves go through them (recomputed), gradients unchanged."""
+    torch.manual_seed(0)
+    lif, linear = tether.LIF(stateful=False), nn.Linear(8, 3).to(device)
+    x = torch.randn(T, B, 8, device=device, requires_grad=True)
+    grads = []
+    for memory in (None, tether.spike_memory()):
+        linear.zero_grad()
+        x.grad = None
+        with memory or contextlib.nullcontext():
+            hidden = torch.utils.checkpoint.checkpoint(lif, x * 1.5, use_reentrant=False)
+            linear(hidden).sum().backward()
+        grads.append((x.grad.clone(), linear.weight.grad.clone()))
+    assert grads[0][0].abs().sum() > 0
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+
+
 def test_modified_spikes_are_saved_as_usual():
     """In place before the save (version moved): saved as usual, gradients those of the
     modified values."""

@@ -240,6 +240,26 @@ def _unpack(saved: object) -> torch.Tensor:
     return dense.as_strided(saved.size, saved.stride, saved.offset)
 
 
+def apply_unhooked(function: type[torch.autograd.Function], *args: object) -> object:
+    """``function.apply(*args)``, with spike memory's hooks set aside when they are the
+    active pair: for tether's own Functions (neurons, max-pooling), whose saves (inputs,
+    packed spikes, checkpoints, parameters, pooling offsets) have no 1-bit form. Autograd
+    saves them itself, with its own in-place check, and the step skips the two Python hook
+    calls a save would cost (14 of the 43 saves of a tiny cifar_conv step). A neuron whose
+    input is another neuron's spikes saves them in full."""
+    if torch.compiler.is_compiling() or not recording():
+        return function.apply(*args)  # compiled code: not traced into (no hooks there)
+    autograd = torch._C._autograd
+    top = autograd._top_saved_tensors_default_hooks(True)
+    if top is None or top[1] is not _unpack:  # not spike memory's pair: a checkpoint's
+        return function.apply(*args)
+    autograd._pop_saved_tensors_default_hooks()
+    try:
+        return function.apply(*args)
+    finally:
+        autograd._push_saved_tensors_default_hooks(*top)
+
+
 class spike_memory:
     """Store the spikes of tether neurons in 1 bit wherever autograd saves them (see the
     module docstring). ``with spike_memory(): loss = model(x)``, or ``spike_memory(model)``:

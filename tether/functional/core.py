@@ -39,7 +39,7 @@ from tether.functional.plans import (
     vector_length,
 )
 from tether.reference import NeuronOutput
-from tether.spike_memory import recording, register_spikes
+from tether.spike_memory import apply_unhooked, recording, register_spikes
 
 __all__ = [
     "GRAD_NAMES", "STATE_PARAMS", "NeuronFunction", "NeuronOutput", "NeuronSpec", "Param",
@@ -66,11 +66,12 @@ class NeuronFunction(torch.autograd.Function):
         """``apply(*args)``, but when autograd would record nothing (grad mode off, or no
         tensor input requires grad) the forward runs directly: same outputs, without
         autograd's per-call bookkeeping, which costs more host time than a small layer's
-        kernel. The modules call this."""
+        kernel; under ``tether.spike_memory`` its hooks skip the neuron's own saves
+        (``apply_unhooked``). The modules call this."""
         if torch.is_grad_enabled():
             for a in args:
                 if isinstance(a, torch.Tensor) and a.requires_grad:
-                    return cls.apply(*args)
+                    return apply_unhooked(cls, *args)
         return cls.forward(_InferenceContext(len(args)), *args)
 
 

@@ -15,6 +15,7 @@ from torch.autograd.function import once_differentiable
 
 from tether.functional.ops import uses_kernels
 from tether.kernels.pool import max_pool_backward, max_pool_forward
+from tether.spike_memory import apply_unhooked
 
 MAX_WINDOW = 256  # elements a window: its offsets are uint8
 
@@ -90,7 +91,7 @@ def max_pool2d(
         if not (contiguous or channels_last):
             x4 = x4.contiguous()
         if torch.is_grad_enabled() and x4.requires_grad:
-            out = MaxPool2dFunction.apply(x4, kernel, channels_last)
+            out = apply_unhooked(MaxPool2dFunction, x4, kernel, channels_last)
         else:
             out = max_pool_forward(x4, kernel, channels_last, offsets=False)[0]
     if four:
