@@ -24,6 +24,7 @@ time in segments (``space.in_segments``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -45,6 +46,7 @@ from tether.tuning.space import (
     default_config,
     default_for,
     next_pow2,
+    segments_for,
 )
 
 SCHEMA = 1
@@ -207,7 +209,11 @@ def planned(
     (fp32), gives way to that default: a winner over many neurons leaves a long sequence over
     few to a handful of serial walks (the H100's ALIF fp32 tuned at 32 x 2^23 and 128 x 2^22,
     looked up at 512x8192: 0.144 ms forward+backward against 0.079 for the segmented
-    default, ``bench_long_*.csv``)."""
+    default, ``bench_long_*.csv``). A winner in time segments (a long sequence over few
+    neurons) runs only where the default walks in segments too, in the call's number of
+    segments (``segments_for``, which every segmented entry has at its own bucket); elsewhere
+    the default runs (the H100's one ALIF fp32 backward entry, 512x8192 in 8 segments, looked
+    up at 1024x65536: 0.754 ms forward+backward against 0.527 for the default at 6531c2e)."""
     dtype_name = str(dtype).removeprefix("torch.")
     entry = nearest(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
     fill = n_neurons if gpu is not None else None
@@ -218,7 +224,13 @@ def planned(
     far = entry["n_bucket"] >= FAR_NEURONS * n_bucket(n_neurons)
     few = programs(config, n_neurons) < min(MIN_PROGRAMS, programs(default, n_neurons))
     filled = default != default_for(op, direction, dtype, n_steps, None, bwd)
-    return default if far and few and filled else config
+    if far and few and filled:
+        return default
+    if config.segments > 1:  # a long-sequence winner: where the default walks in segments,
+        if default.segments == 1:  # in as many as the call's shape takes
+            return default
+        return dataclasses.replace(config, segments=segments_for(n_steps, n_neurons, config.block))
+    return config
 
 
 @functools.cache
