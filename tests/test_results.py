@@ -110,6 +110,36 @@ def test_goals_score_the_newest_row_of_each_measurement(tmp_path):
     assert len(table) == 5 and own_model in table.index  # nothing scored without its rows
 
 
+def test_goals_pair_model_steps_within_one_run(tmp_path):
+    """A model step against another (tether / SpikingJelly, compiled / eager) is a ratio of
+    one run's rows, the newest run that has both: never the newest of each (a host-bound
+    step moves with the machine)."""
+    from tether.benchmark.goals import scores
+
+    def step(impl, compiled, ms, stamp):
+        return {"model": "cifar_conv", "neuron": "plif", "impl": impl, "compiled": compiled,
+                "dtype": "float32", "layout": "channels_last", "T": 8, "batch": 64,
+                "size": "full", "device": "GPU", "ms": ms, "peak_mem_mb": 100.0,
+                "commit": stamp[8:10], "timestamp": stamp}  # fmt: skip
+
+    gpu = tmp_path / "gpu"
+    gpu.mkdir()
+    both = "2026-12-01T00:00:00+00:00"
+    rows = [step("tether", False, 10.0, both), step("tether", True, 9.0, both),
+            step("spikingjelly", False, 12.0, both)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(gpu / "both.csv", index=False)
+    later = "2026-12-02T00:00:00+00:00"  # a slower host, compiled and SpikingJelly only
+    pd.DataFrame([step("tether", True, 11.0, later), step("spikingjelly", False, 13.0, later)]
+                 ).to_csv(gpu / "compiled_only.csv", index=False)  # fmt: skip
+    newest = "2026-12-03T00:00:00+00:00"  # eager tether alone
+    pd.DataFrame([step("tether", False, 9.5, newest)]).to_csv(gpu / "eager.csv", index=False)
+    table = scores(tmp_path).set_index("goal")
+    compiled = table.loc["cifar_conv step T=8 B=64 channels_last float32: tether compiled / eager"]
+    assert (compiled["value"], compiled["source"]) == (0.9, "both.csv")  # not 11.0 / 9.5
+    peer = table.loc["cifar_conv step T=8 B=64 channels_last float32: tether / SpikingJelly"]
+    assert (peer["value"], peer["source"]) == (round(10 / 12, 4), "both.csv")  # not 9.5 / 13
+
+
 def test_goals_cover_every_open_issue_on_the_committed_results():
     from tether.benchmark.goals import scores
 

@@ -4,7 +4,8 @@ Reads every CSV under ``results/<gpu>/`` whose columns are those of a benchmark 
 (``tether-bench run``: op, impl, mode, dtype, T, N, ms, ...), of the model benchmarks
 (``tether-bench models``: model, impl, compiled, ...), of the paired spike-memory steps or
 of the largest-batch search (``scripts/spike_memory_gpu.py``), keeps the newest row of each
-measurement (by ``timestamp``), and scores each goal: one row per goal, GPU and point with
+measurement (by ``timestamp``; a model step against another, the newest run that has both),
+and scores each goal: one row per goal, GPU and point with
 the value, the target, whether it is met, and the file and commit the value comes from.
 Where a goal has no committed row on a GPU there is no row: the table says what was
 measured, not what was not.
@@ -61,9 +62,9 @@ def read_csvs(folder: Path) -> dict[str, pd.DataFrame]:
     return {path.name: read_csv(path) for path in sorted(folder.glob("*.csv"))}
 
 
-def newest(csvs: dict[str, pd.DataFrame], kind: tuple[list[str], list[str]]) -> pd.DataFrame:
-    """The newest row of each measurement over the ``csvs`` of this ``kind`` (key and value
-    columns, a ``timestamp`` and a ``commit``), with the file's name as ``source``."""
+def every(csvs: dict[str, pd.DataFrame], kind: tuple[list[str], list[str]]) -> pd.DataFrame:
+    """Every row over the ``csvs`` of this ``kind`` (key and value columns, a ``timestamp``
+    and a ``commit``), oldest first, with the file's name as ``source``."""
     key, values = kind
     columns = [*key, *values, "timestamp", "commit"]
     frames = [
@@ -73,8 +74,24 @@ def newest(csvs: dict[str, pd.DataFrame], kind: tuple[list[str], list[str]]) -> 
     ]
     if not frames:
         return pd.DataFrame(columns=[*columns, "source"])
-    rows = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
-    return rows.drop_duplicates(key, keep="last").reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
+
+
+def newest(csvs: dict[str, pd.DataFrame], kind: tuple[list[str], list[str]]) -> pd.DataFrame:
+    """The newest row of each measurement (``every``)."""
+    rows = every(csvs, kind)
+    return rows.drop_duplicates(kind[0], keep="last").reset_index(drop=True)
+
+
+def _paired(rows: pd.DataFrame, first: str, second: str) -> tuple[pd.Series, pd.Series] | None:
+    """The rows of variants ``first`` and ``second`` from the newest run (one timestamp)
+    that has both, else None: a host-bound step moves with the machine, so a ratio of two
+    runs' steps says nothing."""
+    for _, run in reversed(list(rows.groupby("timestamp", sort=True))):
+        by_variant = {r["variant"]: r for _, r in run.iterrows()}
+        if first in by_variant and second in by_variant:
+            return by_variant[first], by_variant[second]
+    return None
 
 
 def _timings(
@@ -156,32 +173,35 @@ def bench_scores(bench: pd.DataFrame, device: str) -> Iterator[Score]:
 
 def model_scores(models: pd.DataFrame, device: str) -> Iterator[Score]:
     """Issues 11 (the conv net against SpikingJelly; compiled against eager) and 16 (peak
-    memory with spike memory against SpikingJelly) on model-benchmark rows."""
+    memory with spike memory against SpikingJelly) on model-benchmark rows (``every``):
+    each ratio of two rows of one run, the newest run that has both."""
     conv = models[(models["model"] == "cifar_conv") & (models["size"] == "full")]
     conv = conv[conv["ms"].notna()]
-    cells = ["compiled", "dtype", "layout", "T", "batch"]
-    for cell, rows in conv.groupby(cells):
-        by_impl = {r["impl"]: r for _, r in rows.iterrows()}
-        compiled, dtype, layout, n_steps, batch = cell
-        where = f"T={n_steps} B={batch} {layout} {dtype}" + (" compiled" if compiled else "")
-        tether, peer = by_impl.get("tether"), by_impl.get("spikingjelly")
-        if tether is not None and peer is not None:
-            yield Score(11, f"cifar_conv step {where}: tether / SpikingJelly", device,
-                        round(tether["ms"] / peer["ms"], 4), 1.0, True,
-                        tether["source"], str(tether["commit"]))  # fmt: skip
-        memory = by_impl.get("tether+spikemem")
-        if memory is not None and peer is not None:
-            yield Score(16, f"cifar_conv peak memory {where}: spike memory / SpikingJelly",
-                        device, round(memory["peak_mem_mb"] / peer["peak_mem_mb"], 4), 0.6,
-                        True, memory["source"], str(memory["commit"]))  # fmt: skip
-    eager = conv[(conv["impl"] == "tether") & ~conv["compiled"].astype(bool)]
-    compiled = conv[(conv["impl"] == "tether") & conv["compiled"].astype(bool)]
-    keys = ["dtype", "layout", "T", "batch"]
-    for _, row in compiled.merge(eager, on=keys, suffixes=("", "_eager")).iterrows():
-        where = f"T={row['T']} B={row['batch']} {row['layout']} {row['dtype']}"
-        yield Score(11, f"cifar_conv step {where}: tether compiled / eager", device,
-                    round(row["ms"] / row["ms_eager"], 4), 1.0, True, row["source"],
-                    str(row["commit"]))  # fmt: skip
+    compiled = conv["compiled"].astype(str).str.lower().isin(["true", "1"])
+    conv = conv.assign(variant=conv["impl"] + compiled.map({True: " compiled", False: ""}))
+    for cell, rows in conv.groupby(["dtype", "layout", "T", "batch"]):
+        dtype, layout, n_steps, batch = cell
+        where = f"T={n_steps} B={batch} {layout} {dtype}"
+        for suffix in ("", " compiled"):
+            pair = _paired(rows, "tether" + suffix, "spikingjelly" + suffix)
+            if pair is not None:
+                tether, peer = pair
+                yield Score(11, f"cifar_conv step {where}{suffix}: tether / SpikingJelly",
+                            device, round(tether["ms"] / peer["ms"], 4), 1.0, True,
+                            tether["source"], str(tether["commit"]))  # fmt: skip
+            pair = _paired(rows, "tether+spikemem" + suffix, "spikingjelly" + suffix)
+            if pair is not None:
+                memory, peer = pair
+                yield Score(16, f"cifar_conv peak memory {where}{suffix}: spike memory / "
+                            "SpikingJelly", device,
+                            round(memory["peak_mem_mb"] / peer["peak_mem_mb"], 4), 0.6, True,
+                            memory["source"], str(memory["commit"]))  # fmt: skip
+        pair = _paired(rows, "tether compiled", "tether")
+        if pair is not None:
+            row, eager = pair
+            yield Score(11, f"cifar_conv step {where}: tether compiled / eager", device,
+                        round(row["ms"] / eager["ms"], 4), 1.0, True, row["source"],
+                        str(row["commit"]))  # fmt: skip
 
 
 def memory_scores(paired: pd.DataFrame, batch: pd.DataFrame, device: str) -> Iterator[Score]:
@@ -230,7 +250,7 @@ def scores(results: Path) -> pd.DataFrame:
         found = [
             *bench_scores(bench, device),
             *host_scores(bench, device),
-            *model_scores(newest(csvs, MODELS), device),
+            *model_scores(every(csvs, MODELS), device),
             *memory_scores(newest(csvs, PAIRED), newest(csvs, BATCH), device),
         ]
         out += [score.__dict__ | {"met": score.met} for score in found]
