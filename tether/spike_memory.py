@@ -43,6 +43,9 @@ Behaviour:
 - Only one pair of saved-tensor hooks is active at a time: inside ``spike_memory``, an
   enclosing ``save_on_cpu`` does not apply; a ``torch.utils.checkpoint`` region inside it
   uses checkpoint's hooks.
+- tether's own Functions (neurons, ``tether.max_pool2d``) save without the hooks
+  (``apply_unhooked``): nothing they save is spikes to pack but their input, which is
+  then saved in full (a neuron fed another neuron's spikes).
 """
 
 from __future__ import annotations
