@@ -193,6 +193,11 @@ def test_a_winner_in_segments_runs_only_where_the_default_walks_in_segments():
     assert space.default_for("alif", "bwd", dtype, 2048, 4096).segments == 16
     found = table.planned([tuned], gpu, "alif", "bwd", dtype, 2048, 4096)
     assert found == KernelConfig(**{**config, "segments": 16})
+    # ... unless the winner's block leaves too many programs to split: 512 of 64 neurons
+    # at 256x32768, where the default walks 128-neuron programs in 4 segments
+    default = space.default_for("alif", "bwd", dtype, 256, 32768)
+    assert (default.block, default.segments) == (128, 4)
+    assert table.planned([tuned], gpu, "alif", "bwd", dtype, 256, 32768) == default
 
 
 def test_unknown_gpu_and_cpu_fall_back_to_the_default():

@@ -210,9 +210,9 @@ def planned(
     few to a handful of serial walks (the H100's ALIF fp32 tuned at 32 x 2^23 and 128 x 2^22,
     looked up at 512x8192: 0.144 ms forward+backward against 0.079 for the segmented
     default, ``bench_long_*.csv``). A winner in time segments (a long sequence over few
-    neurons) runs only where the default walks in segments too, in the call's number of
-    segments (``segments_for``, which every segmented entry has at its own bucket); elsewhere
-    the default runs (the H100's one ALIF fp32 backward entry, 512x8192 in 8 segments, looked
+    neurons) runs only where the default and the winner's block both walk in segments
+    (``segments_for``), in the call's number of segments (which every segmented entry has at
+    its own bucket); elsewhere the default runs (the H100's one ALIF fp32 backward entry, 512x8192 in 8 segments, looked
     up at 1024x65536: 0.754 ms forward+backward against 0.527 for the default at 6531c2e)."""
     dtype_name = str(dtype).removeprefix("torch.")
     entry = nearest(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
@@ -227,9 +227,10 @@ def planned(
     if far and few and filled:
         return default
     if config.segments > 1:  # a long-sequence winner: where the default walks in segments,
-        if default.segments == 1:  # in as many as the call's shape takes
+        segments = segments_for(n_steps, n_neurons, config.block)  # in as many as T, N take
+        if default.segments == 1 or segments == 1:
             return default
-        return dataclasses.replace(config, segments=segments_for(n_steps, n_neurons, config.block))
+        return dataclasses.replace(config, segments=segments)
     return config
 
 
