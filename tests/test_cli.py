@@ -161,6 +161,10 @@ def test_export_merges_sweep_winners_into_a_table(sweep_csv, tmp_path):
         ("NVIDIA H100 80GB HBM3", "9.0", kernel_hash("fwd"))
     }
     assert all(e["ms"] <= e["default_ms"] for e in entries)
+    # what the export moved: the nearest entry of buckets nobody timed (sweep.table_moves)
+    moved = [line for line in result.output.splitlines() if "calls moved" in line]
+    assert moved[0].strip().startswith("NVIDIA H100 80GB HBM3 lif fwd float32: ")
+    assert int(moved[-1].split()[0]) >= 24  # at least the tuned buckets themselves
 
 
 def test_export_refuses_sweeps_of_another_kernel(sweep_csv, tmp_path):

@@ -200,6 +200,23 @@ def test_a_winner_in_segments_runs_only_where_the_default_walks_in_segments():
     assert table.planned([tuned], gpu, "alif", "bwd", dtype, 256, 32768) == default
 
 
+def test_table_moves_lists_the_calls_a_table_change_moves():
+    from tether.benchmark.sweep import N_BUCKETS, T_BUCKETS, moves_report, table_moves
+
+    config = {**CONFIG, "block": 64, "num_warps": 1, "chunk": 16, "pack_bits": 32,
+              "prefetch": True, "lean": 2, "segments": 8}  # fmt: skip
+    tuned = entry(op="alif", direction="bwd", t_bucket=512, n_bucket=8192, config=config)
+    moved = list(table_moves([], [tuned]))
+    assert moved and {m[:4] for m in moved} == {(tuned["gpu"], "alif", "bwd", "float32")}
+    for *_, n_steps, _, was, now in moved:  # segmented calls only, now at lean 2
+        assert n_steps >= 256 and was.segments > 1 and now.segments > 1 and now.lean == 2
+    assert (512, 8192) in {(m[4], m[5]) for m in moved}
+    report = moves_report(moved)
+    total = len(T_BUCKETS) * len(N_BUCKETS)
+    assert report[0].endswith(f"bwd float32: {len(moved)} of {total} calls moved")
+    assert report[-1] == f"{len(moved)} calls moved" and moves_report([]) == ["no call moved"]
+
+
 def test_unknown_gpu_and_cpu_fall_back_to_the_default():
     cpu = torch.device("cpu")
     for direction in ("fwd", "bwd"):

@@ -256,7 +256,7 @@ def tune(
 
     from tether.benchmark.measure import device_name
     from tether.benchmark.runner import RESULTS
-    from tether.benchmark.sweep import SHIPPED, export_winners, sweep, winners
+    from tether.benchmark.sweep import SHIPPED, export_winners, runtime_entries, sweep, winners
     from tether.tuning.space import DIRECTIONS, DTYPES, SPACE_SIZES
 
     if not torch.cuda.is_available():
@@ -276,6 +276,7 @@ def tune(
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = []
     exported = 0
+    before = runtime_entries() if export else []
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("tuning", total=None)
@@ -301,6 +302,18 @@ def tune(
         )
     if export:
         typer.echo(f"exported {exported} winners into the table")
+        keys = {(r["device"], r["op"], r["dtype"]) for _, r in best.iterrows()}
+        _echo_moves(before, runtime_entries(), keys)
+
+
+def _echo_moves(before: list[dict], after: list[dict], keys: set | None = None) -> None:
+    """Print the calls an export moved (``sweep.table_moves``): a winner is the nearest
+    entry of buckets nobody timed."""
+    from tether.benchmark.sweep import moves_report, table_moves
+
+    for line in moves_report(table_moves(before, after, keys)):
+        typer.echo(f"  {line}")
+    typer.echo("  (python scripts/table_moves.py OLD.json --all lists them)")
 
 
 @app.command(name="export")
@@ -314,9 +327,10 @@ def export_sweeps(
     """Merge the winners of sweep CSVs into the winners table (what tune does at its end):
     for sweeps run where the table could not be written or brought back."""
     from tether.benchmark.measure import read_csv
-    from tether.benchmark.sweep import export_winners, winners
+    from tether.benchmark.sweep import export_winners, runtime_entries, winners
     from tether.tuning.table import TABLE_PATH
 
+    before, keys = runtime_entries(table or TABLE_PATH), set()
     for path in sweeps:
         if not path.exists():
             fail(f"{path}: no such file")
@@ -328,6 +342,8 @@ def export_sweeps(
         except ValueError as err:
             fail(f"{path}: {err}")
         typer.echo(f"{path}: exported {len(fresh)} winners")
+        keys |= {(e["gpu"], e["op"], e["dtype"]) for e in fresh}
+    _echo_moves(before, runtime_entries(table or TABLE_PATH), keys)
 
 
 @app.command()

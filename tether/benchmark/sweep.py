@@ -19,9 +19,10 @@ backward.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -235,3 +236,53 @@ def export_winners(
     entries.sort(key=key)
     path.write_text(json.dumps({"schema": SCHEMA, "entries": entries}, indent=1) + "\n")
     return fresh
+
+
+# The (T, N) buckets ``table_moves`` walks: T = 2^0..2^12, N = 2^10..2^26.
+T_BUCKETS = [2**k for k in range(13)]
+N_BUCKETS = [2**k for k in range(10, 27)]
+
+
+def runtime_entries(path: Path | str | None = None) -> list[dict]:
+    """The entries of the table at ``path`` (None: the shipped one) that the runtime reads
+    (``gpu_entries``: the current code's), every GPU's."""
+    entries = load_table(path)
+    gpus = sorted({f"{e['gpu']}|{e['capability']}" for e in entries})
+    return [e for gpu in gpus for e in gpu_entries(gpu, entries)[1]]
+
+
+def table_moves(
+    old: list[dict], new: list[dict], keys: set[tuple[str, str, str]] | None = None
+) -> Iterator[tuple]:
+    """(gpu, op, direction, dtype, T, N, old config, new config) for each call whose config
+    differs between the tables: every (gpu, op, dtype) of either (or of ``keys``), direction
+    (bwd, then fwd_train on that backward's layout, and fwd), over ``T_BUCKETS`` x
+    ``N_BUCKETS``. A tune's winners become the nearest entries of buckets nobody timed."""
+    found = {(e["gpu"], e["op"], e["dtype"]) for e in old + new}
+    for gpu, op, dtype_name in sorted(found if keys is None else found & keys):
+        dtype = DTYPES[dtype_name]
+        for n_steps in T_BUCKETS:
+            for n_neurons in N_BUCKETS:
+                plans = []
+                for entries in (old, new):
+                    bwd = planned(entries, gpu, op, "bwd", dtype, n_steps, n_neurons)
+                    fwd_train = planned(entries, gpu, op, "fwd_train", dtype, n_steps, n_neurons,
+                                        bwd)  # fmt: skip
+                    fwd = planned(entries, gpu, op, "fwd", dtype, n_steps, n_neurons)
+                    plans.append({"bwd": bwd, "fwd_train": fwd_train, "fwd": fwd})
+                for direction, was in plans[0].items():
+                    now = plans[1][direction]
+                    if was != now:
+                        yield gpu, op, direction, dtype_name, n_steps, n_neurons, was, now
+
+
+def moves_report(moved: Iterable[tuple]) -> list[str]:
+    """A line per (gpu, op, direction, dtype) with the count of ``table_moves`` rows, then
+    the total."""
+    counts = collections.Counter(tuple(m[:4]) for m in moved)
+    total = len(T_BUCKETS) * len(N_BUCKETS)
+    lines = [
+        f"{gpu} {op} {direction} {dtype}: {count} of {total} calls moved"
+        for (gpu, op, direction, dtype), count in sorted(counts.items())
+    ]
+    return [*lines, f"{sum(counts.values())} calls moved" if counts else "no call moved"]
