@@ -258,6 +258,7 @@ def tune(
     from tether.benchmark.runner import RESULTS
     from tether.benchmark.sweep import SHIPPED, export_winners, runtime_entries, sweep, winners
     from tether.tuning.space import DIRECTIONS, DTYPES, SPACE_SIZES
+    from tether.tuning.table import TABLE_PATH
 
     if not torch.cuda.is_available():
         fail("tune needs a GPU: it times kernels on the GPU at hand")
@@ -276,7 +277,7 @@ def tune(
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = []
     exported = 0
-    before = runtime_entries() if export else []
+    before = runtime_entries(TABLE_PATH) if export else []  # the file export writes
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("tuning", total=None)
@@ -303,7 +304,7 @@ def tune(
     if export:
         typer.echo(f"exported {exported} winners into the table")
         keys = {(r["device"], r["op"], r["dtype"]) for _, r in best.iterrows()}
-        _echo_moves(before, runtime_entries(), keys)
+        _echo_moves(before, runtime_entries(TABLE_PATH), keys)
 
 
 def _echo_moves(before: list[dict], after: list[dict], keys: set | None = None) -> None:
