@@ -72,6 +72,13 @@
 #                   the table's chunk-8 pick: 1 B an element of checkpoints less (issue 15).
 #                   H100 at 4cc2270 (32x8388608 only): one a thread is 60-240x slower, two
 #                   a thread 2.311 ms fp32 / 1.365 bf16 against 2.220 / 1.367 (README)
+#   table-ab        a winners-table change, graphed, at the calls it moves (issue 13; the
+#                   segmented-winner rule of 1fbce2b/498c666 and the ALIF entries at 512x8192):
+#                   every op fp32 under TETHER_WINNERS=$OLD_WINNERS (put the old table in the
+#                   tree: `git show REV:tether/tuning/winners.json > old_winners.json`), then
+#                   under the shipped table, alternated twice (scripts/table_moves.py --all
+#                   lists the moved calls); then the rule's own move at LIF and PLIF 2048x8192
+#                   (8 segments from the shape, 16 before from 2048x4096's entry; config_ab.py)
 #   long65k-ab      LIF and PLIF fp32 at 1024x65536 (issue 13: 85% of copy; its bucket is
 #                   untuned, the table's pick is 512 on 4 warps, 128 programs): the pick
 #                   against 512-1024 programs at lean 2 with prefetch, 1 or 2 neurons a
@@ -174,6 +181,13 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 scripts/config_ab.py \$OUT/alif16_ab.csv --ops alif --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304 --configs table,128/2/8/32/pl2,128/2/16/32/pl2,128/4/16/32/p,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     fwd-lean-ab)
       echo "python3 scripts/lean_ab.py \$OUT/fwd_lean_ab.csv --levels 0,1 --forward --modes fwd,fwdbwd --dtypes float32,bfloat16 --shapes 32x8388608,128x4194304,8x8388608" ;;
+    table-ab)
+      for round in 1 2; do
+        for table in "\${OLD_WINNERS:?set OLD_WINNERS}" tether/tuning/winners.json; do
+          echo "TETHER_WINNERS=$table python3 bench.py run --ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384 --out \$OUT/table_ab_\$(basename $table .json)_$round.csv"
+        done
+      done
+      echo "python3 scripts/config_ab.py \$OUT/segments_rule_ab.csv --ops lif,plif --dtypes float32 --shapes 2048x8192 --configs table,64/1/16/32/pl2s16" ;;
     long65k-ab)
       echo "python3 scripts/config_ab.py \$OUT/long65k_ab.csv --ops lif,plif --dtypes float32 --shapes 1024x65536 --configs table,128/2/16/32/pl2,64/1/16/32/pl2,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     program-sums-ab)
