@@ -212,8 +212,9 @@ def planned(
     default, ``bench_long_*.csv``). A winner in time segments (a long sequence over few
     neurons) runs only where the default and the winner's block both walk in segments
     (``segments_for``), in the call's number of segments (which every segmented entry has at
-    its own bucket); elsewhere the default runs (the H100's one ALIF fp32 backward entry, 512x8192 in 8 segments, looked
-    up at 1024x65536: 0.754 ms forward+backward against 0.527 for the default at 6531c2e)."""
+    its own bucket); elsewhere the default runs (the H100's one ALIF fp32 backward entry,
+    512x8192 in 8 segments, looked up at 1024x65536: 0.754 ms forward+backward against 0.527
+    for the default at 6531c2e)."""
     dtype_name = str(dtype).removeprefix("torch.")
     entry = nearest(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
     fill = n_neurons if gpu is not None else None
