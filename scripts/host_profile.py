@@ -22,15 +22,17 @@ import torch
 from tether.functional import LIFSubFunction, PLIFSubFunction, core
 
 
-def make_call(op: str, mode: str, n_steps: int, n_neurons: int):
-    x = torch.randn(n_steps, n_neurons, device="cuda", requires_grad=mode == "fwdbwd")
+def make_call(op: str, mode: str, n_steps: int, n_neurons: int, device: str = "cuda"):
+    """One eager LIF or PLIF call (Arctan, hard reset, detached; PLIF's parameters learned)
+    on ``(n_steps, n_neurons)``: ``mode`` fwd under ``no_grad``, fwdbwd with ``autograd.grad``."""
+    x = torch.randn(n_steps, n_neurons, device=device, requires_grad=mode == "fwdbwd")
     g = torch.randn_like(x)
     if op == "lif":
         args = (x, None, 0.9, 1.0, 2.0, 0, False, True, False, 1, False)
         function, leaves = LIFSubFunction, [x]
     else:
-        decay = torch.full((n_neurons,), 0.9, device="cuda", requires_grad=True)
-        threshold = torch.ones(n_neurons, device="cuda", requires_grad=True)
+        decay = torch.full((n_neurons,), 0.9, device=device, requires_grad=True)
+        threshold = torch.ones(n_neurons, device=device, requires_grad=True)
         args = (x, None, decay, threshold, 2.0, 0, False, True, False, 1, False)
         function, leaves = PLIFSubFunction, [x, decay, threshold]
     if mode == "fwd":

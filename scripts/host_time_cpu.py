@@ -30,11 +30,12 @@ os.environ["TRITON_INTERPRET"] = "1"  # CPU tensors take the kernel path
 
 import torch  # noqa: E402
 
-from tether.functional import LIFSubFunction, PLIFSubFunction, plans  # noqa: E402
+from tether.functional import plans  # noqa: E402
 from tether.kernels import launch, pool, unpack  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from host_breakdown import _Floor11  # noqa: E402
+from host_profile import make_call  # noqa: E402
 
 CALLS = 2000
 REPEATS = 7
@@ -71,33 +72,6 @@ def stub_launches() -> None:
         launcher.kernel = _StubKernel(launcher.kernel)
 
 
-def make_call(op: str, mode: str, n_steps: int, n_neurons: int):
-    """One eager call as ``scripts/host_profile.py`` makes it."""
-    x = torch.randn(n_steps, n_neurons, requires_grad=mode == "fwdbwd")
-    g = torch.randn_like(x)
-    if op == "lif":
-        args = (x, None, 0.9, 1.0, 2.0, 0, False, True, False, 1, False)
-        function, leaves = LIFSubFunction, [x]
-    else:
-        decay = torch.full((n_neurons,), 0.9, requires_grad=True)
-        threshold = torch.ones(n_neurons, requires_grad=True)
-        args = (x, None, decay, threshold, 2.0, 0, False, True, False, 1, False)
-        function, leaves = PLIFSubFunction, [x, decay, threshold]
-    if mode == "fwd":
-
-        def call() -> None:
-            with torch.no_grad():
-                function.call(*args)
-
-    else:
-
-        def call() -> None:
-            spikes = function.call(*args)[0]
-            torch.autograd.grad(spikes, leaves, g)
-
-    return call
-
-
 def floor_call(n_steps: int, n_neurons: int):
     """PyTorch's own floor of a LIF fwdbwd call: a no-op Function with its eleven
     arguments, ten saves and outputs (``host_breakdown._Floor11``)."""
@@ -127,12 +101,12 @@ def main(profile: bool) -> None:
     for op in ("lif", "plif"):
         for mode in ("fwd", "fwdbwd"):
             for n_neurons in (1024, 2**20):
-                us = per_call_us(make_call(op, mode, 8, n_neurons))
+                us = per_call_us(make_call(op, mode, 8, n_neurons, "cpu"))
                 print(f"{op},{mode},8,{n_neurons},{us:.1f}", flush=True)
     for n_neurons in (1024, 2**20):
         print(f"torch_floor,fwdbwd,8,{n_neurons},{per_call_us(floor_call(8, n_neurons)):.1f}")
     if profile:
-        call = make_call("lif", "fwdbwd", 8, 1024)
+        call = make_call("lif", "fwdbwd", 8, 1024, "cpu")
         call()
         profiler = cProfile.Profile()
         profiler.enable()
