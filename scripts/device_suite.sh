@@ -79,6 +79,11 @@
 #                   under the shipped table, alternated twice (scripts/table_moves.py --all
 #                   lists the moved calls); then the rule's own move at LIF and PLIF 2048x8192
 #                   (8 segments from the shape, 16 before from 2048x4096's entry; config_ab.py)
+#   tree-ab         an older tree against this one, alternated twice: table-ab's graphed calls,
+#                   then spike memory's paired cifar_conv steps (scripts/spike_memory_gpu.py
+#                   --steps-only, this tree's script on either tether). Put the old tree in
+#                   the copy first (`git archive REV | tar -x -C old_tree`, untracked; the
+#                   copy has no .git) and name it: OLD_TREE=old_tree OLD_COMMIT=REV
 #   long65k-ab      LIF and PLIF fp32 at 1024x65536 (issue 13: 85% of copy; its bucket is
 #                   untuned, the table's pick is 512 on 4 warps, 128 programs): the pick
 #                   against 512-1024 programs at lean 2 with prefetch, 1 or 2 neurons a
@@ -188,6 +193,19 @@ plan() {  # plan STAGE: the stage's commands, one a line
         done
       done
       echo "python3 scripts/config_ab.py \$OUT/segments_rule_ab.csv --ops lif,plif --dtypes float32 --shapes 2048x8192 --configs table,64/1/16/32/pl2s16" ;;
+    tree-ab)
+      local old='(cd "${OLD_TREE:?set OLD_TREE}" && PYTHONPATH=/tmp/site:$PWD TETHER_COMMIT=${OLD_COMMIT:?set OLD_COMMIT}'
+      local shapes="--ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384"
+      local steps="--steps-only --impls tether,tether+spikemem"
+      echo "$old python3 -c 'import tether; print(\"old tree:\", tether.__file__)')"
+      for round in 1 2; do
+        echo "$old python3 bench.py run $shapes --out \$OUT/tree_ab_\${OLD_COMMIT}_$round.csv)"
+        echo "python3 bench.py run $shapes --out \$OUT/tree_ab_\${TETHER_COMMIT}_$round.csv"
+      done
+      for round in 1 2; do
+        echo "$old python3 \$OLDPWD/scripts/spike_memory_gpu.py $steps --out \$OUT/tree_ab_sm_\${OLD_COMMIT}_$round)"
+        echo "python3 scripts/spike_memory_gpu.py $steps --out \$OUT/tree_ab_sm_\${TETHER_COMMIT}_$round"
+      done ;;
     long65k-ab)
       echo "python3 scripts/config_ab.py \$OUT/long65k_ab.csv --ops lif,plif --dtypes float32 --shapes 1024x65536 --configs table,128/2/16/32/pl2,64/1/16/32/pl2,128/4/16/32/pl2,256/8/16/32/pl2" ;;
     program-sums-ab)

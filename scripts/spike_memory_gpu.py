@@ -16,7 +16,8 @@ on a GPU (about 5 minutes on an H100), ``--quick`` on a CPU (tiny model, seconds
    they are within the resolution. Batches are capped where the first activation
    ``T*B*64*32*32`` would pass 2^31 elements (int32 indexing in peers' kernels).
 ``--quick``: the tiny model on the CPU, where nothing runs out of memory: batches above
-``QUICK_LIMIT`` count as not fitting, so that the search itself runs.
+``QUICK_LIMIT`` count as not fitting, so that the search itself runs. ``--steps-only``: part 1
+alone (``device_suite.sh tree-ab`` runs it against an older tree's tether).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=300.0, help="for the whole script")
     parser.add_argument("--impls", default=",".join(IMPLS))
     parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--steps-only", action="store_true", help="no largest-batch search")
     args = parser.parse_args()
     start_s = time.perf_counter()
     device = torch.device("cpu" if args.quick else "cuda")
@@ -149,7 +151,7 @@ def main() -> None:
         paired.to_csv(args.out / "spike_memory_paired.csv", index=False, float_format="%.6g")
 
     # 2. the largest batch, the time left shared between the searches
-    searches = [(impl, dtype) for dtype in dtypes for impl in impls]
+    searches = [] if args.steps_only else [(impl, dtype) for dtype in dtypes for impl in impls]
     total_mb = (
         torch.cuda.get_device_properties(device).total_memory / 2**20
         if device.type == "cuda"
@@ -172,7 +174,7 @@ def main() -> None:
     for dtype in dtypes:
         by = steps[steps["dtype"] == dtype].set_index("impl")
         best = {r["impl"]: r["max_batch"] for r in found if r["dtype"] == dtype}
-        if {"tether", "tether+spikemem", "spikingjelly"} <= set(by.index):
+        if found and {"tether", "tether+spikemem", "spikingjelly"} <= set(by.index):
             mem, plain, sj = (by.loc[i] for i in ("tether+spikemem", "tether", "spikingjelly"))
             cost = paired[(paired["dtype"] == dtype) & (paired["impl"] == "tether+spikemem")]
             cost = list(cost["vs_tether"])
@@ -180,7 +182,8 @@ def main() -> None:
                   f"step spikemem/tether {cost[0] if cost else mem.ms / plain.ms:.3f} (goal <= 1.05), largest batch "
                   f"spikemem/SJ {best.get('tether+spikemem', 0) / max(best.get('spikingjelly', 0), 1):.2f}"
                   " (goal >= 1.5)")  # fmt: skip
-    print(f"wrote {args.out / 'spike_memory_steps.csv'} and {args.out / 'spike_memory_max_batch.csv'}"
+    written = ["spike_memory_steps.csv"] + ["spike_memory_max_batch.csv"] * bool(found)
+    print(f"wrote {', '.join(str(args.out / name) for name in written)}"
           f" in {time.perf_counter() - start_s:.0f} s")  # fmt: skip
 
 
