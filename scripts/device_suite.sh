@@ -79,8 +79,10 @@
 #                   under the shipped table, alternated twice (scripts/table_moves.py --all
 #                   lists the moved calls); then the rule's own move at LIF and PLIF 2048x8192
 #                   (8 segments from the shape, 16 before from 2048x4096's entry; config_ab.py)
-#   tree-ab         an older tree against this one, alternated twice: table-ab's graphed calls,
-#                   then spike memory's paired cifar_conv steps (scripts/spike_memory_gpu.py
+#   tree-ab         an older tree against this one, alternated twice: table-ab's graphed calls
+#                   and two short ones (8x4096, 64x8192: 7e22200 -> 7ff1975 moves 263 calls, 204
+#                   of them the H200's, most at T <= 128 and N <= 8192), then spike memory's
+#                   paired cifar_conv steps (scripts/spike_memory_gpu.py
 #                   --steps-only, this tree's script on either tether). Put the old tree in
 #                   the copy first (`git archive REV | tar -x -C old_tree`, untracked; the
 #                   copy has no .git) and name it: OLD_TREE=old_tree OLD_COMMIT=REV
@@ -195,7 +197,7 @@ plan() {  # plan STAGE: the stage's commands, one a line
       echo "python3 scripts/config_ab.py \$OUT/segments_rule_ab.csv --ops lif,plif --dtypes float32 --shapes 2048x8192 --configs table,64/1/16/32/pl2s16" ;;
     tree-ab)
       local old='(cd "${OLD_TREE:?set OLD_TREE}" && PYTHONPATH=/tmp/site:$PWD TETHER_COMMIT=${OLD_COMMIT:?set OLD_COMMIT}'
-      local shapes="--ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384"
+      local shapes="--ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384,8x4096,64x8192"
       local steps="--steps-only --impls tether,tether+spikemem"
       echo "$old python3 -c 'import tether; print(\"old tree:\", tether.__file__)')"
       for round in 1 2; do
