@@ -160,6 +160,9 @@ def test_planned_is_the_nearest_entry_else_the_default_filled_to_a_gpu_only():
     assert table.planned([], None, "plif", "fwd", dtype, 500, 8192) == space.default_config(
         "fwd", dtype, "plif", 500
     )
+    key = f"{gpu}|{tuned['capability']}"  # gpu_entries' argument, not planned's
+    with pytest.raises(ValueError, match="gpu must be the GPU's name"):
+        table.planned([tuned], key, "lif", "fwd", dtype, 500, 8192)
 
 
 def test_a_winner_over_many_neurons_does_not_underfill_a_call_over_few():

@@ -215,6 +215,8 @@ def planned(
     its own bucket); elsewhere the default runs (the H100's one ALIF fp32 backward entry,
     512x8192 in 8 segments, looked up at 1024x65536: 0.754 ms forward+backward against 0.527
     for the default at 6531c2e)."""
+    if gpu is not None and "|" in gpu:  # a key matches no entry's name: silently the default
+        raise ValueError(f"gpu must be the GPU's name (gpu_entries(key)[0]), got the key {gpu!r}")
     dtype_name = str(dtype).removeprefix("torch.")
     entry = nearest(entries, gpu, op, direction, dtype_name, n_steps, n_neurons, bwd)
     fill = n_neurons if gpu is not None else None
