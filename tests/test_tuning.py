@@ -220,6 +220,25 @@ def test_table_moves_lists_the_calls_a_table_change_moves():
     assert report[-1] == f"{len(moved)} calls moved" and moves_report([]) == ["no call moved"]
 
 
+def test_table_moves_picks_compare_two_trees_dumps(monkeypatch, tmp_path):
+    """``scripts/table_moves.py --dump`` writes this tether's picks (its code and table);
+    ``--picks`` compares two dumps: nothing moved against itself, and the one call whose
+    config differs in the other dump, with both configs."""
+    monkeypatch.syspath_prepend("scripts")
+    import table_moves
+
+    (shipped := tmp_path / "shipped.json").write_text(json.dumps(table_moves.picks()))
+    rows = json.loads(shipped.read_text())
+    assert table_moves.compare_picks(shipped, shipped) == []
+    changed = next(r for r in rows if r[1:4] == ["alif", "bwd", "float32"] and r[4] == 512)
+    was = KernelConfig(**changed[6])
+    changed[6] = {**changed[6], "lean": 1 - min(was.lean, 1)}
+    (other := tmp_path / "other.json").write_text(json.dumps(rows))
+    assert table_moves.compare_picks(shipped, other) == [
+        (*changed[:6], was, KernelConfig(**changed[6]))
+    ]
+
+
 def test_unknown_gpu_and_cpu_fall_back_to_the_default():
     cpu = torch.device("cpu")
     for direction in ("fwd", "bwd"):
