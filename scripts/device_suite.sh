@@ -80,8 +80,9 @@
 #                   lists the moved calls); then the rule's own move at LIF and PLIF 2048x8192
 #                   (8 segments from the shape, 16 before from 2048x4096's entry; config_ab.py)
 #   tree-ab         an older tree against this one, alternated twice: table-ab's graphed calls
-#                   and two short ones (8x4096, 64x8192: 7e22200 -> 7ff1975 moves 263 calls, 204
-#                   of them the H200's, most at T <= 128 and N <= 8192), then spike memory's
+#                   and two short ones (8x4096, 64x8192: 7e22200 -> da79ff8 moves 263 calls, 204
+#                   of them the H200's, most at T <= 128 and N <= 8192: results/static/
+#                   table_moves_7e22200_da79ff8.csv), then spike memory's
 #                   paired cifar_conv steps (scripts/spike_memory_gpu.py
 #                   --steps-only, this tree's script on either tether). Put the old tree in
 #                   the copy first (`git archive REV | tar -x -C old_tree`, untracked; the
