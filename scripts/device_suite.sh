@@ -120,6 +120,8 @@ OPS=$(python3 -c "from tether.neurons import OPS; print(*OPS)")
 OTHERS=$(python3 -c "from tether.neurons import OPS; print(','.join(OPS[1:]))")
 DTYPES="float32 bfloat16"
 BENCH="python3 bench.py run --out \$OUT/bench.csv"
+# the graphed fwd+bwd calls a winners-table change moved (table-ab, tree-ab)
+MOVED="--ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384"
 
 plan() {  # plan STAGE: the stage's commands, one a line
   case $1 in
@@ -192,13 +194,13 @@ plan() {  # plan STAGE: the stage's commands, one a line
     table-ab)
       for round in 1 2; do
         for table in "\${OLD_WINNERS:?set OLD_WINNERS}" tether/tuning/winners.json; do
-          echo "TETHER_WINNERS=$table python3 bench.py run --ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384 --out \$OUT/table_ab_\$(basename $table .json)_$round.csv"
+          echo "TETHER_WINNERS=$table python3 bench.py run $MOVED --out \$OUT/table_ab_\$(basename $table .json)_$round.csv"
         done
       done
       echo "python3 scripts/config_ab.py \$OUT/segments_rule_ab.csv --ops lif,plif --dtypes float32 --shapes 2048x8192 --configs table,64/1/16/32/pl2s16" ;;
     tree-ab)
       local old='(cd "${OLD_TREE:?set OLD_TREE}" && PYTHONPATH=/tmp/site:$PWD TETHER_COMMIT=${OLD_COMMIT:?set OLD_COMMIT}'
-      local shapes="--ops ${OPS// /,} --modes fwdbwd --dtypes float32 --impls graphed --shapes 512x8192,2048x4096,2048x8192,256x16384,1024x16384,8x4096,64x8192"
+      local shapes="$MOVED,8x4096,64x8192"
       local steps="--steps-only --impls tether,tether+spikemem"
       echo "$old python3 -c 'import tether; print(\"old tree:\", tether.__file__)')"
       for round in 1 2; do

@@ -48,10 +48,10 @@ def picks() -> list[list]:
     for key in sorted({f"{e['gpu']}|{e['capability']}" for e in entries}):
         name, current = table.gpu_entries(key, entries)
         for op in OPS:
+            call = (current, name, op)
             for dtype_name, dtype in DTYPES.items():
                 for n_steps in T_BUCKETS:
                     for n_neurons in N_BUCKETS:
-                        call = (current, name, op)
                         bwd = table.planned(*call, "bwd", dtype, n_steps, n_neurons)
                         fwd_train = table.planned(*call, "fwd_train", dtype, n_steps, n_neurons,
                                                   bwd)  # fmt: skip
